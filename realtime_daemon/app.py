@@ -1,0 +1,68 @@
+"""The aiohttp application: the WebSocket path, ``/health`` and ``/live``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from .config import Config
+from .engines.base import Engine
+from .engines.load import load_engine
+from .handler import Connections, websocket_handler
+
+__all__ = ["STATE", "State", "build_app"]
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What the app's handlers share: the settings, the engine, the open connections."""
+
+    config: Config
+    engine: Engine
+    connections: Connections
+
+
+STATE = web.AppKey("state", State)
+
+
+def build_app(config: Config, engine: Engine | None = None) -> web.Application:
+    """Build the daemon's application.
+
+    Args:
+        config: the daemon's settings.
+        engine: the engine to serve; by default the one ``config.engine`` names.
+
+    Raises:
+        EngineLoadError: ``config.engine`` cannot be loaded.
+    """
+    if engine is None:
+        engine = load_engine(config.engine)(config)
+    state = State(config=config, engine=engine, connections=Connections())
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_get(config.path, websocket_handler(config, engine, state.connections))
+    app.router.add_get("/health", _health)
+    app.router.add_get("/live", _live)
+    app.on_shutdown.append(_drain)
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    draining = state.connections.draining
+    body = {
+        "status": "draining" if draining else "ok",
+        "engine": state.config.engine,
+        "connections": len(state.connections),
+    }
+    return web.json_response(body, status=503 if draining else 200)
+
+
+async def _live(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def _drain(app: web.Application) -> None:
+    state = app[STATE]
+    await state.connections.drain(state.config.shutdown_timeout)

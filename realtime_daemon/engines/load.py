@@ -1,0 +1,72 @@
+"""Find an engine factory by name: built in, installed, or ``module:attr``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from typing import cast
+
+from .base import EngineFactory
+
+__all__ = ["BUILTIN_ENGINES", "ENTRY_POINT_GROUP", "EngineLoadError", "load_engine"]
+
+BUILTIN_ENGINES = {
+    "echo": "realtime_daemon.engines.echo:EchoEngine",
+}
+ENTRY_POINT_GROUP = "realtime_daemon.engines"
+
+
+class EngineLoadError(Exception):
+    """The engine cannot be found or imported; the message says why in one line."""
+
+
+def load_engine(spec: str) -> EngineFactory:
+    """Resolve an engine spec to its factory.
+
+    Args:
+        spec: ``module:attr`` naming a factory (a callable taking the
+            :class:`~realtime_daemon.config.Config`, such as an engine
+            class), a built-in name (``echo``), or the name of an entry
+            point in the ``realtime_daemon.engines`` group.
+
+    Raises:
+        EngineLoadError: unknown name, failed import, missing attribute, or
+            an attribute that is not callable.
+    """
+    if ":" not in spec:
+        target = BUILTIN_ENGINES.get(spec) or _entry_point(spec)
+        if target is None:
+            raise EngineLoadError(
+                f"unknown engine {spec!r}: choose one of {', '.join(available_engines())}"
+                " or give module:attr"
+            )
+    else:
+        target = spec
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise EngineLoadError(f"engine {spec!r} is not of the form module:attr")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure is the user's to see
+        raise EngineLoadError(f"cannot import engine module {module_name!r}: {exc}") from None
+    factory: object = module
+    for part in attr.split("."):
+        try:
+            factory = getattr(factory, part)
+        except AttributeError:
+            raise EngineLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(factory):
+        raise EngineLoadError(f"engine {target!r} is not callable")
+    return cast(EngineFactory, factory)
+
+
+def available_engines() -> list[str]:
+    """Built-in engine names, then those installed packages register."""
+    installed = sorted(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return list(BUILTIN_ENGINES) + [name for name in installed if name not in BUILTIN_ENGINES]
+
+
+def _entry_point(name: str) -> str | None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        return str(ep.value)
+    return None

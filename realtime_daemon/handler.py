@@ -1,0 +1,340 @@
+"""One WebSocket connection: a reader, a writer task, and one close.
+
+The reader (``Connection._read``) is the only caller of ``ws.receive()``: it
+puts Text frames into the bounded :class:`RequestChannel` and returns the
+close that ended reading. The writer task (``Connection._write``) iterates the
+engine's ``generate`` over that channel and sends each envelope, numbered.
+Both run in a TaskGroup the connection owns. When the first of them ends, the
+connection stops the other, waits for it, and only then calls ``ws.close()``
+once with the code it picked: a second racing close would send the default
+code instead (aiohttp issue #3448).
+
+Close codes (see the README's wire contract):
+
+- 1000: the client closed, or the engine ended the session;
+- 1001: the daemon is shutting down (after a drain);
+- 1003: a binary frame; 1007: a frame that is not a chat-completion request;
+- 1009: a message over ``max_message_size`` (aiohttp closes this one itself);
+- 1011: the engine raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
+
+import msgspec
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from .channel import ChannelClosed, RequestChannel
+from .config import Config
+from .engines.base import Context, Engine
+from .protocol import Envelope, FrameError, encode_envelope
+
+__all__ = ["Close", "Connection", "Connections", "websocket_handler"]
+
+logger = structlog.get_logger("realtime_daemon")
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds the closing handshake may take before the transport is cut."""
+
+MAX_REASON_BYTES = 123
+"""A Close frame is a control frame: 125 bytes, two of them the code."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Close:
+    """How a connection ends.
+
+    Attributes:
+        code: the WebSocket close code.
+        reason: the close reason, for the frame and the log.
+        sent: the connection is already closed (by aiohttp or the peer), so
+            nothing is left to send.
+        notice: when set, sent first as ``{"event": "error", "comment": [notice]}``,
+            to end an answer that was cut.
+    """
+
+    code: int
+    reason: str = ""
+    sent: bool = False
+    notice: str | None = None
+
+
+_PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
+_SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
+_SHUTDOWN_CUT = dataclasses.replace(_SHUTDOWN, notice="answer cut: server shutting down")
+
+
+def close_reason(text: str) -> bytes:
+    """``text`` as UTF-8, cut on a character boundary to fit a Close frame."""
+    data = text.encode()
+    if len(data) <= MAX_REASON_BYTES:
+        return data
+    return data[:MAX_REASON_BYTES].decode(errors="ignore").encode()
+
+
+class Connection:
+    """The reader, the writer and the close of one WebSocket.
+
+    Args:
+        ws: the prepared WebSocket, text frames undecoded.
+        engine: the daemon's engine.
+        queue_size: the request channel's bound.
+        log: a logger bound to this connection.
+        session_id: the fresh id of this connection.
+    """
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse[Literal[False]],
+        engine: Engine,
+        *,
+        queue_size: int,
+        log: structlog.typing.FilteringBoundLogger,
+        session_id: str,
+    ) -> None:
+        self.channel = RequestChannel(queue_size)
+        self.context = Context(session_id)
+        self.chunks = 0
+        self._ws = ws
+        self._engine = engine
+        self._log = log
+        self._reader: asyncio.Task[Close] | None = None
+        self._drain_deadline: float | None = None
+
+    async def run(self) -> Close:
+        """Serve the connection until it ends; return how it ended."""
+        async with asyncio.TaskGroup() as group:
+            reader = self._reader = group.create_task(self._read())
+            writer = group.create_task(self._write())
+            if self._drain_deadline is not None:
+                reader.cancel()  # drained before it started
+            try:
+                await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # The handler itself is cancelled (shutdown timeout, or aiohttp's
+                # handler_cancellation): the engine sees its context stop before
+                # the group cancels the writer.
+                self.context.stop_generating()
+                raise
+            if reader.done() and not reader.cancelled():
+                close = reader.result()
+                self._stop(writer)
+            elif writer.done():
+                close = writer.result()
+                reader.cancel()
+            else:
+                close = await self._finish_drain(writer)
+        self.context.stop_generating()
+        await self._close(close)
+        return close
+
+    def drain(self, deadline: float) -> None:
+        """Stop reading requests; let answers in progress finish until ``deadline``.
+
+        Args:
+            deadline: event-loop time after which unfinished answers are cut.
+        """
+        self._drain_deadline = deadline
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _finish_drain(self, writer: asyncio.Task[Close]) -> Close:
+        """The reader was stopped by :meth:`drain`: finish queued work, then 1001."""
+        assert self._drain_deadline is not None
+        self.channel.close()
+        timeout = self._drain_deadline - asyncio.get_running_loop().time()
+        await asyncio.wait((writer,), timeout=max(timeout, 0.0))
+        if not writer.done():
+            self._stop(writer)
+            return _SHUTDOWN_CUT
+        close = writer.result()
+        return _SHUTDOWN if close.code == WSCloseCode.OK else close
+
+    def _stop(self, writer: asyncio.Task[Close]) -> None:
+        self.context.stop_generating()
+        self.channel.close()
+        writer.cancel()
+
+    async def _read(self) -> Close:
+        ws = self._ws
+        while True:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                try:
+                    await self.channel.put(msg.data)
+                except FrameError as exc:
+                    return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
+                except ChannelClosed:
+                    return Close(WSCloseCode.OK, "stream complete")
+            elif msg.type is WSMsgType.BINARY:
+                return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
+            elif msg.type is WSMsgType.CLOSE:
+                return Close(WSCloseCode.OK)
+            else:
+                # CLOSED or ERROR: aiohttp has already closed (EOF, reset, or a
+                # protocol error such as an oversized message, closed 1009).
+                code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
+                return Close(code, str(msg.data or "peer gone"), sent=True)
+
+    async def _write(self) -> Close:
+        try:
+            stream = self._engine.generate(self.channel, self.context)
+            async with _closing(stream):
+                async for envelope in stream:
+                    try:
+                        await self._send(envelope)
+                    except ConnectionError:
+                        # Stop the context before the generator is closed, so
+                        # the engine sees why it ends.
+                        self.context.stop_generating()
+                        return _PEER_GONE
+        except Exception as exc:
+            message = str(exc) or type(exc).__name__
+            self._log.exception("engine_failed", error=message, chunks=self.chunks)
+            # Before the first envelope the engine failed to start: the close
+            # says it all. Mid-stream, the client also gets it in band.
+            notice = message if self.chunks else None
+            return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {message}", notice=notice)
+        return Close(WSCloseCode.OK, "stream complete")
+
+    async def _send(self, envelope: Envelope) -> None:
+        self.chunks += 1
+        numbered = msgspec.structs.replace(envelope, id=str(self.chunks))
+        await self._ws.send_frame(encode_envelope(numbered), WSMsgType.TEXT)
+
+    async def _close(self, close: Close) -> None:
+        """The one close: an optional error envelope, then the Close frame."""
+        if close.sent or self._ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            # aiohttp waits for the peer's Close and cuts the transport when
+            # cancelled; this bounds the drain of a peer that does not read.
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                if close.notice is not None:
+                    await self._send(Envelope(event="error", comment=[close.notice]))
+                await self._ws.close(code=close.code, message=close_reason(close.reason))
+
+
+@contextlib.asynccontextmanager
+async def _closing(stream: AsyncIterator[Envelope]) -> AsyncIterator[None]:
+    """Like ``contextlib.aclosing``, for any async iterator: async generators close."""
+    try:
+        yield
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class Connections:
+    """The open connections of one app, and its drain."""
+
+    def __init__(self) -> None:
+        self._open: set[Connection] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._drain_deadline: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    @property
+    def draining(self) -> bool:
+        """Whether :meth:`drain` has begun."""
+        return self._drain_deadline is not None
+
+    def add(self, connection: Connection) -> None:
+        self._open.add(connection)
+        self._empty.clear()
+        if self._drain_deadline is not None:
+            # Upgraded while the drain began: it drains with the others.
+            connection.drain(self._drain_deadline)
+
+    def discard(self, connection: Connection) -> None:
+        self._open.discard(connection)
+        if not self._open:
+            self._empty.set()
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new connections, drain the open ones, wait until all are closed.
+
+        Args:
+            grace: seconds the answers in progress get before they are cut.
+        """
+        deadline = asyncio.get_running_loop().time() + grace
+        self._drain_deadline = deadline
+        for connection in list(self._open):
+            connection.drain(deadline)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until no connection is open."""
+        await self._empty.wait()
+
+
+UPGRADE_REQUIRED = (
+    "This is a WebSocket endpoint: connect with a WebSocket client, "
+    "for example `websocat ws://HOST:PORT{path}`.\n"
+)
+
+
+def websocket_handler(
+    config: Config, engine: Engine, connections: Connections
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler of the WebSocket path."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.Response(
+                status=426,
+                headers={"Upgrade": "websocket"},
+                text=UPGRADE_REQUIRED.format(path=config.path),
+            )
+        if connections.draining:
+            return web.Response(
+                status=503, headers={"Retry-After": "1"}, text="server shutting down\n"
+            )
+        ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
+            # aiohttp refuses a message of exactly max_msg_size bytes; ours is
+            # the largest accepted. No permessage-deflate: streamed chunks are
+            # tiny, and its decompressed size is counted differently.
+            max_msg_size=config.max_message_size + 1,
+            compress=False,
+            autoclose=False,
+            decode_text=False,
+            timeout=CLOSE_TIMEOUT,
+        )
+        session_id = uuid.uuid4().hex
+        log = logger.bind(conn=session_id, peer=request.remote)
+        connection = Connection(
+            ws, engine, queue_size=config.request_queue_size, log=log, session_id=session_id
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # Counted before the 101 goes out, so that /health and the drain never
+        # miss a connection the client already sees open.
+        connections.add(connection)
+        try:
+            await ws.prepare(request)
+            log.debug("connection_opened")
+            close = await connection.run()
+        finally:
+            connections.discard(connection)
+        log.info(
+            "connection_closed",
+            code=close.code,
+            reason=close.reason,
+            requests=connection.channel.received,
+            chunks=connection.chunks,
+            duration_s=round(loop.time() - started, 3),
+        )
+        return ws
+
+    return handle

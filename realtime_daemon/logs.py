@@ -1,0 +1,56 @@
+"""Logging: structlog configured once, JSON lines or console, stdlib routed through it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+__all__ = ["configure_logging", "resolve_format"]
+
+
+def resolve_format(log_format: str, stream: TextIO) -> str:
+    """``auto`` becomes ``console`` on a terminal and ``json`` otherwise."""
+    if log_format != "auto":
+        return log_format
+    return "console" if stream.isatty() else "json"
+
+
+def configure_logging(log_format: str, log_level: str, stream: TextIO | None = None) -> None:
+    """Send structlog events and stdlib records (aiohttp's) to ``stream`` (stderr).
+
+    Args:
+        log_format: ``json``, ``console`` or ``auto``.
+        log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        stream: where lines go; stderr by default.
+    """
+    stream = stream or sys.stderr
+    level = logging.getLevelNamesMapping()[log_level.upper()]
+    shared: list[structlog.typing.Processor] = [
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.typing.Processor
+    if resolve_format(log_format, stream) == "json":
+        shared.append(structlog.processors.dict_tracebacks)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

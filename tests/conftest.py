@@ -1,0 +1,112 @@
+"""Fixtures: a real daemon app on a real socket, and WebSocket helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from realtime_daemon.app import build_app
+from realtime_daemon.config import Config
+from realtime_daemon.engines.base import Engine
+from realtime_daemon.serve import make_runner
+
+PATH = "/v1/realtime"
+
+
+class Daemon:
+    """A daemon app served on a real socket by the daemon's own runner, and a client."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.session = aiohttp.ClientSession(base_url=f"http://{host}:{port}")
+
+    def ws_connect(self, path: str, **kwargs: Any) -> Any:
+        """Open a WebSocket to ``path`` (usable with ``async with`` or ``await``)."""
+        return self.session.ws_connect(path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        """A plain HTTP GET of ``path``."""
+        return self.session.get(path, **kwargs)
+
+
+Client = Daemon
+StartServer = Callable[..., Awaitable[Daemon]]
+
+
+@pytest.fixture
+def config() -> Config:
+    """Settings for a test server: any free port, no echo delay."""
+    return Config(port=0, echo_delay_ms=0)
+
+
+@pytest.fixture
+async def serve_engine(config: Config) -> AsyncIterator[StartServer]:
+    """Start a daemon around a given engine (and optional settings); stop it after the test."""
+    started: list[tuple[web.AppRunner, Daemon]] = []
+
+    async def start(engine: Engine | None = None, **settings: Any) -> Daemon:
+        app = build_app(dataclasses.replace(config, **settings), engine)
+        runner = make_runner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        daemon = Daemon(app, host, port)
+        started.append((runner, daemon))
+        return daemon
+
+    yield start
+    for runner, daemon in started:
+        await daemon.session.close()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def client(serve_engine: StartServer) -> Daemon:
+    """A running daemon with the echo engine."""
+    return await serve_engine()
+
+
+def request(text: str = "hello", model: str = "test-model", **extra: Any) -> dict[str, Any]:
+    """A chat-completion request whose last message is a user message."""
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def receive_envelope(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """The next frame, which must be a Text frame holding a JSON envelope."""
+    async with asyncio.timeout(2):
+        msg = await ws.receive()
+    assert msg.type is aiohttp.WSMsgType.TEXT, msg
+    envelope: dict[str, Any] = json.loads(msg.data)
+    return envelope
+
+
+async def receive_answer(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    """The envelopes of one answer, up to and including its finish chunk."""
+    envelopes = []
+    while True:
+        envelope = await receive_envelope(ws)
+        envelopes.append(envelope)
+        if "data" not in envelope or envelope["data"]["choices"][0]["finish_reason"]:
+            return envelopes
+
+
+async def receive_close(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
+    """Wait for the server's Close; return its code and reason."""
+    async with asyncio.timeout(2):
+        msg = await ws.receive()
+    assert msg.type is aiohttp.WSMsgType.CLOSE, msg
+    return msg.data, msg.extra or ""
+
+
+def content(envelopes: list[dict[str, Any]]) -> str:
+    """The answer's text, joined from its chunks."""
+    return "".join(e["data"]["choices"][0]["delta"].get("content", "") for e in envelopes)

@@ -1,0 +1,210 @@
+"""The command line: parsing and errors in-process, serving as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+
+from realtime_daemon import __version__
+from realtime_daemon.cli import build_config, main
+from realtime_daemon.config import Config
+from realtime_daemon.engines.load import EngineLoadError, load_engine
+
+from .conftest import content, receive_answer, request
+
+DAEMON = [sys.executable, "-m", "realtime_daemon"]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_version_prints_the_version() -> None:
+    """--version prints the package version."""
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output == f"realtime-daemon, version {__version__}\n"
+
+
+def test_build_config_defaults_match_the_documented_ones() -> None:
+    """With no options, serve listens on 127.0.0.1:8000/v1/realtime with the echo engine."""
+    config = build_config()
+    assert config == Config()
+    assert (config.host, config.port, config.path, config.engine) == (
+        "127.0.0.1",
+        8000,
+        "/v1/realtime",
+        "echo",
+    )
+    assert (config.echo_delay_ms, config.request_queue_size, config.max_message_size) == (
+        10.0,
+        64,
+        1024 * 1024,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "abc"], "Invalid value for '--port': 'abc' is not a valid integer"),
+        (["--port", "70000"], "Invalid value for '--port': 70000 is not in the range"),
+        (["--echo-delay-ms", "-1"], "Invalid value for '--echo-delay-ms'"),
+        (["--request-queue-size", "0"], "Invalid value for '--request-queue-size'"),
+        (["--log-format", "xml"], "Invalid value for '--log-format'"),
+        (["--path", "v1"], "Invalid value for '--path': 'v1' must start with '/'"),
+        (["--path", "/health"], "is served by the daemon itself"),
+        (["--engine", "nope"], "Invalid value for '--engine': unknown engine 'nope'"),
+        (["--engine", "no_such_module:Engine"], "cannot import engine module 'no_such_module'"),
+        (["--engine", "realtime_daemon.config:Nope"], "has no attribute 'Nope'"),
+        (["--engine", "realtime_daemon.config:LOG_LEVELS"], "is not callable"),
+        (["--no-such-option"], "No such option '--no-such-option'"),
+    ],
+)
+def test_bad_option_exits_2_with_one_error_line(args: list[str], message: str) -> None:
+    """A wrong option value exits 2 before anything binds, with click's error line."""
+    result = invoke("serve", *args)
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1
+    assert message in errors[0]
+    assert "Traceback" not in result.output
+
+
+def test_environment_variables_set_options() -> None:
+    """REALTIME_DAEMON_<OPTION> is read like the option (a bad value proves it is read)."""
+    result = invoke("serve", env={"REALTIME_DAEMON_PORT": "not-a-port"})
+    assert result.exit_code == 2
+    assert "Invalid value for '--port'" in result.output
+
+
+def test_module_attr_names_an_engine_factory() -> None:
+    """module:attr resolves to the attribute, ready to be called with the settings."""
+    from .engines import GatedEngine
+
+    assert load_engine("tests.engines:GatedEngine") is GatedEngine
+
+
+def test_entry_point_group_adds_engine_names(tmp_path: Path) -> None:
+    """An installed package can add an engine name through realtime_daemon.engines."""
+    dist = tmp_path / "fancy_engines-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fancy-engines\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[realtime_daemon.engines]\nfancy = realtime_daemon.engines.echo:EchoEngine\n"
+    )
+    code = (
+        "from realtime_daemon.engines.load import load_engine, available_engines\n"
+        "print(load_engine('fancy').__name__, available_engines())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "EchoEngine ['echo', 'fancy']"
+
+
+def test_unknown_engine_error_lists_the_choices() -> None:
+    """An unknown engine name says which names exist."""
+    with pytest.raises(EngineLoadError, match="choose one of echo"):
+        load_engine("nope")
+
+
+class Process:
+    """A daemon started as a subprocess, with its JSON log lines."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+
+    async def wait_for_event(self, event: str) -> dict[str, Any]:
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(15):
+            while True:
+                line = await self.proc.stderr.readline()
+                assert line, f"daemon exited before {event!r}: {self.lines}"
+                record = json.loads(line)
+                self.lines.append(record)
+                if record["event"] == event:
+                    return record
+
+    async def finish(self) -> tuple[int, str]:
+        """Wait for exit; return the exit code and the rest of stderr."""
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(15):
+            rest = await self.proc.stderr.read()
+            return await self.proc.wait(), rest.decode()
+
+
+@pytest.fixture
+async def daemon() -> AsyncIterator[Any]:
+    started: list[Process] = []
+
+    async def start(*args: str, env: dict[str, str] | None = None) -> Process:
+        proc = await asyncio.create_subprocess_exec(
+            *DAEMON,
+            *args,
+            env={**os.environ, **(env or {})},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        started.append(Process(proc))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.proc.returncode is None:
+            process.proc.kill()
+            await process.proc.wait()
+
+
+async def test_serve_subprocess_streams_and_stops_on_sigint(daemon: Any) -> None:
+    """serve --port 0 logs where it listens, answers over a WebSocket, exits 0 on SIGINT."""
+    process = await daemon(
+        "serve",
+        "--port",
+        "0",
+        "--log-format",
+        "json",
+        env={"REALTIME_DAEMON_PATH": "/from-env", "REALTIME_DAEMON_ECHO_DELAY_MS": "0"},
+    )
+    ready = await process.wait_for_event("server_ready")
+    assert ready["host"] == "127.0.0.1"
+    assert ready["port"] > 0
+    assert (ready["path"], ready["engine"]) == ("/from-env", "echo")
+    url = f"ws://127.0.0.1:{ready['port']}/from-env"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_json(request("héllo 🙂"))
+        assert content(await receive_answer(ws)) == "héllo 🙂"
+    closed = await process.wait_for_event("connection_closed")
+    assert (closed["code"], closed["requests"], closed["chunks"]) == (1000, 1, 8)
+    process.proc.send_signal(signal.SIGINT)
+    code, rest = await process.finish()
+    assert code == 0
+    assert "Traceback" not in rest
+    assert json.loads(rest.splitlines()[-1])["event"] == "server_stopped"
+
+
+async def test_busy_address_exits_1_naming_host_and_port(daemon: Any) -> None:
+    """An address already in use exits 1 with one line naming host:port, no traceback."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = await daemon("serve", "--port", str(port), "--log-format", "json")
+        code, rest = await process.finish()
+    assert code == 1
+    assert rest == f"Error: cannot listen on 127.0.0.1:{port}: address already in use\n"

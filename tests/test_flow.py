@@ -1,0 +1,71 @@
+"""Backpressure and cancellation: what the daemon does when one side does not keep up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import WSCloseCode
+
+from realtime_daemon.app import STATE
+from realtime_daemon.channel import RequestChannel
+
+from .conftest import PATH, StartServer, content, receive_answer, request
+from .engines import EndlessEngine, GatedEngine
+from .rawws import RawWebSocket
+
+
+async def test_full_channel_stops_the_reader(serve_engine: StartServer) -> None:
+    """With the channel full, the reader stops reading frames; they wait in the socket."""
+    engine = GatedEngine()
+    client = await serve_engine(engine, request_queue_size=2)
+    async with client.ws_connect(PATH) as ws:
+        for n in range(10):
+            await ws.send_json(request(f"prompt {n}"))
+        async with asyncio.timeout(2):
+            await engine.started.wait()
+            channel = engine.channel
+            assert isinstance(channel, RequestChannel)
+            await channel.wait_pushback()
+        # Two requests queued, the third decoded and waiting for room, the
+        # other seven never read from the socket.
+        assert len(channel) == 2
+        assert channel.received == 2
+        engine.gate.set()
+        answers = [content(await receive_answer(ws)) for _ in range(10)]
+    assert answers == [f"prompt {n}" for n in range(10)]
+    assert channel.high_water == 2
+
+
+async def test_client_close_mid_answer_stops_the_engine(serve_engine: StartServer) -> None:
+    """A client Close mid-answer stops the engine's context and ends its generator."""
+    engine = EndlessEngine()
+    client = await serve_engine(engine)
+    ws = await client.ws_connect(PATH)
+    await ws.send_json(request("long answer"))
+    async with asyncio.timeout(2):
+        await engine.streaming.wait()
+        await ws.close()
+        await engine.ended.wait()
+    assert ws.close_code == WSCloseCode.OK
+    assert engine.stopped_when_ended is True
+
+
+async def test_vanished_client_stops_the_engine_and_leaves_no_task(
+    serve_engine: StartServer,
+) -> None:
+    """A reset mid-answer stops the engine, and every task of the connection ends."""
+    engine = EndlessEngine()
+    client = await serve_engine(engine)
+    before = asyncio.all_tasks()
+    raw = await RawWebSocket.connect(client.host, client.port, PATH)
+    raw.send_frame(json.dumps(request("long answer")).encode())
+    async with asyncio.timeout(2):
+        await engine.streaming.wait()
+        connection_tasks = asyncio.all_tasks() - before
+        raw.abort()
+        await engine.ended.wait()
+        await client.app[STATE].connections.wait_closed()
+        await asyncio.wait(connection_tasks - {asyncio.current_task()})
+    assert engine.stopped_when_ended is True
+    assert all(task.done() for task in connection_tasks - {asyncio.current_task()})
