@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
@@ -43,6 +45,11 @@ def _check_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.version_option(__version__, prog_name="realtime-daemon")
 def main() -> None:
     """A WebSocket gateway that streams LLM chat completions (/v1/realtime)."""
+    # A console script's sys.path starts with its bin directory; put the
+    # working directory first, as `python -m` does, so `--engine mod:attr`
+    # finds modules beside the user.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 @main.command(

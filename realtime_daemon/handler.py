@@ -329,7 +329,7 @@ def websocket_handler(
             connections.discard(connection)
         log.info(
             "connection_closed",
-            code=close.code,
+            code=int(close.code),
             reason=close.reason,
             requests=connection.channel.received,
             chunks=connection.chunks,

@@ -95,6 +95,18 @@ def test_module_attr_names_an_engine_factory() -> None:
     assert load_engine("tests.engines:GatedEngine") is GatedEngine
 
 
+def test_module_attr_is_found_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--engine module:attr imports modules from the working directory."""
+    (tmp_path / "cwd_engines.py").write_text("class Present:\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    result = invoke("serve", "--engine", "cwd_engines:Missing")
+    assert result.exit_code == 2
+    assert "module 'cwd_engines' has no attribute 'Missing'" in result.output
+
+
 def test_entry_point_group_adds_engine_names(tmp_path: Path) -> None:
     """An installed package can add an engine name through realtime_daemon.engines."""
     dist = tmp_path / "fancy_engines-1.0.dist-info"
