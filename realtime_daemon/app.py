@@ -1,4 +1,4 @@
-"""The aiohttp application: the WebSocket path, ``/health`` and ``/live``."""
+"""The aiohttp application: the WebSocket path, ``/health``, ``/live`` and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ from .config import Config
 from .engines.base import Engine
 from .engines.load import load_engine
 from .handler import Connections, websocket_handler
+from .metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["STATE", "State", "build_app"]
 
 
 @dataclasses.dataclass(frozen=True)
 class State:
-    """What the app's handlers share: the settings, the engine, the open connections."""
+    """What the app's handlers share: settings, engine, open connections, metrics."""
 
     config: Config
     engine: Engine
     connections: Connections
+    metrics: Metrics
 
 
 STATE = web.AppKey("state", State)
@@ -38,12 +40,15 @@ def build_app(config: Config, engine: Engine | None = None) -> web.Application:
     """
     if engine is None:
         engine = load_engine(config.engine)(config)
-    state = State(config=config, engine=engine, connections=Connections())
+    metrics = Metrics(engine=config.engine)
+    connections = Connections(metrics)
+    state = State(config=config, engine=engine, connections=connections, metrics=metrics)
     app = web.Application()
     app[STATE] = state
-    app.router.add_get(config.path, websocket_handler(config, engine, state.connections))
+    app.router.add_get(config.path, websocket_handler(config, engine, connections, metrics))
     app.router.add_get("/health", _health)
     app.router.add_get("/live", _live)
+    app.router.add_get("/metrics", _metrics)
     app.on_shutdown.append(_drain)
     return app
 
@@ -61,6 +66,11 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _live(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[STATE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _drain(app: web.Application) -> None:

@@ -14,14 +14,28 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from .protocol import Request, decode_request
 
-__all__ = ["ChannelClosed", "RequestChannel"]
+__all__ = ["ChannelClosed", "ChannelObserver", "RequestChannel"]
 
 
 class ChannelClosed(Exception):
     """Raised by :meth:`RequestChannel.put` once the channel is closed."""
+
+
+class ChannelObserver(Protocol):
+    """Told of the channel's events, e.g. for metrics."""
+
+    def asked(self) -> None:
+        """The consumer asks for its next request."""
+
+    def took(self, depth: int) -> None:
+        """The consumer took a request; ``depth`` were queued before it did."""
+
+    def pushed_back(self) -> None:
+        """A put found the channel full and waits."""
 
 
 _Waiters = collections.deque["asyncio.Future[None]"]
@@ -32,6 +46,7 @@ class RequestChannel:
 
     Args:
         maxsize: how many decoded requests it holds before ``put`` waits.
+        observer: told when the consumer asks and takes, and of pushbacks.
 
     Attributes:
         received: requests decoded and accepted so far.
@@ -39,10 +54,11 @@ class RequestChannel:
         pushbacks: how many times ``put`` had to wait for room.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, observer: ChannelObserver | None = None) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self._maxsize = maxsize
+        self._observer = observer
         self._items: collections.deque[Request] = collections.deque()
         self._closed = False
         self._getters: _Waiters = collections.deque()
@@ -71,6 +87,8 @@ class RequestChannel:
         if len(self._items) >= self._maxsize and not self._closed:
             self.pushbacks += 1
             _wake_all(self._pushback_waiters)
+            if self._observer is not None:
+                self._observer.pushed_back()
             while len(self._items) >= self._maxsize and not self._closed:
                 await _wait(self._putters)
         if self._closed:
@@ -95,12 +113,18 @@ class RequestChannel:
         return self
 
     async def __anext__(self) -> Request:
+        observer = self._observer
+        if observer is not None:
+            observer.asked()
         while not self._items:
             if self._closed:
                 raise StopAsyncIteration
             await _wait(self._getters)
+        depth = len(self._items)
         request = self._items.popleft()
         _wake_one(self._putters)
+        if observer is not None:
+            observer.took(depth)
         return request
 
 

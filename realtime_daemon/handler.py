@@ -34,6 +34,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .channel import ChannelClosed, RequestChannel
 from .config import Config
 from .engines.base import Context, Engine
+from .metrics import Metrics, RequestTracker
 from .protocol import Envelope, FrameError, encode_envelope
 
 __all__ = ["Close", "Connection", "Connections", "websocket_handler"]
@@ -88,6 +89,7 @@ class Connection:
         queue_size: the request channel's bound.
         log: a logger bound to this connection.
         session_id: the fresh id of this connection.
+        tracker: the connection's request accounting.
     """
 
     def __init__(
@@ -98,8 +100,10 @@ class Connection:
         queue_size: int,
         log: structlog.typing.FilteringBoundLogger,
         session_id: str,
+        tracker: RequestTracker,
     ) -> None:
-        self.channel = RequestChannel(queue_size)
+        self.tracker = tracker
+        self.channel = RequestChannel(queue_size, observer=tracker)
         self.context = Context(session_id)
         self.chunks = 0
         self._ws = ws
@@ -208,6 +212,7 @@ class Connection:
         self.chunks += 1
         numbered = msgspec.structs.replace(envelope, id=str(self.chunks))
         await self._ws.send_frame(encode_envelope(numbered), WSMsgType.TEXT)
+        self.tracker.sent(envelope)
 
     async def _close(self, close: Close) -> None:
         """The one close: an optional error envelope, then the Close frame."""
@@ -236,7 +241,8 @@ async def _closing(stream: AsyncIterator[Envelope]) -> AsyncIterator[None]:
 class Connections:
     """The open connections of one app, and its drain."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
         self._open: set[Connection] = set()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -253,25 +259,34 @@ class Connections:
     def add(self, connection: Connection) -> None:
         self._open.add(connection)
         self._empty.clear()
+        self._metrics.connections.inc()
+        self._metrics.connections_open.inc()
         if self._drain_deadline is not None:
             # Upgraded while the drain began: it drains with the others.
             connection.drain(self._drain_deadline)
 
     def discard(self, connection: Connection) -> None:
-        self._open.discard(connection)
+        if connection in self._open:
+            self._open.remove(connection)
+            self._metrics.connections_open.dec()
         if not self._open:
             self._empty.set()
 
-    async def drain(self, grace: float) -> None:
-        """Refuse new connections, drain the open ones, wait until all are closed.
+    def begin_drain(self, grace: float) -> None:
+        """Refuse new connections and stop reading requests on the open ones.
 
-        Args:
-            grace: seconds the answers in progress get before they are cut.
+        Answers in progress, and requests already queued, get ``grace``
+        seconds to finish; then each connection closes 1001.
         """
         deadline = asyncio.get_running_loop().time() + grace
         self._drain_deadline = deadline
+        self._metrics.draining.set(1)
         for connection in list(self._open):
             connection.drain(deadline)
+
+    async def drain(self, grace: float) -> None:
+        """:meth:`begin_drain`, then wait until every connection is closed."""
+        self.begin_drain(grace)
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -286,7 +301,7 @@ UPGRADE_REQUIRED = (
 
 
 def websocket_handler(
-    config: Config, engine: Engine, connections: Connections
+    config: Config, engine: Engine, connections: Connections, metrics: Metrics
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler of the WebSocket path."""
 
@@ -314,7 +329,12 @@ def websocket_handler(
         session_id = uuid.uuid4().hex
         log = logger.bind(conn=session_id, peer=request.remote)
         connection = Connection(
-            ws, engine, queue_size=config.request_queue_size, log=log, session_id=session_id
+            ws,
+            engine,
+            queue_size=config.request_queue_size,
+            log=log,
+            session_id=session_id,
+            tracker=metrics.tracker(),
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -327,6 +347,10 @@ def websocket_handler(
             close = await connection.run()
         finally:
             connections.discard(connection)
+        # An answer still open here was cut: by the engine failing, or by
+        # the client or the shutdown ending the connection.
+        outcome = "error" if close.code == WSCloseCode.INTERNAL_ERROR else "cancelled"
+        connection.tracker.ended(close.code, outcome)
         log.info(
             "connection_closed",
             code=int(close.code),

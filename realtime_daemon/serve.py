@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 
 import structlog
 from aiohttp import web
@@ -12,11 +13,15 @@ from aiohttp import web
 from .app import STATE, build_app
 from .config import Config
 from .engines.base import Engine
-from .handler import CLOSE_TIMEOUT
+from .handler import CLOSE_TIMEOUT, Connections
+from .systemd import Notifier, listen_sockets, watchdog_interval
 
 __all__ = ["BindError", "ForcedStop", "make_runner", "run", "serve"]
 
 logger = structlog.get_logger("realtime_daemon")
+
+STATUS_INTERVAL = 5.0
+"""Seconds between STATUS= updates when systemd asks for no watchdog."""
 
 
 class BindError(Exception):
@@ -41,14 +46,61 @@ def run(config: Config) -> None:
 
 
 async def serve(config: Config, engine: Engine | None = None) -> None:
-    """Serve ``config`` until SIGINT or SIGTERM; a second signal stops at once."""
+    """Serve ``config`` until SIGINT or SIGTERM; a second signal stops at once.
+
+    Under systemd it serves the sockets passed by socket activation, if any,
+    and reports READY=1, STATUS=, STOPPING=1 and WATCHDOG=1 (see systemd.py).
+    """
+    # Signals first: once READY=1 or server_ready is out, a SIGTERM must drain.
+    stop = _catch_signals()
+    notifier = Notifier.from_environ()
+    inherited = listen_sockets()
     app = build_app(config, engine)
+    state = app[STATE]
     runner = make_runner(app)
     await runner.setup()
+    heartbeat: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        where = await _start_sites(runner, config, inherited)
+        logger.info(
+            "server_ready",
+            **where,
+            path=config.path,
+            engine=config.engine,
+            socket_activated=bool(inherited),
+        )
+        listening = ", ".join(f"{a}{config.path}" for a in _listening(runner))
+        if notifier.enabled:
+            notifier.send("READY=1", f"STATUS=serving {listening}, 0 connections")
+            heartbeat = asyncio.create_task(_heartbeat(notifier, state.connections, listening))
+        await stop.wait()
+        logger.info(
+            "shutdown_started",
+            connections=len(state.connections),
+            timeout_s=config.shutdown_timeout,
+        )
+        notifier.send("STOPPING=1", f"STATUS=draining {len(state.connections)} connections")
+    finally:
+        # Stops listening, then drains (app.on_shutdown); the heartbeat keeps
+        # the watchdog fed until the drain is over.
+        await runner.cleanup()
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.wait((heartbeat,))
+        notifier.close()
+    logger.info("server_stopped")
+
+
+async def _start_sites(
+    runner: web.AppRunner, config: Config, inherited: list[socket.socket]
+) -> dict[str, object]:
+    """Listen on the inherited sockets, or bind host:port; say where for the log."""
+    if inherited:
+        for sock in inherited:
+            await web.SockSite(runner, sock).start()
+    else:
         try:
-            await site.start()
+            await web.TCPSite(runner, config.host, config.port).start()
         except OSError as exc:
             # asyncio folds the address into strerror; say it once, our way.
             # (Name-resolution errors carry negative errnos of their own.)
@@ -59,19 +111,36 @@ async def serve(config: Config, engine: Engine | None = None) -> None:
             raise BindError(
                 f"cannot listen on {_address(config.host, config.port)}: {reason.lower()}"
             ) from None
-        host, port = runner.addresses[0][:2]
-        logger.info(
-            "server_ready", host=host, port=port, path=config.path, engine=config.engine
-        )
-        await _wait_for_signal()
-        logger.info(
-            "shutdown_started",
-            connections=len(app[STATE].connections),
-            timeout_s=config.shutdown_timeout,
-        )
-    finally:
-        await runner.cleanup()
-    logger.info("server_stopped")
+    first = runner.addresses[0]
+    if isinstance(first, str):
+        return {"unix": first}
+    return {"host": first[0], "port": first[1]}
+
+
+def _listening(runner: web.AppRunner) -> list[str]:
+    return [a if isinstance(a, str) else _address(a[0], a[1]) for a in runner.addresses]
+
+
+async def _heartbeat(notifier: Notifier, connections: Connections, listening: str) -> None:
+    """From the event loop itself: WATCHDOG=1 when asked for, STATUS= when it changes.
+
+    A loop that is stuck stops feeding the watchdog, and systemd restarts it.
+    """
+    interval = watchdog_interval()
+    watchdog = interval is not None
+    last_status = ""
+    while True:
+        if connections.draining:
+            status = f"draining {len(connections)} connections"
+        else:
+            status = f"serving {listening}, {len(connections)} connections"
+        fields = ["WATCHDOG=1"] if watchdog else []
+        if status != last_status:
+            fields.append(f"STATUS={status}")
+            last_status = status
+        if fields:
+            notifier.send(*fields)
+        await asyncio.sleep(interval if interval is not None else STATUS_INTERVAL)
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
@@ -83,8 +152,8 @@ def make_runner(app: web.Application) -> web.AppRunner:
     )
 
 
-async def _wait_for_signal() -> None:
-    """Wait for SIGINT or SIGTERM; after it, a second one cancels the drain."""
+def _catch_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets; after it, a second one cancels the drain."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     main = asyncio.current_task()
@@ -102,7 +171,7 @@ async def _wait_for_signal() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, first, sig)
-    await stop.wait()
+    return stop
 
 
 def _address(host: str, port: int) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -110,3 +112,65 @@ async def receive_close(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None
 def content(envelopes: list[dict[str, Any]]) -> str:
     """The answer's text, joined from its chunks."""
     return "".join(e["data"]["choices"][0]["delta"].get("content", "") for e in envelopes)
+
+
+DAEMON = [sys.executable, "-m", "realtime_daemon"]
+
+
+class Process:
+    """A daemon started as a subprocess, with its JSON log lines."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+
+    async def wait_for_event(self, event: str) -> dict[str, Any]:
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(15):
+            while True:
+                line = await self.proc.stderr.readline()
+                assert line, f"daemon exited before {event!r}: {self.lines}"
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    raise AssertionError(f"not a JSON log line: {line!r}") from None
+                self.lines.append(record)
+                if record["event"] == event:
+                    return record
+
+    async def finish(self) -> tuple[int, str]:
+        """Wait for exit; return the exit code and the rest of stderr."""
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(15):
+            rest = await self.proc.stderr.read()
+            return await self.proc.wait(), rest.decode()
+
+
+StartDaemon = Callable[..., Awaitable[Process]]
+
+
+@pytest.fixture
+async def daemon() -> AsyncIterator[StartDaemon]:
+    """Start ``python -m realtime_daemon ARGS`` as a subprocess; kill it after the test."""
+    started: list[Process] = []
+
+    async def start(
+        *args: str, env: dict[str, str] | None = None, argv: list[str] | None = None, **kw: Any
+    ) -> Process:
+        proc = await asyncio.create_subprocess_exec(
+            *(argv if argv is not None else DAEMON),
+            *args,
+            env={**os.environ, **(env or {})},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            **kw,
+        )
+        started.append(Process(proc))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.proc.returncode is None:
+            process.proc.kill()
+            await process.proc.wait()

@@ -78,3 +78,20 @@ class EndlessEngine:
 
 async def _single(request: Request) -> AsyncIterator[Request]:
     yield request
+
+
+class InBandErrorEngine:
+    """Answers the first request with an error envelope only, then echoes the rest."""
+
+    async def generate(
+        self, requests: AsyncIterator[Request], context: Context
+    ) -> AsyncIterator[Envelope]:
+        echo = EchoEngine(Config(echo_delay_ms=0))
+        first = True
+        async for request in requests:
+            if first:
+                first = False
+                yield Envelope(event="error", comment=["upstream said no"])
+                continue
+            async for envelope in echo.generate(_single(request), context):
+                yield envelope

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,7 @@ from realtime_daemon.cli import build_config, main
 from realtime_daemon.config import Config
 from realtime_daemon.engines.load import EngineLoadError, load_engine
 
-from .conftest import content, receive_answer, request
-
-DAEMON = [sys.executable, "-m", "realtime_daemon"]
+from .conftest import StartDaemon, content, receive_answer, request
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -134,56 +130,7 @@ def test_unknown_engine_error_lists_the_choices() -> None:
         load_engine("nope")
 
 
-class Process:
-    """A daemon started as a subprocess, with its JSON log lines."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-
-    async def wait_for_event(self, event: str) -> dict[str, Any]:
-        assert self.proc.stderr is not None
-        async with asyncio.timeout(15):
-            while True:
-                line = await self.proc.stderr.readline()
-                assert line, f"daemon exited before {event!r}: {self.lines}"
-                record = json.loads(line)
-                self.lines.append(record)
-                if record["event"] == event:
-                    return record
-
-    async def finish(self) -> tuple[int, str]:
-        """Wait for exit; return the exit code and the rest of stderr."""
-        assert self.proc.stderr is not None
-        async with asyncio.timeout(15):
-            rest = await self.proc.stderr.read()
-            return await self.proc.wait(), rest.decode()
-
-
-@pytest.fixture
-async def daemon() -> AsyncIterator[Any]:
-    started: list[Process] = []
-
-    async def start(*args: str, env: dict[str, str] | None = None) -> Process:
-        proc = await asyncio.create_subprocess_exec(
-            *DAEMON,
-            *args,
-            env={**os.environ, **(env or {})},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        started.append(Process(proc))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.proc.returncode is None:
-            process.proc.kill()
-            await process.proc.wait()
-
-
-async def test_serve_subprocess_streams_and_stops_on_sigint(daemon: Any) -> None:
+async def test_serve_subprocess_streams_and_stops_on_sigint(daemon: StartDaemon) -> None:
     """serve --port 0 logs where it listens, answers over a WebSocket, exits 0 on SIGINT."""
     process = await daemon(
         "serve",
@@ -210,7 +157,7 @@ async def test_serve_subprocess_streams_and_stops_on_sigint(daemon: Any) -> None
     assert json.loads(rest.splitlines()[-1])["event"] == "server_stopped"
 
 
-async def test_busy_address_exits_1_naming_host_and_port(daemon: Any) -> None:
+async def test_busy_address_exits_1_naming_host_and_port(daemon: StartDaemon) -> None:
     """An address already in use exits 1 with one line naming host:port, no traceback."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
