@@ -34,6 +34,8 @@ class Metrics:
     """
 
     def __init__(self, engine: str) -> None:
+        # The *_created series double every scrape for no use here.
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.engine = engine
         self.registry = CollectorRegistry()
         prometheus_client.ProcessCollector(registry=self.registry)
