@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .config import Config
 from .engines.base import Engine
-from .engines.load import load_engine
+from .engines.load import build_engine
 from .handler import Connections, websocket_handler
 from .metrics import CONTENT_TYPE, Metrics
 
@@ -36,10 +36,10 @@ def build_app(config: Config, engine: Engine | None = None) -> web.Application:
         engine: the engine to serve; by default the one ``config.engine`` names.
 
     Raises:
-        EngineLoadError: ``config.engine`` cannot be loaded.
+        EngineLoadError: ``config.engine`` or a model's engine cannot be built.
     """
     if engine is None:
-        engine = load_engine(config.engine)(config)
+        engine = build_engine(config)
     metrics = Metrics(engine=config.engine)
     connections = Connections(metrics)
     state = State(config=config, engine=engine, connections=connections, metrics=metrics)
@@ -49,7 +49,9 @@ def build_app(config: Config, engine: Engine | None = None) -> web.Application:
     app.router.add_get("/health", _health)
     app.router.add_get("/live", _live)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/v1/models", _models)
     app.on_shutdown.append(_drain)
+    app.on_cleanup.append(_close_engine)
     return app
 
 
@@ -71,6 +73,22 @@ async def _live(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     body = request.app[STATE].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _models(request: web.Request) -> web.Response:
+    """OpenAI's model list: the configured ``[[models]]`` (none without routing)."""
+    models = request.app[STATE].config.models
+    data = [
+        {"id": m.name, "object": "model", "created": 0, "owned_by": "realtime-daemon"}
+        for m in models
+    ]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def _close_engine(app: web.Application) -> None:
+    aclose = getattr(app[STATE].engine, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def _drain(app: web.Application) -> None:

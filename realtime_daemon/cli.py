@@ -4,33 +4,60 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
+from click.core import ParameterSource
 
 from . import __version__
-from .config import LOG_FORMATS, LOG_LEVELS, Config
-from .engines.load import EngineLoadError, load_engine
+from .config import LOG_FORMATS, LOG_LEVELS, Config, ConfigFileError, read_config_file
+from .engines.load import EngineLoadError, build_engine
 from .logs import configure_logging
 from .serve import BindError, ForcedStop, run
 
 __all__ = ["build_config", "main"]
 
 _DEFAULTS = Config()
-_RESERVED_PATHS = ("/health", "/live", "/metrics")
+_RESERVED_PATHS = ("/health", "/live", "/metrics", "/v1/models")
 
 
-def build_config(**options: Any) -> Config:
-    """The settings for ``serve``'s parsed options (names as the Config's)."""
-    return Config(**options)
+def build_config(
+    options: dict[str, Any] | None = None,
+    given: frozenset[str] = frozenset(),
+    config_file: Path | None = None,
+) -> Config:
+    """The settings for ``serve``: its options over a config file over the defaults.
+
+    Args:
+        options: parsed option values, named as the Config's fields.
+        given: the options set on the command line or in the environment;
+            only these override the file.
+        config_file: a TOML file of settings (``--config``).
+
+    Raises:
+        ConfigFileError: the file cannot be read or does not fit the settings.
+    """
+    options = options or {}
+    settings: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    for name, value in options.items():
+        if name in given or name not in settings:
+            settings[name] = value
+    return msgspec.structs.replace(_DEFAULTS, **settings)
 
 
-def _check_engine(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        load_engine(value)
-    except EngineLoadError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return value
+class _URLList(click.ParamType[str]):
+    """An http(s) URL; several in one environment variable are comma-separated."""
+
+    name = "URL"
+    envvar_list_splitter = ","
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        url = str(value).strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            self.fail(f"{value!r} is not an http:// or https:// URL", param, ctx)
+        return url
 
 
 def _check_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -68,8 +95,7 @@ def main() -> None:
 @click.option(
     "--engine",
     default=_DEFAULTS.engine,
-    callback=_check_engine,
-    help="Engine: a built-in name (echo), an installed one, or module:attr.",
+    help="Engine: a built-in name (echo, openai), an installed one, or module:attr.",
 )
 @click.option(
     "--echo-delay-ms",
@@ -107,15 +133,74 @@ def main() -> None:
     default=_DEFAULTS.log_level,
     help="Lowest level logged.",
 )
-def serve(**options: Any) -> None:
+@click.option(
+    "--upstream-url",
+    type=_URLList(),
+    multiple=True,
+    help="openai engine: a replica's base URL, e.g. http://gpu-1:8000/v1 (repeatable; "
+    "comma-separated in the environment).",
+)
+@click.option(
+    "--upstream-api-key",
+    default=None,
+    help="openai engine: sent upstream as a bearer token; never logged.",
+)
+@click.option(
+    "--upstream-model",
+    default=None,
+    help="openai engine: the model name sent upstream instead of the client's.",
+)
+@click.option(
+    "--upstream-connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_DEFAULTS.upstream_connect_timeout,
+    help="openai engine: seconds to connect to a replica.",
+)
+@click.option(
+    "--upstream-read-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_DEFAULTS.upstream_read_timeout,
+    help="openai engine: longest silence between two upstream chunks, in seconds.",
+)
+@click.option(
+    "--upstream-max-connections",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.upstream_max_connections,
+    help="openai engine: size of the upstream connection pool.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    envvar="REALTIME_DAEMON_CONFIG",
+    help="TOML file of settings (option names with underscores) and [[models]]; "
+    "options and environment variables override it.",
+)
+@click.pass_context
+def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> None:
     """Serve the WebSocket endpoint until SIGTERM or SIGINT.
 
     Every option can also be set as REALTIME_DAEMON_<OPTION>, e.g.
     REALTIME_DAEMON_PORT=9000.
     """
-    config = build_config(**options)
+    options["upstream_url"] = tuple(options["upstream_url"])
+    given = frozenset(
+        name
+        for name in options
+        if ctx.get_parameter_source(name)
+        in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    )
+    try:
+        config = build_config(options, given, config_file)
+    except ConfigFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--config'") from None
+    try:
+        engine = build_engine(config)
+    except EngineLoadError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--engine'") from None
     configure_logging(config.log_format, config.log_level.lower())
     try:
-        run(config)
+        run(config, engine)
     except (BindError, ForcedStop) as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,17 +1,65 @@
-"""The daemon's settings: one frozen object, built once by the CLI."""
+"""The daemon's settings: one frozen object, from the CLI, the environment and a TOML file.
+
+:class:`Config` is a msgspec Struct so that a ``--config`` file decodes into
+the very type the command line builds: top-level keys are the ``serve``
+option names with underscores, ``[[models]]`` entries are :class:`ModelConfig`.
+Unknown keys and wrong types are refused, naming the key.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
+from typing import Annotated
 
-__all__ = ["LOG_FORMATS", "LOG_LEVELS", "Config"]
+import msgspec
+
+__all__ = [
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "Config",
+    "ConfigFileError",
+    "ModelConfig",
+    "read_config_file",
+]
 
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Config:
+# The options an engine reads; a [[models]] entry may set any of them.
+ENGINE_OPTIONS = (
+    "echo_delay_ms",
+    "upstream_url",
+    "upstream_api_key",
+    "upstream_model",
+    "upstream_connect_timeout",
+    "upstream_read_timeout",
+    "upstream_max_connections",
+)
+
+
+class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[models]]`` entry: a model name, its engine, and that engine's options.
+
+    Options left out are taken from the top level.
+    """
+
+    name: str
+    engine: str
+    echo_delay_ms: NonNegative | None = None
+    upstream_url: tuple[str, ...] | None = None
+    upstream_api_key: str | None = None
+    upstream_model: str | None = None
+    upstream_connect_timeout: Positive | None = None
+    upstream_read_timeout: Positive | None = None
+    upstream_max_connections: AtLeastOne | None = None
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything ``realtime-daemon serve`` can be told.
 
     Attributes:
@@ -23,18 +71,74 @@ class Config:
         request_queue_size: decoded requests a connection holds before
             the daemon stops reading its socket.
         max_message_size: largest client message in bytes; larger closes 1009.
+        shutdown_timeout: seconds answers in progress get to finish on SIGTERM.
         log_format: ``json``, ``console``, or ``auto`` (console on a terminal).
         log_level: lowest level logged.
-        shutdown_timeout: seconds answers in progress get to finish on SIGTERM.
+        upstream_url: the openai engine's replicas, base URLs ending in ``/v1``.
+        upstream_api_key: sent upstream as a bearer token; never logged.
+        upstream_model: the model name sent upstream instead of the client's.
+        upstream_connect_timeout: seconds to connect to a replica.
+        upstream_read_timeout: longest silence between two upstream chunks.
+        upstream_max_connections: the upstream connection pool's size.
+        models: model routing; empty, every request goes to ``engine``.
     """
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Port = 8000
     path: str = "/v1/realtime"
     engine: str = "echo"
-    echo_delay_ms: float = 10.0
-    request_queue_size: int = 64
-    max_message_size: int = 1024 * 1024
+    echo_delay_ms: NonNegative = 10.0
+    request_queue_size: AtLeastOne = 64
+    max_message_size: AtLeastOne = 1024 * 1024
+    shutdown_timeout: NonNegative = 10.0
     log_format: str = "auto"
     log_level: str = "info"
-    shutdown_timeout: float = 10.0
+    upstream_url: tuple[str, ...] = ()
+    upstream_api_key: str | None = msgspec.field(default=None)
+    upstream_model: str | None = None
+    upstream_connect_timeout: Positive = 5.0
+    upstream_read_timeout: Positive = 60.0
+    upstream_max_connections: AtLeastOne = 100
+    models: tuple[ModelConfig, ...] = ()
+
+    def __repr__(self) -> str:
+        # Keep the API key out of reprs, tracebacks and logs.
+        fields = (
+            f"{name}={'***' if name == 'upstream_api_key' and value else value!r}"
+            for name, value in msgspec.structs.asdict(self).items()
+        )
+        return f"Config({', '.join(fields)})"
+
+    def for_model(self, model: ModelConfig) -> Config:
+        """The settings a model's engine gets: these, with the model's own options."""
+        overrides = {
+            name: getattr(model, name)
+            for name in ENGINE_OPTIONS
+            if getattr(model, name) is not None
+        }
+        return msgspec.structs.replace(self, engine=model.engine, models=(), **overrides)
+
+
+class ConfigFileError(Exception):
+    """A ``--config`` file that cannot be used; the message names the file and the key."""
+
+
+def read_config_file(path: Path) -> dict[str, object]:
+    """The settings a TOML file sets, checked against :class:`Config`.
+
+    Returns:
+        the keys the file sets, with their decoded values.
+
+    Raises:
+        ConfigFileError: unreadable file, invalid TOML, unknown key, wrong type.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: {exc.strerror}") from None
+    try:
+        raw = msgspec.toml.decode(data)
+        config = msgspec.toml.decode(data, type=Config)
+    except msgspec.DecodeError as exc:
+        raise ConfigFileError(f"{path}: {exc}") from None
+    return {name: getattr(config, name) for name in raw}

@@ -32,7 +32,7 @@ class ForcedStop(Exception):
     """A second signal stopped the daemon before its drain finished."""
 
 
-def run(config: Config) -> None:
+def run(config: Config, engine: Engine | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then drain and return.
 
     Raises:
@@ -40,7 +40,7 @@ def run(config: Config) -> None:
         ForcedStop: a second signal cut the drain short.
     """
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, engine))
     except asyncio.CancelledError:
         raise ForcedStop("stopped by a second signal before the drain finished") from None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -11,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 
@@ -55,8 +55,12 @@ async def serve_engine(config: Config) -> AsyncIterator[StartServer]:
     """Start a daemon around a given engine (and optional settings); stop it after the test."""
     started: list[tuple[web.AppRunner, Daemon]] = []
 
-    async def start(engine: Engine | None = None, **settings: Any) -> Daemon:
-        app = build_app(dataclasses.replace(config, **settings), engine)
+    async def start(
+        engine: Engine | None = None, engine_name: str | None = None, **settings: Any
+    ) -> Daemon:
+        if engine_name is not None:
+            settings["engine"] = engine_name
+        app = build_app(msgspec.structs.replace(config, **settings), engine)
         runner = make_runner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -121,12 +121,12 @@ def test_entry_point_group_adds_engine_names(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
     ).stdout
-    assert out.strip() == "EchoEngine ['echo', 'fancy']"
+    assert out.strip() == "EchoEngine ['echo', 'openai', 'fancy']"
 
 
 def test_unknown_engine_error_lists_the_choices() -> None:
     """An unknown engine name says which names exist."""
-    with pytest.raises(EngineLoadError, match="choose one of echo"):
+    with pytest.raises(EngineLoadError, match="choose one of echo, openai"):
         load_engine("nope")
 
 

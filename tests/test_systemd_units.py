@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from realtime_daemon.cli import serve
@@ -22,8 +23,14 @@ needs_analyze = pytest.mark.skipif(
 )
 
 
+def envvar(param: click.Parameter) -> str:
+    """The variable click reads for an option: its own, or the prefix and its name."""
+    assert isinstance(param, click.Option) and param.name is not None
+    return str(param.envvar) if param.envvar else "REALTIME_DAEMON_" + param.name.upper()
+
+
 def option_envvars() -> set[str]:
-    return {"REALTIME_DAEMON_" + p.name.upper() for p in serve.params if p.name is not None}
+    return {envvar(p) for p in serve.params}
 
 
 @needs_analyze
@@ -85,7 +92,6 @@ def test_readme_documents_every_option() -> None:
     """The README's option table has a row for every serve option and its variable."""
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for param in serve.params:
-        assert param.name is not None
-        flag = "--" + param.name.replace("_", "-")
-        envvar = "REALTIME_DAEMON_" + param.name.upper()
-        assert f"| `{flag}` | `{envvar}` |" in readme, flag
+        assert isinstance(param, click.Option)
+        flag = param.opts[0]
+        assert f"| `{flag}` | `{envvar(param)}` |" in readme, flag

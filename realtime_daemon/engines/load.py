@@ -6,12 +6,21 @@ import importlib
 import importlib.metadata
 from typing import cast
 
-from .base import EngineFactory
+from ..config import Config
+from .base import Engine, EngineFactory
+from .router import Router
 
-__all__ = ["BUILTIN_ENGINES", "ENTRY_POINT_GROUP", "EngineLoadError", "load_engine"]
+__all__ = [
+    "BUILTIN_ENGINES",
+    "ENTRY_POINT_GROUP",
+    "EngineLoadError",
+    "build_engine",
+    "load_engine",
+]
 
 BUILTIN_ENGINES = {
     "echo": "realtime_daemon.engines.echo:EchoEngine",
+    "openai": "realtime_daemon.engines.openai:OpenAIEngine",
 }
 ENTRY_POINT_GROUP = "realtime_daemon.engines"
 
@@ -58,6 +67,29 @@ def load_engine(spec: str) -> EngineFactory:
     if not callable(factory):
         raise EngineLoadError(f"engine {target!r} is not callable")
     return cast(EngineFactory, factory)
+
+
+def build_engine(config: Config) -> Engine:
+    """The daemon's engine: ``config.engine``, or a router over ``config.models``.
+
+    Raises:
+        EngineLoadError: an engine cannot be loaded, or refuses its settings
+            (its factory raised ``ValueError``).
+    """
+    if not config.models:
+        return _make(config.engine, config)
+    names = [model.name for model in config.models]
+    if len(set(names)) != len(names):
+        raise EngineLoadError(f"model names must be unique: {', '.join(names)}")
+    return Router({m.name: _make(m.engine, config.for_model(m)) for m in config.models})
+
+
+def _make(spec: str, config: Config) -> Engine:
+    factory = load_engine(spec)
+    try:
+        return factory(config)
+    except ValueError as exc:
+        raise EngineLoadError(f"engine {spec!r}: {exc}") from None
 
 
 def available_engines() -> list[str]:
