@@ -1,0 +1,62 @@
+"""The SSE parser on its own: however the bytes are split, the same events come out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from realtime_daemon.engines.sse import sse_data
+
+
+async def _pieces(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
+    last = 0
+    for cut in sorted(set(cuts)):
+        yield data[last:cut]
+        last = cut
+    yield data[last:]
+
+
+def parse(data: bytes, cuts: list[int]) -> list[bytes]:
+    async def run() -> list[bytes]:
+        return [event async for event in sse_data(_pieces(data, cuts))]
+
+    return asyncio.run(run())
+
+
+def test_data_lines_comments_and_fields() -> None:
+    """Several data lines join with a newline; comments and other fields are skipped."""
+    stream = b': ping\n\nevent: x\nid: 1\ndata: {"a":\ndata:  1}\n\ndata:[DONE]\n\n'
+    assert parse(stream, []) == [b'{"a":\n 1}', b"[DONE]"]
+
+
+def test_crlf_and_lone_cr_line_ends() -> None:
+    """CRLF and CR end lines as LF does."""
+    assert parse(b"data: a\r\n\r\ndata: b\r\rdata: c\n\n", []) == [b"a", b"b", b"c"]
+
+
+def test_last_event_without_blank_line_is_kept() -> None:
+    """A stream that ends right after a data line still yields it."""
+    assert parse(b"data: x\n\ndata: [DONE]", []) == [b"x", b"[DONE]"]
+
+
+events = st.lists(
+    st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")),
+    max_size=8,
+)
+
+
+@given(
+    events=events,
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=20),
+    crlf=st.booleans(),
+)
+def test_splitting_the_stream_anywhere_changes_nothing(
+    events: list[bytes], cuts: list[int], crlf: bool
+) -> None:
+    """Whatever pieces the network cuts the stream into, the events are the same."""
+    end = b"\r\n" if crlf else b"\n"
+    stream = b"".join(b"data: " + e + end + end for e in events)
+    assert parse(stream, [c % (len(stream) + 1) for c in cuts]) == events
