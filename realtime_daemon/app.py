@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import resource
 
 from aiohttp import web
 
+from .admission import Admission, Tokens
 from .config import Config
 from .engines.base import Engine
 from .engines.load import build_engine
@@ -23,6 +25,7 @@ class State:
     engine: Engine
     connections: Connections
     metrics: Metrics
+    admission: Admission
 
 
 STATE = web.AppKey("state", State)
@@ -37,15 +40,27 @@ def build_app(config: Config, engine: Engine | None = None) -> web.Application:
 
     Raises:
         EngineLoadError: ``config.engine`` or a model's engine cannot be built.
+        TokenFileError: ``config.auth_token_file`` cannot be used.
     """
     if engine is None:
         engine = build_engine(config)
     metrics = Metrics(engine=config.engine)
     connections = Connections(metrics)
-    state = State(config=config, engine=engine, connections=connections, metrics=metrics)
+    tokens = Tokens(config.auth_token_file) if config.auth_token_file else None
+    admission = Admission(
+        tokens, config.allowed_origin, config.max_connections or default_max_connections()
+    )
+    state = State(
+        config=config,
+        engine=engine,
+        connections=connections,
+        metrics=metrics,
+        admission=admission,
+    )
     app = web.Application()
     app[STATE] = state
-    app.router.add_get(config.path, websocket_handler(config, engine, connections, metrics))
+    handler = websocket_handler(config, engine, connections, metrics, admission)
+    app.router.add_get(config.path, handler)
     app.router.add_get("/health", _health)
     app.router.add_get("/live", _live)
     app.router.add_get("/metrics", _metrics)
@@ -53,6 +68,14 @@ def build_app(config: Config, engine: Engine | None = None) -> web.Application:
     app.on_shutdown.append(_drain)
     app.on_cleanup.append(_close_engine)
     return app
+
+
+def default_max_connections() -> int:
+    """What the open-file limit allows, less 64 descriptors for everything else."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 65536
+    return max(soft - 64, 1)
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ import msgspec
 from click.core import ParameterSource
 
 from . import __version__
+from .admission import TokenFileError, Tokens
 from .config import LOG_FORMATS, LOG_LEVELS, Config, ConfigFileError, read_config_file
 from .engines.load import EngineLoadError, build_engine
 from .logs import configure_logging
-from .serve import BindError, ForcedStop, run
+from .serve import BindError, ForcedStop, run, tls_context
 
 __all__ = ["build_config", "main"]
 
@@ -79,9 +81,7 @@ def main() -> None:
         sys.path.insert(0, os.getcwd())
 
 
-@main.command(
-    context_settings={"auto_envvar_prefix": "REALTIME_DAEMON", "show_default": True}
-)
+@main.command(context_settings={"auto_envvar_prefix": "REALTIME_DAEMON", "show_default": True})
 @click.option("--host", default=_DEFAULTS.host, help="Address to listen on.")
 @click.option(
     "--port",
@@ -169,6 +169,72 @@ def main() -> None:
     help="openai engine: size of the upstream connection pool.",
 )
 @click.option(
+    "--auth-token-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Bearer tokens, one per line; when set, every upgrade needs one. Reloaded on SIGHUP.",
+)
+@click.option(
+    "--allowed-origin",
+    multiple=True,
+    help="Browser Origin let in besides the daemon's own (repeatable; '*' for any).",
+)
+@click.option(
+    "--tls-certfile",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PEM certificate (chain): serve wss:// and https://.",
+)
+@click.option(
+    "--tls-keyfile",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PEM private key of --tls-certfile.",
+)
+@click.option("--unix", default=None, help="Listen on this Unix socket instead of host:port.")
+@click.option(
+    "--forwarded-allow-ips",
+    multiple=True,
+    help="Proxy address or network whose X-Forwarded-For names the client "
+    "(repeatable; '*' for any).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Open WebSockets at most; more get 503. Default: the open-file limit less 64.",
+)
+@click.option(
+    "--max-requests-per-second",
+    type=click.FloatRange(min=0),
+    default=_DEFAULTS.max_requests_per_second,
+    help="Requests per second per connection (token bucket); 0 is no limit.",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0),
+    default=_DEFAULTS.heartbeat,
+    help="Seconds between pings; a peer that does not answer is closed. 0: no pings.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0),
+    default=_DEFAULTS.idle_timeout,
+    help="Close connections with no request and no answer for this long. 0: never.",
+)
+@click.option(
+    "--send-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_DEFAULTS.send_timeout,
+    help="Seconds a client may leave its output unread before it is cut off.",
+)
+@click.option(
+    "--handshake-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_DEFAULTS.handshake_timeout,
+    help="Seconds a new connection gets to send its request.",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -184,7 +250,8 @@ def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> No
     Every option can also be set as REALTIME_DAEMON_<OPTION>, e.g.
     REALTIME_DAEMON_PORT=9000.
     """
-    options["upstream_url"] = tuple(options["upstream_url"])
+    for name in ("upstream_url", "allowed_origin", "forwarded_allow_ips"):
+        options[name] = tuple(options[name])
     given = frozenset(
         name
         for name in options
@@ -199,8 +266,22 @@ def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> No
         engine = build_engine(config)
     except EngineLoadError as exc:
         raise click.BadParameter(str(exc), param_hint="'--engine'") from None
+    _preflight(config)
     configure_logging(config.log_format, config.log_level.lower())
     try:
         run(config, engine)
     except (BindError, ForcedStop) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _preflight(config: Config) -> None:
+    """Load the token file and the certificate now, so a bad one exits 2 before binding."""
+    if config.auth_token_file:
+        try:
+            Tokens(config.auth_token_file)
+        except TokenFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--auth-token-file'") from None
+    try:
+        tls_context(config)
+    except (ValueError, OSError, ssl.SSLError) as exc:
+        raise click.BadParameter(str(exc), param_hint="'--tls-certfile'") from None

@@ -81,6 +81,21 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         upstream_read_timeout: longest silence between two upstream chunks.
         upstream_max_connections: the upstream connection pool's size.
         models: model routing; empty, every request goes to ``engine``.
+        auth_token_file: bearer tokens, one a line; unset, no token is asked.
+        allowed_origin: browser origins let in besides the daemon's own.
+        tls_certfile: PEM certificate (chain) to serve wss:// and https://.
+        tls_keyfile: its private key.
+        unix: listen on this Unix socket path instead of host:port.
+        forwarded_allow_ips: proxies whose X-Forwarded-For names the client.
+        max_connections: open WebSockets at most; None sizes it from the
+            open-file limit.
+        max_requests_per_second: per-connection request rate; 0 is no limit.
+        heartbeat: seconds between pings; 0 sends none.
+        idle_timeout: seconds without a request or an answer before a
+            connection is closed; 0 never.
+        send_timeout: seconds a client may leave output unread past the
+            buffer bound before it is cut off.
+        handshake_timeout: seconds a new connection gets to send its request.
     """
 
     host: str = "127.0.0.1"
@@ -100,6 +115,18 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     upstream_read_timeout: Positive = 60.0
     upstream_max_connections: AtLeastOne = 100
     models: tuple[ModelConfig, ...] = ()
+    auth_token_file: str | None = None
+    allowed_origin: tuple[str, ...] = ()
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    unix: str | None = None
+    forwarded_allow_ips: tuple[str, ...] = ()
+    max_connections: AtLeastOne | None = None
+    max_requests_per_second: NonNegative = 0.0
+    heartbeat: NonNegative = 20.0
+    idle_timeout: NonNegative = 0.0
+    send_timeout: Positive = 30.0
+    handshake_timeout: Positive = 10.0
 
     def __repr__(self) -> str:
         # Keep the API key out of reprs, tracebacks and logs.

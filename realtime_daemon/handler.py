@@ -11,9 +11,10 @@ code instead (aiohttp issue #3448).
 
 Close codes (see the README's wire contract):
 
-- 1000: the client closed, or the engine ended the session;
+- 1000: the client closed, the engine ended the session, or it sat idle;
 - 1001: the daemon is shutting down (after a drain);
 - 1003: a binary frame; 1007: a frame that is not a chat-completion request;
+- 1008: the client kept sending over its rate limit, or stopped reading;
 - 1009: a message over ``max_message_size`` (aiohttp closes this one itself);
 - 1011: the engine raised.
 """
@@ -31,13 +32,14 @@ import msgspec
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .admission import PROTOCOL, Admission, TokenBucket, client_address
 from .channel import ChannelClosed, RequestChannel
 from .config import Config
 from .engines.base import Context, Engine
 from .metrics import Metrics, RequestTracker
 from .protocol import Envelope, FrameError, encode_envelope
 
-__all__ = ["Close", "Connection", "Connections", "websocket_handler"]
+__all__ = ["Close", "Connection", "Connections", "Limits", "websocket_handler"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -67,6 +69,19 @@ class Close:
     notice: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one connection may do; see the matching options."""
+
+    rate: float = 0.0
+    idle_timeout: float = 0.0
+    send_timeout: float = 30.0
+
+    @property
+    def rate_message(self) -> str:
+        return f"rate limit: at most {self.rate:g} requests per second; request dropped"
+
+
 _PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 _SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
 _SHUTDOWN_CUT = dataclasses.replace(_SHUTDOWN, notice="answer cut: server shutting down")
@@ -90,6 +105,8 @@ class Connection:
         log: a logger bound to this connection.
         session_id: the fresh id of this connection.
         tracker: the connection's request accounting.
+        limits: the per-connection limits.
+        abort: drops the transport at once (a client that stopped reading).
     """
 
     def __init__(
@@ -101,8 +118,12 @@ class Connection:
         log: structlog.typing.FilteringBoundLogger,
         session_id: str,
         tracker: RequestTracker,
+        limits: Limits,
+        abort: Callable[[], None],
     ) -> None:
         self.tracker = tracker
+        self._limits = limits
+        self._abort = abort
         self.channel = RequestChannel(queue_size, observer=tracker)
         self.context = Context(session_id)
         self.chunks = 0
@@ -129,6 +150,10 @@ class Connection:
                 raise
             if reader.done() and not reader.cancelled():
                 close = reader.result()
+                if close.sent and writer.done() and writer.result() is not _PEER_GONE:
+                    # The writer cut the transport (a client not reading); the
+                    # reader only saw it go. The writer knows why.
+                    close = writer.result()
                 self._stop(writer)
             elif writer.done():
                 close = writer.result()
@@ -166,11 +191,35 @@ class Connection:
         self.channel.close()
         writer.cancel()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a request is being answered or waits in the queue."""
+        return self.tracker.in_progress or len(self.channel) > 0
+
     async def _read(self) -> Close:
         ws = self._ws
+        idle = self._limits.idle_timeout or None
+        bucket = TokenBucket(self._limits.rate) if self._limits.rate else None
+        refused = 0
         while True:
-            msg = await ws.receive()
+            try:
+                msg = await ws.receive(timeout=idle)
+            except TimeoutError:
+                if self.busy:
+                    continue
+                return Close(WSCloseCode.OK, "idle timeout")
             if msg.type is WSMsgType.TEXT:
+                if bucket is not None and not bucket.take():
+                    # Refused before decoding: a flood costs no parsing.
+                    refused += 1
+                    if refused > bucket.capacity:
+                        return Close(WSCloseCode.POLICY_VIOLATION, "request rate limit exceeded")
+                    notice = Envelope(event="error", comment=[self._limits.rate_message])
+                    failed = await self._deliver(notice, track=False)
+                    if failed is not None:
+                        return failed
+                    continue
+                refused = 0
                 try:
                     await self.channel.put(msg.data)
                 except FrameError as exc:
@@ -192,13 +241,12 @@ class Connection:
             stream = self._engine.generate(self.channel, self.context)
             async with _closing(stream):
                 async for envelope in stream:
-                    try:
-                        await self._send(envelope)
-                    except ConnectionError:
+                    failed = await self._deliver(envelope)
+                    if failed is not None:
                         # Stop the context before the generator is closed, so
                         # the engine sees why it ends.
                         self.context.stop_generating()
-                        return _PEER_GONE
+                        return failed
         except Exception as exc:
             message = str(exc) or type(exc).__name__
             self._log.exception("engine_failed", error=message, chunks=self.chunks)
@@ -208,11 +256,26 @@ class Connection:
             return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {message}", notice=notice)
         return Close(WSCloseCode.OK, "stream complete")
 
-    async def _send(self, envelope: Envelope) -> None:
+    async def _send(self, envelope: Envelope, *, track: bool = True) -> None:
         self.chunks += 1
         numbered = msgspec.structs.replace(envelope, id=str(self.chunks))
         await self._ws.send_frame(encode_envelope(numbered), WSMsgType.TEXT)
-        self.tracker.sent(envelope)
+        if track:
+            self.tracker.sent(envelope)
+
+    async def _deliver(self, envelope: Envelope, *, track: bool = True) -> Close | None:
+        """Send one envelope; a Close if the client is gone or stopped reading."""
+        try:
+            # aiohttp's send waits for the transport to drain past its buffer
+            # bound: a client that does not read keeps it waiting here.
+            async with asyncio.timeout(self._limits.send_timeout):
+                await self._send(envelope, track=track)
+        except ConnectionError:
+            return _PEER_GONE
+        except TimeoutError:
+            self._abort()
+            return Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", True)
+        return None
 
     async def _close(self, close: Close) -> None:
         """The one close: an optional error envelope, then the Close frame."""
@@ -301,9 +364,18 @@ UPGRADE_REQUIRED = (
 
 
 def websocket_handler(
-    config: Config, engine: Engine, connections: Connections, metrics: Metrics
+    config: Config,
+    engine: Engine,
+    connections: Connections,
+    metrics: Metrics,
+    admission: Admission,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler of the WebSocket path."""
+    limits = Limits(
+        rate=config.max_requests_per_second,
+        idle_timeout=config.idle_timeout,
+        send_timeout=config.send_timeout,
+    )
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
@@ -316,7 +388,14 @@ def websocket_handler(
             return web.Response(
                 status=503, headers={"Retry-After": "1"}, text="server shutting down\n"
             )
+        refusal = admission.check(request.headers, len(connections))
+        if refusal is not None:
+            return web.Response(
+                status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
+            )
         ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
+            protocols=(PROTOCOL,),
+            heartbeat=config.heartbeat or None,
             # aiohttp refuses a message of exactly max_msg_size bytes; ours is
             # the largest accepted. No permessage-deflate: streamed chunks are
             # tiny, and its decompressed size is counted differently.
@@ -327,7 +406,11 @@ def websocket_handler(
             timeout=CLOSE_TIMEOUT,
         )
         session_id = uuid.uuid4().hex
-        log = logger.bind(conn=session_id, peer=request.remote)
+        peer = client_address(
+            request.remote, request.headers.get("X-Forwarded-For"), config.forwarded_allow_ips
+        )
+        log = logger.bind(conn=session_id, peer=peer)
+        transport = request.transport
         connection = Connection(
             ws,
             engine,
@@ -335,6 +418,8 @@ def websocket_handler(
             log=log,
             session_id=session_id,
             tracker=metrics.tracker(),
+            limits=limits,
+            abort=transport.abort if transport is not None else _nothing,
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -362,3 +447,7 @@ def websocket_handler(
         return ws
 
     return handle
+
+
+def _nothing() -> None:
+    pass

@@ -112,6 +112,11 @@ class RequestTracker:
         self._first_sent = False
         self._failed = False
 
+    @property
+    def in_progress(self) -> bool:
+        """Whether the engine is answering a request."""
+        return self._started is not None
+
     def asked(self) -> None:
         """The engine asks for its next request: the one it had is answered."""
         if self._started is not None:

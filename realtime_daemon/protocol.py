@@ -172,6 +172,9 @@ def decode_request(frame: bytes) -> Request:
     except UnicodeDecodeError:
         # msgspec validates UTF-8 inside strings but reports it this way.
         raise FrameError("invalid UTF-8 in text frame") from None
+    except RecursionError:
+        # Deeply nested arrays or objects exhaust msgspec's recursion limit.
+        raise FrameError("JSON nested too deeply") from None
     return Request(chat=chat, raw=frame)
 
 

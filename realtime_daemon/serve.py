@@ -6,10 +6,12 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 
 import structlog
 from aiohttp import web
 
+from .admission import Admission, TokenFileError
 from .app import STATE, build_app
 from .config import Config
 from .engines.base import Engine
@@ -57,7 +59,8 @@ async def serve(config: Config, engine: Engine | None = None) -> None:
     inherited = listen_sockets()
     app = build_app(config, engine)
     state = app[STATE]
-    runner = make_runner(app)
+    _reload_tokens_on_sighup(state.admission)
+    runner = make_runner(app, config)
     await runner.setup()
     heartbeat: asyncio.Task[None] | None = None
     try:
@@ -94,13 +97,19 @@ async def serve(config: Config, engine: Engine | None = None) -> None:
 async def _start_sites(
     runner: web.AppRunner, config: Config, inherited: list[socket.socket]
 ) -> dict[str, object]:
-    """Listen on the inherited sockets, or bind host:port; say where for the log."""
+    """Listen on the inherited sockets, the Unix socket, or host:port; say where for the log."""
+    ssl_context = tls_context(config)
+    where = config.unix or _address(config.host, config.port)
     if inherited:
         for sock in inherited:
-            await web.SockSite(runner, sock).start()
+            await web.SockSite(runner, sock, ssl_context=ssl_context).start()
     else:
         try:
-            await web.TCPSite(runner, config.host, config.port).start()
+            if config.unix:
+                await web.UnixSite(runner, config.unix, ssl_context=ssl_context).start()
+            else:
+                site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
+                await site.start()
         except OSError as exc:
             # asyncio folds the address into strerror; say it once, our way.
             # (Name-resolution errors carry negative errnos of their own.)
@@ -108,9 +117,7 @@ async def _start_sites(
                 reason = os.strerror(exc.errno)
             else:
                 reason = exc.strerror or str(exc)
-            raise BindError(
-                f"cannot listen on {_address(config.host, config.port)}: {reason.lower()}"
-            ) from None
+            raise BindError(f"cannot listen on {where}: {reason.lower()}") from None
     first = runner.addresses[0]
     if isinstance(first, str):
         return {"unix": first}
@@ -143,13 +150,51 @@ async def _heartbeat(notifier: Notifier, connections: Connections, listening: st
         await asyncio.sleep(interval if interval is not None else STATUS_INTERVAL)
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
+def make_runner(app: web.Application, config: Config) -> web.AppRunner:
     """The runner the daemon serves ``app`` with; tests start theirs the same way."""
     # The drain (app.on_shutdown) bounds every connection; the runner's own
-    # timeout only has to cover handlers that are already closing.
+    # timeout only has to cover handlers that are already closing. aiohttp
+    # closes a connection that has not sent a whole request within its
+    # keep-alive timeout, partial headers included: the handshake timeout.
     return web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_TIMEOUT
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=CLOSE_TIMEOUT,
+        keepalive_timeout=config.handshake_timeout,
     )
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context, if a certificate is configured.
+
+    Raises:
+        ValueError: only one of the two files is given.
+        OSError, ssl.SSLError: they cannot be loaded.
+    """
+    if not config.tls_certfile and not config.tls_keyfile:
+        return None
+    if not (config.tls_certfile and config.tls_keyfile):
+        raise ValueError("--tls-certfile and --tls-keyfile go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_certfile, config.tls_keyfile)
+    return context
+
+
+def _reload_tokens_on_sighup(admission: Admission) -> None:
+    tokens = admission.tokens
+    if tokens is None:
+        return
+
+    def reload() -> None:
+        try:
+            count = tokens.reload()
+        except TokenFileError as exc:
+            logger.error("tokens_reload_failed", error=str(exc))
+        else:
+            logger.info("tokens_reloaded", tokens=count)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 def _catch_signals() -> asyncio.Event:

@@ -60,8 +60,9 @@ async def serve_engine(config: Config) -> AsyncIterator[StartServer]:
     ) -> Daemon:
         if engine_name is not None:
             settings["engine"] = engine_name
-        app = build_app(msgspec.structs.replace(config, **settings), engine)
-        runner = make_runner(app)
+        merged = msgspec.structs.replace(config, **settings)
+        app = build_app(merged, engine)
+        runner = make_runner(app, merged)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         host, port = runner.addresses[0][:2]

@@ -95,3 +95,24 @@ class InBandErrorEngine:
                 continue
             async for envelope in echo.generate(_single(request), context):
                 yield envelope
+
+
+class BlastEngine:
+    """Streams 64 KiB chunks as fast as the socket takes them, until stopped."""
+
+    def __init__(self) -> None:
+        self.ended = asyncio.Event()
+
+    async def generate(
+        self, requests: AsyncIterator[Request], context: Context
+    ) -> AsyncIterator[Envelope]:
+        echo = EchoEngine(Config(echo_delay_ms=0))
+        try:
+            async for request in requests:
+                big = request.chat.model * 65536
+                while True:
+                    one = _single(request)
+                    async for envelope in echo.generate(one, context):
+                        yield Envelope(comment=[big], event=envelope.event)
+        finally:
+            self.ended.set()

@@ -1,0 +1,198 @@
+"""Who gets in, and how fast: tokens, origins, proxies, rate limits. No I/O but files.
+
+The handler asks :meth:`Admission.check` before it upgrades a connection, so
+a refused client costs no engine work; a refusal is an HTTP status with a
+one-line reason. Tokens are compared in constant time and never logged or
+echoed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import ipaddress
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = [
+    "PROTOCOL",
+    "TOKEN_PROTOCOL_PREFIX",
+    "Admission",
+    "Refusal",
+    "TokenBucket",
+    "TokenFileError",
+    "Tokens",
+    "client_address",
+]
+
+PROTOCOL = "realtime-daemon"
+"""The subprotocol a browser offers beside its token; the only one echoed back."""
+
+TOKEN_PROTOCOL_PREFIX = "bearer."
+"""A browser's token travels as the subprotocol ``bearer.<token>``."""
+
+
+class TokenFileError(Exception):
+    """The token file cannot be read, or holds no token."""
+
+
+class Tokens:
+    """The bearer tokens of ``--auth-token-file``: one a line, ``#`` comments.
+
+    Args:
+        path: the token file.
+
+    Raises:
+        TokenFileError: unreadable, or no token in it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._tokens: tuple[bytes, ...] = ()
+        self.reload()
+
+    def reload(self) -> int:
+        """Read the file again; on failure the tokens in force stay. Returns the count."""
+        try:
+            lines = self.path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TokenFileError(f"cannot read token file {self.path}: {exc}") from None
+        tokens = tuple(
+            line.strip().encode() for line in lines if line.strip() and not line.startswith("#")
+        )
+        if not tokens:
+            raise TokenFileError(f"token file {self.path} holds no token")
+        self._tokens = tokens
+        return len(tokens)
+
+    def accepts(self, presented: str) -> bool:
+        """Whether ``presented`` is one of the tokens, in time independent of which."""
+        candidate = presented.encode()
+        found = False
+        for token in self._tokens:
+            found |= hmac.compare_digest(candidate, token)
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """An upgrade refused before it happens."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+class Admission:
+    """The checks an upgrade passes, in order: capacity, origin, token.
+
+    Args:
+        tokens: the accepted tokens, or None to ask for none.
+        allowed_origins: origins let in besides the daemon's own; ``*`` any.
+        max_connections: open WebSockets at most.
+    """
+
+    def __init__(
+        self, tokens: Tokens | None, allowed_origins: Sequence[str], max_connections: int
+    ) -> None:
+        self.tokens = tokens
+        self._any_origin = "*" in allowed_origins
+        self._origins = {_origin(o) for o in allowed_origins if o != "*"}
+        self.max_connections = max_connections
+
+    def check(self, headers: Mapping[str, str], open_connections: int) -> Refusal | None:
+        """None to let the upgrade in, else why not."""
+        if open_connections >= self.max_connections:
+            return Refusal(503, "too many connections, retry later", {"Retry-After": "1"})
+        origin = headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin, headers.get("Host", "")):
+            return Refusal(403, "origin not allowed")
+        if self.tokens is not None and not self._authorized(headers):
+            return Refusal(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        return None
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        if self._any_origin:
+            return True
+        normalized = _origin(origin)
+        # The daemon's own origin: a page it would serve itself.
+        if urlsplit(normalized).netloc == host.lower():
+            return True
+        return normalized in self._origins
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        assert self.tokens is not None
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return self.tokens.accepts(token.strip())
+        for offered in headers.get("Sec-WebSocket-Protocol", "").split(","):
+            offered = offered.strip()
+            if offered.startswith(TOKEN_PROTOCOL_PREFIX):
+                return self.tokens.accepts(offered[len(TOKEN_PROTOCOL_PREFIX) :])
+        return False
+
+
+def _origin(origin: str) -> str:
+    parts = urlsplit(origin.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[str]) -> str:
+    """The client's address: the peer, or what trusted proxies say it is.
+
+    ``X-Forwarded-For`` is read from the right, skipping trusted proxies; the
+    first address that is not one is the client. A Unix-socket peer (no
+    address) counts as trusted whenever any proxy is.
+
+    Args:
+        peer: the connection's remote address.
+        forwarded_for: the X-Forwarded-For header, if any.
+        trusted: addresses or networks (``10.0.0.0/8``), or ``*``.
+    """
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer or ""
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else (peer or "")
+
+
+def _trusted(address: str | None, trusted: Sequence[str]) -> bool:
+    if "*" in trusted or not address:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in trusted:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` a second, bursts of up to ``max(rate, 1)``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(rate, 1.0)
+        self._tokens = self.capacity
+        self._last = time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one token if there is one."""
+        now = time.monotonic()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
