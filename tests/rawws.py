@@ -34,19 +34,32 @@ class RawWebSocket:
         assert head.startswith(b"HTTP/1.1 101"), head
         return cls(reader, writer)
 
-    def send_frame(self, payload: bytes, opcode: int = 0x1, fin: bool = True) -> None:
-        """Write one masked frame (no drain)."""
+    def send_frame(
+        self, payload: bytes, opcode: int = 0x1, fin: bool = True, masked: bool = True
+    ) -> None:
+        """Write one frame (no drain); clients must mask, ``masked=False`` breaks that rule."""
         first = (0x80 if fin else 0) | opcode
+        bit = 0x80 if masked else 0
         n = len(payload)
         if n < 126:
-            header = struct.pack("!BB", first, 0x80 | n)
+            header = struct.pack("!BB", first, bit | n)
         elif n < 1 << 16:
-            header = struct.pack("!BBH", first, 0x80 | 126, n)
+            header = struct.pack("!BBH", first, bit | 126, n)
         else:
-            header = struct.pack("!BBQ", first, 0x80 | 127, n)
+            header = struct.pack("!BBQ", first, bit | 127, n)
+        if not masked:
+            self.writer.write(header + payload)
+            return
         mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(header + mask + masked)
+        key = (mask * (n // 4 + 1))[:n]
+        self.writer.write(header + mask + bytes(a ^ b for a, b in zip(payload, key, strict=True)))
+
+    async def read_close(self) -> tuple[int, str]:
+        """Skip frames up to the server's Close; return its code and reason."""
+        while True:
+            opcode, payload = await self.read_frame()
+            if opcode == 0x8:
+                return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
 
     async def read_frame(self) -> tuple[int, bytes]:
         """Read one server frame: (opcode, payload)."""
