@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import ssl
 import sys
@@ -14,7 +15,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .admission import TokenFileError, Tokens
-from .config import LOG_FORMATS, LOG_LEVELS, Config, ConfigFileError, read_config_file
+from .config import LOG_FORMATS, LOG_LEVELS, LOOPS, Config, ConfigFileError, read_config_file
 from .engines.load import EngineLoadError, build_engine
 from .logs import configure_logging
 from .serve import BindError, ForcedStop, run, tls_context
@@ -235,6 +236,12 @@ def main() -> None:
     help="Seconds a new connection gets to send its request.",
 )
 @click.option(
+    "--loop",
+    type=click.Choice(LOOPS),
+    default=_DEFAULTS.loop,
+    help="Event loop: asyncio, or uvloop (pip install 'realtime-daemon[fast]').",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -285,3 +292,7 @@ def _preflight(config: Config) -> None:
         tls_context(config)
     except (ValueError, OSError, ssl.SSLError) as exc:
         raise click.BadParameter(str(exc), param_hint="'--tls-certfile'") from None
+    if config.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise click.BadParameter(
+            "uvloop is not installed: pip install 'realtime-daemon[fast]'", param_hint="'--loop'"
+        )

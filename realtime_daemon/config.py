@@ -16,6 +16,7 @@ import msgspec
 __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "LOOPS",
     "Config",
     "ConfigFileError",
     "ModelConfig",
@@ -24,6 +25,7 @@ __all__ = [
 
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOOPS = ("asyncio", "uvloop")
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -96,6 +98,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         send_timeout: seconds a client may leave output unread past the
             buffer bound before it is cut off.
         handshake_timeout: seconds a new connection gets to send its request.
+        loop: the event loop, ``asyncio`` or ``uvloop`` (the ``fast`` extra).
     """
 
     host: str = "127.0.0.1"
@@ -127,6 +130,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     idle_timeout: NonNegative = 0.0
     send_timeout: Positive = 30.0
     handshake_timeout: Positive = 10.0
+    loop: str = "asyncio"
 
     def __repr__(self) -> str:
         # Keep the API key out of reprs, tracebacks and logs.

@@ -46,6 +46,12 @@ logger = structlog.get_logger("realtime_daemon")
 CLOSE_TIMEOUT = 5.0
 """Seconds the closing handshake may take before the transport is cut."""
 
+TIME_SLICE = 0.001
+"""Seconds a connection may send without yielding to the loop (fair scheduling)."""
+
+SMALL_FRAME = 16 * 1024
+"""From an empty transport buffer a frame this small cannot block its send."""
+
 MAX_REASON_BYTES = 123
 """A Close frame is a control frame: 125 bytes, two of them the code."""
 
@@ -106,7 +112,7 @@ class Connection:
         session_id: the fresh id of this connection.
         tracker: the connection's request accounting.
         limits: the per-connection limits.
-        abort: drops the transport at once (a client that stopped reading).
+        transport: the connection's transport, to watch its buffer and cut it.
     """
 
     def __init__(
@@ -119,11 +125,13 @@ class Connection:
         session_id: str,
         tracker: RequestTracker,
         limits: Limits,
-        abort: Callable[[], None],
+        transport: asyncio.Transport | None,
     ) -> None:
         self.tracker = tracker
         self._limits = limits
-        self._abort = abort
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._slice_end = 0.0
         self.channel = RequestChannel(queue_size, observer=tracker)
         self.context = Context(session_id)
         self.chunks = 0
@@ -264,17 +272,36 @@ class Connection:
             self.tracker.sent(envelope)
 
     async def _deliver(self, envelope: Envelope, *, track: bool = True) -> Close | None:
-        """Send one envelope; a Close if the client is gone or stopped reading."""
+        """Send one envelope; a Close if the client is gone or stopped reading.
+
+        aiohttp's send waits for the transport to drain once its buffer is
+        over the bound: a client that does not read keeps it waiting, for
+        ``send_timeout`` at most. The timeout is armed only when the send can
+        wait, which spares the common case (an empty buffer, a small frame)
+        a timer per chunk.
+        """
+        transport = self._transport
         try:
-            # aiohttp's send waits for the transport to drain past its buffer
-            # bound: a client that does not read keeps it waiting here.
-            async with asyncio.timeout(self._limits.send_timeout):
+            if transport is not None and (
+                transport.get_write_buffer_size() or _size(envelope) > SMALL_FRAME
+            ):
+                async with asyncio.timeout(self._limits.send_timeout):
+                    await self._send(envelope, track=track)
+            else:
                 await self._send(envelope, track=track)
         except ConnectionError:
             return _PEER_GONE
         except TimeoutError:
-            self._abort()
+            if transport is not None:
+                transport.abort()
             return Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", True)
+        # Fair scheduling: a fast engine and a client that keeps up would
+        # otherwise never yield, and starve every other connection.
+        now = self._loop.time()
+        if now >= self._slice_end:
+            if self._slice_end:
+                await asyncio.sleep(0)
+            self._slice_end = self._loop.time() + TIME_SLICE
         return None
 
     async def _close(self, close: Close) -> None:
@@ -410,7 +437,6 @@ def websocket_handler(
             request.remote, request.headers.get("X-Forwarded-For"), config.forwarded_allow_ips
         )
         log = logger.bind(conn=session_id, peer=peer)
-        transport = request.transport
         connection = Connection(
             ws,
             engine,
@@ -419,7 +445,7 @@ def websocket_handler(
             session_id=session_id,
             tracker=metrics.tracker(),
             limits=limits,
-            abort=transport.abort if transport is not None else _nothing,
+            transport=request.transport,
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -449,5 +475,9 @@ def websocket_handler(
     return handle
 
 
-def _nothing() -> None:
-    pass
+def _size(envelope: Envelope) -> int:
+    """A cheap upper bound of big payloads: passed-through raw chunks and comments."""
+    data = envelope.data
+    if isinstance(data, msgspec.Raw):
+        return len(data)
+    return sum(len(c) for c in envelope.comment) if envelope.comment else 0

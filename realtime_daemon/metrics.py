@@ -108,6 +108,7 @@ class RequestTracker:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._chunks = 0  # added to the counter per answer, not per chunk
         self._started: float | None = None
         self._first_sent = False
         self._failed = False
@@ -136,7 +137,7 @@ class RequestTracker:
 
     def sent(self, envelope: Envelope) -> None:
         """An envelope of the current answer went out."""
-        self._metrics.chunks.inc()
+        self._chunks += 1
         if self._started is None:
             return
         if not self._first_sent:
@@ -149,7 +150,13 @@ class RequestTracker:
         """The connection closed with ``code``; an answer still open ends as ``outcome``."""
         if self._started is not None:
             self._finish("error" if self._failed else outcome)
+        self._flush_chunks()
         self._metrics.closes.labels(str(code)).inc()
+
+    def _flush_chunks(self) -> None:
+        if self._chunks:
+            self._metrics.chunks.inc(self._chunks)
+            self._chunks = 0
 
     def _finish(self, outcome: str) -> None:
         assert self._started is not None
@@ -157,3 +164,4 @@ class RequestTracker:
         metrics.requests.labels(metrics.engine, outcome).inc()
         metrics.duration.observe(time.monotonic() - self._started)
         self._started = None
+        self._flush_chunks()

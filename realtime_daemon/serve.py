@@ -41,8 +41,14 @@ def run(config: Config, engine: Engine | None = None) -> None:
         BindError: the address cannot be bound.
         ForcedStop: a second signal cut the drain short.
     """
+    loop_factory = None
+    if config.loop == "uvloop":
+        import uvloop  # the optional "fast" extra
+
+        loop_factory = uvloop.new_event_loop
     try:
-        asyncio.run(serve(config, engine))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(config, engine))
     except asyncio.CancelledError:
         raise ForcedStop("stopped by a second signal before the drain finished") from None
 

@@ -52,9 +52,8 @@ class EchoEngine:
             text = echo_text(chat, k)
             role: str | None = "assistant"
             for char in text:
-                # Always await: with no delay this still yields to the loop once
-                # a chunk, so cancellation and other connections get their turn.
-                await asyncio.sleep(self._delay)
+                if self._delay:
+                    await asyncio.sleep(self._delay)
                 if context.is_stopped():
                     return
                 yield _envelope(chunk_id, created, chat.model, Delta(role=role, content=char))

@@ -1,0 +1,307 @@
+"""Benchmarks: realtime-daemon against a bare aiohttp baseline, side by side.
+
+Run by hand (not in CI), from the repository root, with the test extra and
+uvloop installed:
+
+    python benchmarks/run.py                 # every scenario, 3 repeats
+    python benchmarks/run.py stream fanout --repeats 5
+
+Each scenario runs against the daemon and the baseline (benchmarks/baseline.py)
+alternately, several times; the table gives medians with min-max and the
+daemon/baseline ratio. Server CPU comes from /proc/<pid>/stat; the load
+generator's own CPU is reported so a saturated client is visible. Every frame
+is verified: envelope ids consecutive, one code point per content chunk, one
+stop chunk per request, the content equal to the prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+# 1-, 2-, 3- and 4-byte UTF-8 code points.
+ALPHABET = "aé中🙂"
+
+
+def prompt(n: int, salt: int = 0) -> str:
+    return "".join(ALPHABET[(i + salt) % 4] for i in range(n))
+
+
+def request(text: str) -> str:
+    return msgspec.json.encode(
+        {"model": "bench", "messages": [{"role": "user", "content": text}]}
+    ).decode()
+
+
+# -- servers ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.port = free_port()
+        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+    def rss_bytes(self) -> int:
+        assert self.proc is not None
+        return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * PAGE
+
+
+def servers() -> list[Server]:
+    return [
+        Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
+                          "--echo-delay-ms", "0", "--heartbeat", "0", "--log-format", "json",
+                          "--log-level", "warning", "--loop", "uvloop",
+                          "--request-queue-size", "64"]),
+        Server("baseline", [sys.executable, "benchmarks/baseline.py", "{port}"]),
+    ]
+
+
+# -- verification ----------------------------------------------------------------------
+
+
+class Verifier:
+    """Checks one connection's frames against the prompts it sent."""
+
+    def __init__(self) -> None:
+        self.next_id = 1
+
+    def answer(self, frames: list[bytes], text: str) -> None:
+        chars = []
+        for i, raw in enumerate(frames):
+            env = msgspec.json.decode(raw)
+            assert env["id"] == str(self.next_id), (env["id"], self.next_id)
+            self.next_id += 1
+            choice = env["data"]["choices"][0]
+            if i == len(frames) - 1:
+                assert choice["finish_reason"] == "stop"
+            else:
+                assert choice["finish_reason"] is None
+                assert len(choice["delta"]["content"]) == 1
+                chars.append(choice["delta"]["content"])
+            assert (i == 0) == ("role" in choice["delta"])
+        assert "".join(chars) == text
+
+
+async def read_answer(ws: aiohttp.ClientWebSocketResponse, text: str) -> list[bytes]:
+    frames = []
+    for _ in range(len(text) + 1):
+        msg = await ws.receive()
+        assert msg.type is aiohttp.WSMsgType.TEXT, msg
+        frames.append(msg.data.encode())
+    return frames
+
+
+# -- scenarios -------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+async def scenario_stream(server: Server) -> Result:
+    """One connection, 100 pipelined requests of 1000 characters."""
+    texts = [prompt(1000, n) for n in range(100)]
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.url) as ws:
+        cpu0, t0, me0 = server.cpu_seconds(), time.perf_counter(), _self_cpu()
+        for text in texts:
+            await ws.send_str(request(text))
+        answers = [await read_answer(ws, text) for text in texts]
+        wall, cpu, me = time.perf_counter() - t0, server.cpu_seconds() - cpu0, _self_cpu() - me0
+    verifier = Verifier()
+    for frames, text in zip(answers, texts, strict=True):
+        verifier.answer(frames, text)
+    chunks = sum(len(a) for a in answers)
+    return Result({"chunks/s": chunks / wall, "server µs/chunk": cpu / chunks * 1e6,
+                   "loadgen CPU %": me / wall * 100})
+
+
+async def scenario_fanout(server: Server) -> Result:
+    """100 connections, each 5 sequential requests of 200 characters."""
+    first_chunk: list[float] = []
+
+    async def one(session: aiohttp.ClientSession, c: int) -> int:
+        verifier, chunks = Verifier(), 0
+        async with session.ws_connect(server.url) as ws:
+            for r in range(5):
+                text = prompt(200, c + r)
+                sent = time.perf_counter()
+                await ws.send_str(request(text))
+                first = await ws.receive()
+                first_chunk.append(time.perf_counter() - sent)
+                frames = [first.data.encode(), *(await read_answer(ws, text[1:]))]
+                verifier.answer(frames, text)
+                chunks += len(frames)
+        return chunks
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        cpu0, t0, me0 = server.cpu_seconds(), time.perf_counter(), _self_cpu()
+        chunks = sum(await asyncio.gather(*(one(session, c) for c in range(100))))
+        wall, cpu, me = time.perf_counter() - t0, server.cpu_seconds() - cpu0, _self_cpu() - me0
+    q = statistics.quantiles(first_chunk, n=100)
+    return Result({"chunks/s": chunks / wall, "server µs/chunk": cpu / chunks * 1e6,
+                   "TTFC p50 ms": q[49] * 1e3, "TTFC p99 ms": q[98] * 1e3,
+                   "loadgen CPU %": me / wall * 100})
+
+
+async def scenario_idle(server: Server) -> Result:
+    """5000 held connections: server RSS per connection, before and after one answer each."""
+    n = 5000
+    rss0 = server.rss_bytes()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets: list[aiohttp.ClientWebSocketResponse] = []
+        for start in range(0, n, 250):
+            sockets += await asyncio.gather(
+                *(session.ws_connect(server.url) for _ in range(start, min(n, start + 250)))
+            )
+        rss_open = server.rss_bytes()
+
+        async def answer(ws: aiohttp.ClientWebSocketResponse, i: int) -> None:
+            text = prompt(20, i)
+            await ws.send_str(request(text))
+            Verifier().answer(await read_answer(ws, text), text)
+
+        for start in range(0, n, 250):
+            batch = sockets[start : start + 250]
+            await asyncio.gather(*(answer(ws, i) for i, ws in enumerate(batch)))
+        rss_used = server.rss_bytes()
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    return Result({"KiB/conn open": (rss_open - rss0) / n / 1024,
+                   "KiB/conn after answer": (rss_used - rss0) / n / 1024})
+
+
+async def scenario_flood(server: Server) -> Result:
+    """One client sends 5000 requests of 1000 characters without reading."""
+    rss0 = server.rss_bytes()
+    frame = request(prompt(1000))
+    async with aiohttp.ClientSession() as session:
+        flooder = await session.ws_connect(server.url)
+
+        async def flood() -> None:
+            for _ in range(5000):
+                await flooder.send_str(frame)
+
+        task = asyncio.create_task(flood())
+        await asyncio.sleep(3)  # a benchmark: let the flood run and the buffers fill
+        peak = server.rss_bytes()
+        sent = time.perf_counter()
+        async with session.ws_connect(server.url) as probe:
+            text = prompt(100)
+            await probe.send_str(request(text))
+            frames = await read_answer(probe, text)
+            probe_ms = (time.perf_counter() - sent) * 1e3
+        Verifier().answer(frames, text)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await flooder.close()
+    return Result({"RSS growth MB": (peak - rss0) / 1e6, "other client answer ms": probe_ms})
+
+
+SCENARIOS: dict[str, Callable[[Server], Awaitable[Result]]] = {
+    "stream": scenario_stream,
+    "fanout": scenario_fanout,
+    "idle": scenario_idle,
+    "flood": scenario_flood,
+}
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.4g} ({min(values):.4g}-{max(values):.4g})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    uvloop.install()
+    results: dict[tuple[str, str, str], list[float]] = {}
+    for name in args.scenarios:
+        for _ in range(args.repeats):
+            for server in servers():  # daemon and baseline alternate
+                server.start()
+                try:
+                    result = asyncio.run(SCENARIOS[name](server))
+                finally:
+                    server.stop()
+                for metric, value in result.metrics.items():
+                    results.setdefault((name, metric, server.name), []).append(value)
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+          f"msgspec {msgspec.__version__}, uvloop {uvloop.__version__}, "
+          f"{args.repeats} repeats, median (min-max)\n")
+    print("| scenario | metric | daemon | baseline | ratio |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in args.scenarios:
+        metrics = dict.fromkeys(m for (s, m, _) in results if s == name)
+        for metric in metrics:
+            d, b = results[(name, metric, "daemon")], results[(name, metric, "baseline")]
+            ratio = statistics.median(d) / statistics.median(b) if statistics.median(b) else 0
+            print(f"| {name} | {metric} | {summary(d)} | {summary(b)} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
