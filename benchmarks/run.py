@@ -82,7 +82,7 @@ class Server:
         raise RuntimeError(f"{self.name} did not start")
 
     def stop(self) -> None:
-        if self.proc is not None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
 
@@ -100,7 +100,17 @@ class Server:
         return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * PAGE
 
 
-def servers() -> list[Server]:
+def servers(scenario: str) -> list[Server]:
+    """The daemon and what it is compared with: the baseline, or for proxy the upstream."""
+    if scenario == "proxy":
+        upstream = Server("baseline", [sys.executable, "benchmarks/upstream.py", "{port}"])
+        upstream.start()
+        daemon = Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve",
+                                   "--port", "{port}", "--engine", "openai",
+                                   "--upstream-url", f"http://127.0.0.1:{upstream.port}/v1",
+                                   "--heartbeat", "0", "--log-level", "warning",
+                                   "--loop", "uvloop"])
+        return [daemon, upstream]
     return [
         Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
                           "--echo-delay-ms", "0", "--heartbeat", "0", "--log-format", "json",
@@ -252,12 +262,60 @@ async def scenario_flood(server: Server) -> Result:
     return Result({"RSS growth MB": (peak - rss0) / 1e6, "other client answer ms": probe_ms})
 
 
+async def scenario_proxy(server: Server) -> Result:
+    """The openai engine in front of a fast upstream, against reading the upstream directly.
+
+    200 sequential requests of 100 characters on one connection; for the
+    "baseline" the load generator posts the same requests to the upstream and
+    parses its Server-Sent Events itself.
+    """
+    texts = [prompt(100, n) for n in range(200)]
+    first_chunk: list[float] = []
+    chunks = 0
+    async with aiohttp.ClientSession() as session:
+        cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+        if server.name == "daemon":
+            verifier = Verifier()
+            async with session.ws_connect(server.url) as ws:
+                for text in texts:
+                    sent = time.perf_counter()
+                    await ws.send_str(request(text))
+                    first = await ws.receive()
+                    first_chunk.append(time.perf_counter() - sent)
+                    frames = [first.data.encode(), *(await read_answer(ws, text[1:]))]
+                    verifier.answer(frames, text)
+                    chunks += len(frames)
+        else:
+            url = f"http://127.0.0.1:{server.port}/v1/chat/completions"
+            for text in texts:
+                sent = time.perf_counter()
+                async with session.post(url, data=request(text)) as response:
+                    got: list[str] = []
+                    async for line in response.content:
+                        if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+                            continue
+                        if not got and len(first_chunk) < len(texts):
+                            first_chunk.append(time.perf_counter() - sent)
+                        delta = msgspec.json.decode(line[6:])["choices"][0]["delta"]
+                        got.append(delta.get("content", ""))
+                        chunks += 1
+                assert "".join(got) == text
+        wall, cpu = time.perf_counter() - t0, server.cpu_seconds() - cpu0
+    q = statistics.quantiles(first_chunk, n=100)
+    metrics = {"chunks/s": chunks / wall, "TTFC p50 ms": q[49] * 1e3, "TTFC p99 ms": q[98] * 1e3}
+    if server.name == "daemon":
+        metrics["daemon µs/chunk"] = cpu / chunks * 1e6
+    return Result(metrics)
+
+
 SCENARIOS: dict[str, Callable[[Server], Awaitable[Result]]] = {
+    "proxy": scenario_proxy,
     "stream": scenario_stream,
     "fanout": scenario_fanout,
     "idle": scenario_idle,
     "flood": scenario_flood,
 }
+DEFAULT_SCENARIOS = ["stream", "fanout", "idle", "flood", "proxy"]
 
 
 def _self_cpu() -> float:
@@ -274,21 +332,26 @@ def summary(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("scenarios", nargs="*", default=DEFAULT_SCENARIOS)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     uvloop.install()
     results: dict[tuple[str, str, str], list[float]] = {}
     for name in args.scenarios:
         for _ in range(args.repeats):
-            for server in servers():  # daemon and baseline alternate
-                server.start()
-                try:
+            pair = servers(name)
+            try:
+                for server in pair:  # daemon and baseline alternate
+                    if server.proc is None:
+                        server.start()
                     result = asyncio.run(SCENARIOS[name](server))
-                finally:
+                    if name != "proxy":  # the proxy's upstream serves both runs
+                        server.stop()
+                    for metric, value in result.metrics.items():
+                        results.setdefault((name, metric, server.name), []).append(value)
+            finally:
+                for server in pair:
                     server.stop()
-                for metric, value in result.metrics.items():
-                    results.setdefault((name, metric, server.name), []).append(value)
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
           f"msgspec {msgspec.__version__}, uvloop {uvloop.__version__}, "
@@ -298,7 +361,10 @@ def main() -> None:
     for name in args.scenarios:
         metrics = dict.fromkeys(m for (s, m, _) in results if s == name)
         for metric in metrics:
-            d, b = results[(name, metric, "daemon")], results[(name, metric, "baseline")]
+            d, b = results[(name, metric, "daemon")], results.get((name, metric, "baseline"))
+            if not b:
+                print(f"| {name} | {metric} | {summary(d)} | | |")
+                continue
             ratio = statistics.median(d) / statistics.median(b) if statistics.median(b) else 0
             print(f"| {name} | {metric} | {summary(d)} | {summary(b)} | {ratio:.2f}x |")
 
