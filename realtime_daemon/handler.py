@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import struct
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
@@ -31,6 +32,7 @@ from typing import Literal
 import msgspec
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.base_protocol import BaseProtocol
 
 from .admission import PROTOCOL, Admission, TokenBucket, client_address
 from .channel import ChannelClosed, RequestChannel
@@ -49,8 +51,8 @@ CLOSE_TIMEOUT = 5.0
 TIME_SLICE = 0.001
 """Seconds a connection may send without yielding to the loop (fair scheduling)."""
 
-SMALL_FRAME = 16 * 1024
-"""From an empty transport buffer a frame this small cannot block its send."""
+FLUSH_AT = 64 * 1024
+"""Bytes of coalesced frames that are written at once, without waiting for the pass to end."""
 
 MAX_REASON_BYTES = 123
 """A Close frame is a control frame: 125 bytes, two of them the code."""
@@ -112,7 +114,8 @@ class Connection:
         session_id: the fresh id of this connection.
         tracker: the connection's request accounting.
         limits: the per-connection limits.
-        transport: the connection's transport, to watch its buffer and cut it.
+        transport: the connection's transport: frames are written to it.
+        protocol: aiohttp's protocol of the connection, for its drain.
     """
 
     def __init__(
@@ -126,12 +129,16 @@ class Connection:
         tracker: RequestTracker,
         limits: Limits,
         transport: asyncio.Transport | None,
+        protocol: BaseProtocol,
     ) -> None:
         self.tracker = tracker
         self._limits = limits
         self._transport = transport
+        self._protocol = protocol
         self._loop = asyncio.get_running_loop()
         self._slice_end = 0.0
+        self._out = bytearray()
+        self._flush_handle: asyncio.Handle | None = None
         self.channel = RequestChannel(queue_size, observer=tracker)
         self.context = Context(session_id)
         self.chunks = 0
@@ -265,35 +272,60 @@ class Connection:
         return Close(WSCloseCode.OK, "stream complete")
 
     async def _send(self, envelope: Envelope, *, track: bool = True) -> None:
-        self.chunks += 1
-        numbered = msgspec.structs.replace(envelope, id=str(self.chunks))
-        await self._ws.send_frame(encode_envelope(numbered), WSMsgType.TEXT)
-        if track:
-            self.tracker.sent(envelope)
+        """Frame one envelope into the connection's output; wait only if the client lags.
 
-    async def _deliver(self, envelope: Envelope, *, track: bool = True) -> Close | None:
-        """Send one envelope; a Close if the client is gone or stopped reading.
-
-        aiohttp's send waits for the transport to drain once its buffer is
-        over the bound: a client that does not read keeps it waiting, for
-        ``send_timeout`` at most. The timeout is armed only when the send can
-        wait, which spares the common case (an empty buffer, a small frame)
-        a timer per chunk.
+        Write coalescing: the frames an engine produces in one pass of the
+        event loop are written together, with one ``transport.write`` (one
+        send syscall instead of one each), by a flush scheduled with
+        ``call_soon`` when the first of them is framed. The flush runs as
+        soon as the writer suspends (the engine has nothing ready) or yields
+        (fair scheduling), so a lone chunk goes out without delay. Frames are
+        whole and in order; aiohttp's own frames (pongs, pings, the Close)
+        go between them, and the Close only after a flush (see ``_close``).
         """
         transport = self._transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("connection lost")
+        self.chunks += 1
+        payload = encode_envelope(msgspec.structs.replace(envelope, id=str(self.chunks)))
+        out = self._out
+        out += _text_frame_header(len(payload))
+        out += payload
+        if track:
+            self.tracker.sent(envelope)
+        if len(out) >= FLUSH_AT:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+        if self._protocol.writing_paused:
+            # Backpressure: the transport is over its high-water mark. aiohttp
+            # offers no public wait for it to drain; _drain_helper is what its
+            # own WebSocket writer awaits. A client that does not read keeps
+            # us here for send_timeout at most.
+            self._flush()
+            async with asyncio.timeout(self._limits.send_timeout):
+                await self._protocol._drain_helper()
+
+    def _flush(self) -> None:
+        """Write the coalesced frames, if the connection is still there to take them."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        transport = self._transport
+        if self._out and transport is not None and not transport.is_closing():
+            # A fresh buffer each time: the transport may keep this one.
+            transport.write(self._out)
+            self._out = bytearray()
+
+    async def _deliver(self, envelope: Envelope, *, track: bool = True) -> Close | None:
+        """Send one envelope; a Close if the client is gone or stopped reading."""
         try:
-            if transport is not None and (
-                transport.get_write_buffer_size() or _size(envelope) > SMALL_FRAME
-            ):
-                async with asyncio.timeout(self._limits.send_timeout):
-                    await self._send(envelope, track=track)
-            else:
-                await self._send(envelope, track=track)
+            await self._send(envelope, track=track)
         except ConnectionError:
             return _PEER_GONE
         except TimeoutError:
-            if transport is not None:
-                transport.abort()
+            if self._transport is not None:
+                self._transport.abort()
             return Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", True)
         # Fair scheduling: a fast engine and a client that keeps up would
         # otherwise never yield, and starve every other connection.
@@ -306,6 +338,7 @@ class Connection:
 
     async def _close(self, close: Close) -> None:
         """The one close: an optional error envelope, then the Close frame."""
+        self._flush()  # every frame before the Close
         if close.sent or self._ws.closed:
             return
         with contextlib.suppress(ConnectionError, TimeoutError):
@@ -314,6 +347,7 @@ class Connection:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 if close.notice is not None:
                     await self._send(Envelope(event="error", comment=[close.notice]))
+                    self._flush()
                 await self._ws.close(code=close.code, message=close_reason(close.reason))
 
 
@@ -446,6 +480,7 @@ def websocket_handler(
             tracker=metrics.tracker(),
             limits=limits,
             transport=request.transport,
+            protocol=request.protocol,
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -475,9 +510,15 @@ def websocket_handler(
     return handle
 
 
-def _size(envelope: Envelope) -> int:
-    """A cheap upper bound of big payloads: passed-through raw chunks and comments."""
-    data = envelope.data
-    if isinstance(data, msgspec.Raw):
-        return len(data)
-    return sum(len(c) for c in envelope.comment) if envelope.comment else 0
+
+def _text_frame_header(length: int) -> bytes:
+    """RFC 6455 header of a whole, unmasked (server-to-client) Text frame."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 65536:
+        return _HEADER_16.pack(0x81, 126, length)
+    return _HEADER_64.pack(0x81, 127, length)
+
+
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
