@@ -72,3 +72,21 @@ async def test_close_fails_a_put_waiting_for_room() -> None:
         with pytest.raises(ChannelClosed):
             await producer
     assert [r.chat.messages[0].content async for r in channel] == ["b"]
+
+
+async def test_context_stopped_wakes_every_waiter_and_survives_a_cancelled_one() -> None:
+    """stopped() returns for all its waiters once stop_generating() is called."""
+    from realtime_daemon.engines.base import Context
+
+    context = Context("s")
+    first = asyncio.create_task(context.stopped())
+    second = asyncio.create_task(context.stopped())
+    cancelled = asyncio.create_task(context.stopped())
+    await asyncio.sleep(0)  # let all three start waiting (one loop pass, not a timing guess)
+    cancelled.cancel()
+    context.stop_generating()
+    async with asyncio.timeout(2):
+        await first
+        await second
+    assert context.is_stopped() and cancelled.cancelled()
+    await context.stopped()  # already stopped: returns at once

@@ -37,21 +37,40 @@ class Context:
         session_id: a fresh id per connection, also used in chunk ids.
     """
 
+    # Every connection holds one, mostly never awaited: a flag, and waiters
+    # made on demand (an asyncio.Event would allocate its deque up front).
+    __slots__ = ("_stopped", "_waiters", "session_id")
+
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        self._stopped = asyncio.Event()
+        self._stopped = False
+        self._waiters: list[asyncio.Future[None]] | None = None
 
     def is_stopped(self) -> bool:
         """Whether the connection asked the engine to stop."""
-        return self._stopped.is_set()
+        return self._stopped
 
     def stop_generating(self) -> None:
         """Ask the engine to stop; the daemon calls it when the connection ends."""
-        self._stopped.set()
+        self._stopped = True
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters = None
 
     async def stopped(self) -> None:
         """Wait until the engine is asked to stop."""
-        await self._stopped.wait()
+        if self._stopped:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
 
 
 class Engine(Protocol):
