@@ -9,9 +9,10 @@ from aiohttp import web
 
 from .admission import Admission, Tokens
 from .config import Config
+from .connections import Connections
 from .engines.base import Engine
 from .engines.load import build_engine
-from .handler import Connections, websocket_handler
+from .handler import websocket_handler
 from .metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["STATE", "State", "build_app"]

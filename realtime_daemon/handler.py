@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import struct
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
@@ -37,11 +36,13 @@ from aiohttp.base_protocol import BaseProtocol
 from .admission import PROTOCOL, Admission, TokenBucket, client_address
 from .channel import ChannelClosed, RequestChannel
 from .config import Config
+from .connections import Connections
 from .engines.base import Context, Engine
 from .metrics import Metrics, RequestTracker
+from .output import Output
 from .protocol import Envelope, FrameError, encode_envelope
 
-__all__ = ["Close", "Connection", "Connections", "Limits", "websocket_handler"]
+__all__ = ["Close", "Connection", "Limits", "websocket_handler"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -51,8 +52,6 @@ CLOSE_TIMEOUT = 5.0
 TIME_SLICE = 0.001
 """Seconds a connection may send without yielding to the loop (fair scheduling)."""
 
-FLUSH_AT = 64 * 1024
-"""Bytes of coalesced frames that are written at once, without waiting for the pass to end."""
 
 MAX_REASON_BYTES = 123
 """A Close frame is a control frame: 125 bytes, two of them the code."""
@@ -133,12 +132,9 @@ class Connection:
     ) -> None:
         self.tracker = tracker
         self._limits = limits
-        self._transport = transport
-        self._protocol = protocol
+        self._output = Output(transport, protocol)
         self._loop = asyncio.get_running_loop()
         self._slice_end = 0.0
-        self._out = bytearray()
-        self._flush_handle: asyncio.Handle | None = None
         self.channel = RequestChannel(queue_size, observer=tracker)
         self.context = Context(session_id)
         self.chunks = 0
@@ -272,50 +268,18 @@ class Connection:
         return Close(WSCloseCode.OK, "stream complete")
 
     async def _send(self, envelope: Envelope, *, track: bool = True) -> None:
-        """Frame one envelope into the connection's output; wait only if the client lags.
-
-        Write coalescing: the frames an engine produces in one pass of the
-        event loop are written together, with one ``transport.write`` (one
-        send syscall instead of one each), by a flush scheduled with
-        ``call_soon`` when the first of them is framed. The flush runs as
-        soon as the writer suspends (the engine has nothing ready) or yields
-        (fair scheduling), so a lone chunk goes out without delay. Frames are
-        whole and in order; aiohttp's own frames (pongs, pings, the Close)
-        go between them, and the Close only after a flush (see ``_close``).
-        """
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        """Number and frame one envelope; wait only if the client lags (see output.py)."""
+        output = self._output
+        if output.closing:
             raise ConnectionResetError("connection lost")
         self.chunks += 1
-        payload = encode_envelope(msgspec.structs.replace(envelope, id=str(self.chunks)))
-        out = self._out
-        out += _text_frame_header(len(payload))
-        out += payload
+        output.write(encode_envelope(msgspec.structs.replace(envelope, id=str(self.chunks))))
         if track:
             self.tracker.sent(envelope)
-        if len(out) >= FLUSH_AT:
-            self._flush()
-        elif self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
-        if self._protocol.writing_paused:
-            # Backpressure: the transport is over its high-water mark. aiohttp
-            # offers no public wait for it to drain; _drain_helper is what its
-            # own WebSocket writer awaits. A client that does not read keeps
-            # us here for send_timeout at most.
-            self._flush()
+        if output.paused:
+            # A client that does not read keeps us here for send_timeout at most.
             async with asyncio.timeout(self._limits.send_timeout):
-                await self._protocol._drain_helper()
-
-    def _flush(self) -> None:
-        """Write the coalesced frames, if the connection is still there to take them."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        transport = self._transport
-        if self._out and transport is not None and not transport.is_closing():
-            # A fresh buffer each time: the transport may keep this one.
-            transport.write(self._out)
-            self._out = bytearray()
+                await output.drain()
 
     async def _deliver(self, envelope: Envelope, *, track: bool = True) -> Close | None:
         """Send one envelope; a Close if the client is gone or stopped reading."""
@@ -324,8 +288,7 @@ class Connection:
         except ConnectionError:
             return _PEER_GONE
         except TimeoutError:
-            if self._transport is not None:
-                self._transport.abort()
+            self._output.abort()
             return Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", True)
         # Fair scheduling: a fast engine and a client that keeps up would
         # otherwise never yield, and starve every other connection.
@@ -338,7 +301,7 @@ class Connection:
 
     async def _close(self, close: Close) -> None:
         """The one close: an optional error envelope, then the Close frame."""
-        self._flush()  # every frame before the Close
+        self._output.flush()  # every frame before the Close
         if close.sent or self._ws.closed:
             return
         with contextlib.suppress(ConnectionError, TimeoutError):
@@ -347,7 +310,7 @@ class Connection:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 if close.notice is not None:
                     await self._send(Envelope(event="error", comment=[close.notice]))
-                    self._flush()
+                    self._output.flush()
                 await self._ws.close(code=close.code, message=close_reason(close.reason))
 
 
@@ -360,62 +323,6 @@ async def _closing(stream: AsyncIterator[Envelope]) -> AsyncIterator[None]:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-class Connections:
-    """The open connections of one app, and its drain."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._open: set[Connection] = set()
-        self._empty = asyncio.Event()
-        self._empty.set()
-        self._drain_deadline: float | None = None
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    @property
-    def draining(self) -> bool:
-        """Whether :meth:`drain` has begun."""
-        return self._drain_deadline is not None
-
-    def add(self, connection: Connection) -> None:
-        self._open.add(connection)
-        self._empty.clear()
-        self._metrics.connections.inc()
-        self._metrics.connections_open.inc()
-        if self._drain_deadline is not None:
-            # Upgraded while the drain began: it drains with the others.
-            connection.drain(self._drain_deadline)
-
-    def discard(self, connection: Connection) -> None:
-        if connection in self._open:
-            self._open.remove(connection)
-            self._metrics.connections_open.dec()
-        if not self._open:
-            self._empty.set()
-
-    def begin_drain(self, grace: float) -> None:
-        """Refuse new connections and stop reading requests on the open ones.
-
-        Answers in progress, and requests already queued, get ``grace``
-        seconds to finish; then each connection closes 1001.
-        """
-        deadline = asyncio.get_running_loop().time() + grace
-        self._drain_deadline = deadline
-        self._metrics.draining.set(1)
-        for connection in list(self._open):
-            connection.drain(deadline)
-
-    async def drain(self, grace: float) -> None:
-        """:meth:`begin_drain`, then wait until every connection is closed."""
-        self.begin_drain(grace)
-        await self.wait_closed()
-
-    async def wait_closed(self) -> None:
-        """Wait until no connection is open."""
-        await self._empty.wait()
 
 
 UPGRADE_REQUIRED = (
@@ -510,15 +417,3 @@ def websocket_handler(
     return handle
 
 
-
-def _text_frame_header(length: int) -> bytes:
-    """RFC 6455 header of a whole, unmasked (server-to-client) Text frame."""
-    if length < 126:
-        return bytes((0x81, length))
-    if length < 65536:
-        return _HEADER_16.pack(0x81, 126, length)
-    return _HEADER_64.pack(0x81, 127, length)
-
-
-_HEADER_16 = struct.Struct("!BBH")
-_HEADER_64 = struct.Struct("!BBQ")

@@ -14,8 +14,9 @@ from aiohttp import web
 from .admission import Admission, TokenFileError
 from .app import STATE, build_app
 from .config import Config
+from .connections import Connections
 from .engines.base import Engine
-from .handler import CLOSE_TIMEOUT, Connections
+from .handler import CLOSE_TIMEOUT
 from .systemd import Notifier, listen_sockets, watchdog_interval
 
 __all__ = ["BindError", "ForcedStop", "make_runner", "run", "serve"]
