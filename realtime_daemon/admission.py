@@ -86,7 +86,7 @@ class Refusal:
 
 
 class Admission:
-    """The checks an upgrade passes, in order: capacity, origin, token.
+    """The checks an upgrade passes, in order: shutdown, capacity, origin, token.
 
     Args:
         tokens: the accepted tokens, or None to ask for none.
@@ -102,8 +102,12 @@ class Admission:
         self._origins = {_origin(o) for o in allowed_origins if o != "*"}
         self.max_connections = max_connections
 
-    def check(self, headers: Mapping[str, str], open_connections: int) -> Refusal | None:
+    def check(
+        self, headers: Mapping[str, str], open_connections: int, draining: bool
+    ) -> Refusal | None:
         """None to let the upgrade in, else why not."""
+        if draining:
+            return Refusal(503, "server shutting down", {"Retry-After": "1"})
         if open_connections >= self.max_connections:
             return Refusal(503, "too many connections, retry later", {"Retry-After": "1"})
         origin = headers.get("Origin")

@@ -352,11 +352,7 @@ def websocket_handler(
                 headers={"Upgrade": "websocket"},
                 text=UPGRADE_REQUIRED.format(path=config.path),
             )
-        if connections.draining:
-            return web.Response(
-                status=503, headers={"Retry-After": "1"}, text="server shutting down\n"
-            )
-        refusal = admission.check(request.headers, len(connections))
+        refusal = admission.check(request.headers, len(connections), connections.draining)
         if refusal is not None:
             return web.Response(
                 status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
