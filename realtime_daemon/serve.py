@@ -81,7 +81,7 @@ async def serve(config: Config, engine: Engine | None = None) -> None:
         )
         listening = ", ".join(f"{a}{config.path}" for a in _listening(runner))
         if notifier.enabled:
-            notifier.send("READY=1", f"STATUS=serving {listening}, 0 connections")
+            notifier.send("READY=1", f"STATUS={_status(state.connections, listening)}")
             heartbeat = asyncio.create_task(_heartbeat(notifier, state.connections, listening))
         await stop.wait()
         logger.info(
@@ -89,7 +89,8 @@ async def serve(config: Config, engine: Engine | None = None) -> None:
             connections=len(state.connections),
             timeout_s=config.shutdown_timeout,
         )
-        notifier.send("STOPPING=1", f"STATUS=draining {len(state.connections)} connections")
+        # The registry starts draining in runner.cleanup(), just below.
+        notifier.send("STOPPING=1", f"STATUS={_status(state.connections, listening, True)}")
     finally:
         # Stops listening, then drains (app.on_shutdown); the heartbeat keeps
         # the watchdog fed until the drain is over.
@@ -144,10 +145,7 @@ async def _heartbeat(notifier: Notifier, connections: Connections, listening: st
     watchdog = interval is not None
     last_status = ""
     while True:
-        if connections.draining:
-            status = f"draining {len(connections)} connections"
-        else:
-            status = f"serving {listening}, {len(connections)} connections"
+        status = _status(connections, listening)
         fields = ["WATCHDOG=1"] if watchdog else []
         if status != last_status:
             fields.append(f"STATUS={status}")
@@ -155,6 +153,13 @@ async def _heartbeat(notifier: Notifier, connections: Connections, listening: st
         if fields:
             notifier.send(*fields)
         await asyncio.sleep(interval if interval is not None else STATUS_INTERVAL)
+
+
+def _status(connections: Connections, listening: str, draining: bool = False) -> str:
+    """The STATUS= line ``systemctl status`` shows."""
+    if draining or connections.draining:
+        return f"draining {len(connections)} connections"
+    return f"serving {listening}, {len(connections)} connections"
 
 
 def make_runner(app: web.Application, config: Config) -> web.AppRunner:
