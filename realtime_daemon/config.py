@@ -169,7 +169,8 @@ def read_config_file(path: Path) -> dict[str, object]:
         raise ConfigFileError(f"{path}: {exc.strerror}") from None
     try:
         raw = msgspec.toml.decode(data)
-        config = msgspec.toml.decode(data, type=Config)
-    except msgspec.DecodeError as exc:
+        # The keys it sets, but typed and checked like the whole settings.
+        config = msgspec.convert(raw, Config)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ConfigFileError(f"{path}: {exc}") from None
     return {name: getattr(config, name) for name in raw}
