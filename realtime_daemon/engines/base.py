@@ -27,7 +27,7 @@ from typing import Protocol
 from ..config import Config
 from ..protocol import Envelope, Request
 
-__all__ = ["Context", "Engine", "EngineFactory"]
+__all__ = ["Context", "Engine", "EngineFactory", "close_engine"]
 
 
 class Context:
@@ -85,3 +85,10 @@ class Engine(Protocol):
 
 EngineFactory = Callable[[Config], Engine]
 """Builds the daemon's engine from its settings; a class taking ``config`` qualifies."""
+
+
+async def close_engine(engine: object) -> None:
+    """Await the engine's optional ``aclose()``, the daemon's shutdown call to it."""
+    aclose = getattr(engine, "aclose", None)
+    if aclose is not None:
+        await aclose()

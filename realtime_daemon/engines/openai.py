@@ -47,6 +47,13 @@ class _ChunkProbe(msgspec.Struct):
 
     error: _ErrorDetail | str | None = None
 
+    @property
+    def message(self) -> str | None:
+        """The error's message (an error may be a bare string or an object)."""
+        if isinstance(self.error, str):
+            return self.error
+        return self.error.message if self.error is not None else None
+
 
 _body_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _probe_decoder = msgspec.json.Decoder(_ChunkProbe)
@@ -166,8 +173,9 @@ class OpenAIEngine:
                         f"upstream {url} sent a malformed chunk: {exc}", retry=not streamed
                     ) from None
                 if probe.error is not None:
-                    message = probe.error if isinstance(probe.error, str) else probe.error.message
-                    raise UpstreamError(f"upstream {url} reported an error: {message}", retry=False)
+                    raise UpstreamError(
+                        f"upstream {url} reported an error: {probe.message}", retry=False
+                    )
                 streamed = True
                 yield Envelope(data=msgspec.Raw(data))
             raise UpstreamError(
@@ -196,12 +204,8 @@ async def _error_message(response: aiohttp.ClientResponse) -> str:
     """The upstream's own words for a failed request, kept short."""
     raw = await response.content.read(_ERROR_BODY_LIMIT)
     try:
-        probe = msgspec.json.decode(raw, type=_ChunkProbe)
+        message = _probe_decoder.decode(raw).message
     except msgspec.DecodeError:
-        return raw.decode(errors="replace").strip() or response.reason or "no detail"
-    if isinstance(probe.error, str):
-        return probe.error
-    if probe.error is not None and probe.error.message:
-        return probe.error.message
-    return raw.decode(errors="replace").strip()
+        message = None
+    return message or raw.decode(errors="replace").strip() or response.reason or "no detail"
 

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from ..protocol import Envelope, Request
-from .base import Context, Engine
+from .base import Context, Engine, close_engine
 
 __all__ = ["Router"]
 
@@ -39,9 +39,7 @@ class Router:
     async def aclose(self) -> None:
         """Close the engines that hold resources."""
         for engine in self.engines.values():
-            aclose = getattr(engine, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_engine(engine)
 
     async def generate(
         self, requests: AsyncIterator[Request], context: Context
