@@ -179,3 +179,10 @@ async def daemon() -> AsyncIterator[StartDaemon]:
         if process.proc.returncode is None:
             process.proc.kill()
             await process.proc.wait()
+
+
+async def serve_json(daemon: StartDaemon, *args: str, **kw: Any) -> tuple[Process, int]:
+    """``serve --port 0 --log-format json ARGS`` as a subprocess, once it listens; its port."""
+    process = await daemon("serve", "--port", "0", "--log-format", "json", *args, **kw)
+    ready = await process.wait_for_event("server_ready")
+    return process, int(ready["port"])

@@ -17,13 +17,13 @@ from aiohttp import WSCloseCode
 
 from .conftest import (
     PATH,
-    Process,
     StartDaemon,
     content,
     receive_answer,
     receive_close,
     receive_envelope,
     request,
+    serve_json,
 )
 
 DEPLOY = Path(__file__).parent.parent / "docs" / "deploy.md"
@@ -46,13 +46,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_daemon(daemon: StartDaemon) -> tuple[Process, int]:
-    process = await daemon(
-        "serve", "--port", "0", "--log-format", "json", "--echo-delay-ms", "20"
-    )
-    return process, (await process.wait_for_event("server_ready"))["port"]
-
-
 async def connections_total(port: int) -> int:
     url = f"http://127.0.0.1:{port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
@@ -65,7 +58,8 @@ async def connections_total(port: int) -> int:
 @pytest.fixture
 async def proxy(daemon: StartDaemon, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     """Two daemons and nginx running the documented block in front of them."""
-    (a, port_a), (b, port_b) = await start_daemon(daemon), await start_daemon(daemon)
+    a, port_a = await serve_json(daemon, "--echo-delay-ms", "20")
+    b, port_b = await serve_json(daemon, "--echo-delay-ms", "20")
     listen = free_port()
     block = (
         documented_nginx_block()

@@ -26,6 +26,7 @@ from .conftest import (
     receive_close,
     receive_envelope,
     request,
+    serve_json,
 )
 from .engines import BlastEngine, EndlessEngine
 from .rawws import RawWebSocket
@@ -99,18 +100,9 @@ async def test_sighup_reloads_tokens_without_dropping_connections(
     daemon: StartDaemon, token_file: Path
 ) -> None:
     """After SIGHUP the new file is in force; a connection made with an old token stays."""
-    process = await daemon(
-        "serve",
-        "--port",
-        "0",
-        "--log-format",
-        "json",
-        "--echo-delay-ms",
-        "0",
-        "--auth-token-file",
-        str(token_file),
+    process, port = await serve_json(
+        daemon, "--echo-delay-ms", "0", "--auth-token-file", str(token_file)
     )
-    port = (await process.wait_for_event("server_ready"))["port"]
     url = f"ws://127.0.0.1:{port}{PATH}"
     async with aiohttp.ClientSession() as session:
         old = await session.ws_connect(url, headers={"Authorization": f"Bearer {TOKEN}"})

@@ -18,7 +18,6 @@ from realtime_daemon.app import STATE
 
 from .conftest import (
     PATH,
-    Process,
     StartDaemon,
     StartServer,
     content,
@@ -26,6 +25,7 @@ from .conftest import (
     receive_close,
     receive_envelope,
     request,
+    serve_json,
 )
 
 
@@ -60,12 +60,6 @@ def notify_socket(tmp_path: Path) -> Any:
     yield bind
     for s in sockets:
         s.sock.close()
-
-
-async def serve_json(daemon: StartDaemon, *args: str, **kw: Any) -> tuple[Process, int]:
-    process = await daemon("serve", "--port", "0", "--log-format", "json", *args, **kw)
-    ready = await process.wait_for_event("server_ready")
-    return process, ready["port"]
 
 
 async def test_ready_status_watchdog_and_stopping_are_notified(
