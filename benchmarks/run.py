@@ -146,6 +146,19 @@ class Verifier:
         assert "".join(chars) == text
 
 
+async def timed_answer(
+    ws: aiohttp.ClientWebSocketResponse, text: str, verifier: Verifier, first_chunk: list[float]
+) -> int:
+    """Send one request, note the time to its first frame, verify the answer; frames read."""
+    sent = time.perf_counter()
+    await ws.send_str(request(text))
+    first = await ws.receive()
+    first_chunk.append(time.perf_counter() - sent)
+    frames = [first.data.encode(), *(await read_answer(ws, text[1:]))]
+    verifier.answer(frames, text)
+    return len(frames)
+
+
 async def read_answer(ws: aiohttp.ClientWebSocketResponse, text: str) -> list[bytes]:
     frames = []
     for _ in range(len(text) + 1):
@@ -188,14 +201,7 @@ async def scenario_fanout(server: Server) -> Result:
         verifier, chunks = Verifier(), 0
         async with session.ws_connect(server.url) as ws:
             for r in range(5):
-                text = prompt(200, c + r)
-                sent = time.perf_counter()
-                await ws.send_str(request(text))
-                first = await ws.receive()
-                first_chunk.append(time.perf_counter() - sent)
-                frames = [first.data.encode(), *(await read_answer(ws, text[1:]))]
-                verifier.answer(frames, text)
-                chunks += len(frames)
+                chunks += await timed_answer(ws, prompt(200, c + r), verifier, first_chunk)
         return chunks
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -278,13 +284,7 @@ async def scenario_proxy(server: Server) -> Result:
             verifier = Verifier()
             async with session.ws_connect(server.url) as ws:
                 for text in texts:
-                    sent = time.perf_counter()
-                    await ws.send_str(request(text))
-                    first = await ws.receive()
-                    first_chunk.append(time.perf_counter() - sent)
-                    frames = [first.data.encode(), *(await read_answer(ws, text[1:]))]
-                    verifier.answer(frames, text)
-                    chunks += len(frames)
+                    chunks += await timed_answer(ws, text, verifier, first_chunk)
         else:
             url = f"http://127.0.0.1:{server.port}/v1/chat/completions"
             for text in texts:
