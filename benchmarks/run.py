@@ -90,17 +90,25 @@ class Server:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/realtime"
 
-    def cpu_seconds(self) -> float:
+    def pids(self) -> list[int]:
+        """The server's process and, under --workers, its workers."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        pid = self.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, children)]
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        return total / TICK
 
     def rss_bytes(self) -> int:
-        assert self.proc is not None
-        return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * PAGE
+        return sum(int(Path(f"/proc/{p}/statm").read_text().split()[1]) for p in self.pids()) * PAGE
 
 
-def servers(scenario: str) -> list[Server]:
+def servers(scenario: str, workers: int = 1) -> list[Server]:
     """The daemon and what it is compared with: the baseline, or for proxy the upstream."""
     if scenario == "proxy":
         upstream = Server("baseline", [sys.executable, "benchmarks/upstream.py", "{port}"])
@@ -115,7 +123,7 @@ def servers(scenario: str) -> list[Server]:
         Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
                           "--echo-delay-ms", "0", "--heartbeat", "0", "--log-format", "json",
                           "--log-level", "warning", "--loop", "uvloop",
-                          "--request-queue-size", "64"]),
+                          "--request-queue-size", "64", "--workers", str(workers)]),
         Server("baseline", [sys.executable, "benchmarks/baseline.py", "{port}"]),
     ]
 
@@ -334,12 +342,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenarios", nargs="*", default=DEFAULT_SCENARIOS)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="the daemon's --workers (server CPU and RSS sum its processes)")
     args = parser.parse_args()
     uvloop.install()
     results: dict[tuple[str, str, str], list[float]] = {}
     for name in args.scenarios:
         for _ in range(args.repeats):
-            pair = servers(name)
+            pair = servers(name, args.workers)
             try:
                 for server in pair:  # daemon and baseline alternate
                     if server.proc is None:
@@ -355,7 +365,7 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
           f"msgspec {msgspec.__version__}, uvloop {uvloop.__version__}, "
-          f"{args.repeats} repeats, median (min-max)\n")
+          f"{args.repeats} repeats, daemon --workers {args.workers}, median (min-max)\n")
     print("| scenario | metric | daemon | baseline | ratio |")
     print("| --- | --- | --- | --- | --- |")
     for name in args.scenarios:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 
 from aiohttp import web
@@ -32,12 +33,15 @@ class State:
 STATE = web.AppKey("state", State)
 
 
-def build_app(config: Config, engine: Engine | None = None) -> web.Application:
+def build_app(
+    config: Config, engine: Engine | None = None, metrics_dir: str | None = None
+) -> web.Application:
     """Build the daemon's application.
 
     Args:
         config: the daemon's settings.
         engine: the engine to serve; by default the one ``config.engine`` names.
+        metrics_dir: a worker's shared metrics directory (see :class:`Metrics`).
 
     Raises:
         EngineLoadError: ``config.engine`` or a model's engine cannot be built.
@@ -45,7 +49,7 @@ def build_app(config: Config, engine: Engine | None = None) -> web.Application:
     """
     if engine is None:
         engine = build_engine(config)
-    metrics = Metrics(engine=config.engine)
+    metrics = Metrics(config.engine, metrics_dir)
     connections = Connections(metrics)
     tokens = Tokens(config.auth_token_file) if config.auth_token_file else None
     admission = Admission(
@@ -86,6 +90,7 @@ async def _health(request: web.Request) -> web.Response:
         "status": "draining" if draining else "ok",
         "engine": state.config.engine,
         "connections": len(state.connections),
+        "pid": os.getpid(),
     }
     return web.json_response(body, status=503 if draining else 200)
 

@@ -19,6 +19,7 @@ from .config import LOG_FORMATS, LOG_LEVELS, LOOPS, Config, ConfigFileError, rea
 from .engines.load import EngineLoadError, build_engine
 from .logs import configure_logging
 from .serve import BindError, ForcedStop, run, tls_context
+from .workers import WorkerFailed, supervise
 
 __all__ = ["build_config", "main"]
 
@@ -242,6 +243,12 @@ def main() -> None:
     help="Event loop: asyncio, or uvloop (pip install 'realtime-daemon[fast]').",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.workers,
+    help="Processes serving the same socket (one per core); /metrics sums them.",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -276,8 +283,11 @@ def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> No
     _preflight(config)
     configure_logging(config.log_format, config.log_level.lower())
     try:
-        run(config, engine)
-    except (BindError, ForcedStop) as exc:
+        if config.workers > 1:
+            supervise(config, engine)
+        else:
+            run(config, engine)
+    except (BindError, ForcedStop, WorkerFailed) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -99,6 +99,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             buffer bound before it is cut off.
         handshake_timeout: seconds a new connection gets to send its request.
         loop: the event loop, ``asyncio`` or ``uvloop`` (the ``fast`` extra).
+        workers: processes serving the same sockets; above 1, a supervisor
+            process forks them (workers.py).
     """
 
     host: str = "127.0.0.1"
@@ -131,6 +133,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     send_timeout: Positive = 30.0
     handshake_timeout: Positive = 10.0
     loop: str = "asyncio"
+    workers: AtLeastOne = 1
 
     def __repr__(self) -> str:
         # Keep the API key out of reprs, tracebacks and logs.

@@ -29,6 +29,7 @@ def configure_logging(log_format: str, log_level: str, stream: TextIO | None = N
     stream = stream or sys.stderr
     level = logging.getLevelNamesMapping()[log_level.upper()]
     shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,  # a worker's ``worker`` field
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -41,7 +42,8 @@ def configure_logging(log_format: str, log_level: str, stream: TextIO | None = N
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # One write per line: workers share stderr, and lines must not interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)

@@ -8,10 +8,11 @@ the next one (or the stream ends).
 
 from __future__ import annotations
 
+import os
 import time
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 
 from .protocol import Envelope
 
@@ -31,18 +32,33 @@ class Metrics:
 
     Args:
         engine: the engine's name, as the ``engine`` label.
+        multiprocess_dir: under ``--workers``, the directory every worker
+            keeps its values in (prometheus_client's multiprocess mode); the
+            registry then reports the sum over all workers, and leaves out
+            the per-process collectors, which would describe only the one
+            worker that happens to answer the scrape.
     """
 
-    def __init__(self, engine: str) -> None:
+    def __init__(self, engine: str, multiprocess_dir: str | None = None) -> None:
         # The *_created series double every scrape for no use here.
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.engine = engine
         self.registry = CollectorRegistry()
-        prometheus_client.ProcessCollector(registry=self.registry)
-        prometheus_client.PlatformCollector(registry=self.registry)
-        r = self.registry
+        r: CollectorRegistry | None = self.registry
+        if multiprocess_dir is None:
+            prometheus_client.ProcessCollector(registry=self.registry)
+            prometheus_client.PlatformCollector(registry=self.registry)
+        else:
+            _use_multiprocess_values(multiprocess_dir)
+            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+                self.registry, path=multiprocess_dir
+            )
+            r = None  # values live in the files the collector reads
         self.connections_open = Gauge(
-            "realtime_daemon_connections_open", "WebSocket connections open now.", registry=r
+            "realtime_daemon_connections_open",
+            "WebSocket connections open now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.connections = Counter(
             "realtime_daemon_connections", "WebSocket connections accepted.", registry=r
@@ -75,6 +91,7 @@ class Metrics:
             "realtime_daemon_request_queue_high_water",
             "Most requests any one connection has had queued.",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.pushbacks = Counter(
             "realtime_daemon_request_queue_pushbacks",
@@ -82,7 +99,10 @@ class Metrics:
             registry=r,
         )
         self.draining = Gauge(
-            "realtime_daemon_draining", "1 once the daemon is shutting down.", registry=r
+            "realtime_daemon_draining",
+            "1 once the daemon is shutting down.",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self._queue_high_water = 0
         for outcome in OUTCOMES:
@@ -101,6 +121,19 @@ class Metrics:
     def tracker(self) -> RequestTracker:
         """Accounting for one new connection."""
         return RequestTracker(self)
+
+
+def _use_multiprocess_values(directory: str) -> None:
+    """Keep this process's metric values in files in ``directory``.
+
+    prometheus_client picks its value class once, at import, from
+    ``$PROMETHEUS_MULTIPROC_DIR``, and reads that variable for the files'
+    place; a worker forked from the supervisor imported it before the
+    directory existed, so both are set here, once per process.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 class RequestTracker:

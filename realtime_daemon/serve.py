@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -19,7 +20,16 @@ from .engines.base import Engine
 from .handler import CLOSE_TIMEOUT
 from .systemd import Notifier, listen_sockets, watchdog_interval
 
-__all__ = ["BindError", "ForcedStop", "make_runner", "run", "serve"]
+__all__ = [
+    "BindError",
+    "ForcedStop",
+    "Worker",
+    "bind_error",
+    "format_address",
+    "make_runner",
+    "run",
+    "serve",
+]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -35,7 +45,30 @@ class ForcedStop(Exception):
     """A second signal stopped the daemon before its drain finished."""
 
 
-def run(config: Config, engine: Engine | None = None) -> None:
+@dataclasses.dataclass(frozen=True)
+class Worker:
+    """What a worker of ``--workers`` serves with, from its supervisor (workers.py).
+
+    Attributes:
+        index: the worker's number, 1 to N, in its log lines.
+        sockets: the supervisor's listening sockets, served instead of binding.
+        metrics_dir: the directory all workers keep their metrics in.
+        report: a connected datagram socket to the supervisor, which gets the
+            notifications (READY=1, WATCHDOG=1, ...) systemd would, each with
+            a ``WORKER=<pid>`` field.
+        lifeline: the read end of a pipe only the supervisor writes to: it
+            reads end-of-file when the supervisor is gone, and the worker
+            drains as on SIGTERM rather than serve on unsupervised.
+    """
+
+    index: int
+    sockets: list[socket.socket]
+    metrics_dir: str
+    report: socket.socket
+    lifeline: int
+
+
+def run(config: Config, engine: Engine | None = None, worker: Worker | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then drain and return.
 
     Raises:
@@ -49,22 +82,31 @@ def run(config: Config, engine: Engine | None = None) -> None:
         loop_factory = uvloop.new_event_loop
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(serve(config, engine))
+            runner.run(serve(config, engine, worker))
     except asyncio.CancelledError:
         raise ForcedStop("stopped by a second signal before the drain finished") from None
 
 
-async def serve(config: Config, engine: Engine | None = None) -> None:
+async def serve(
+    config: Config, engine: Engine | None = None, worker: Worker | None = None
+) -> None:
     """Serve ``config`` until SIGINT or SIGTERM; a second signal stops at once.
 
     Under systemd it serves the sockets passed by socket activation, if any,
     and reports READY=1, STATUS=, STOPPING=1 and WATCHDOG=1 (see systemd.py).
+    As a ``worker`` it serves its supervisor's sockets and reports to it.
     """
     # Signals first: once READY=1 or server_ready is out, a SIGTERM must drain.
-    stop = _catch_signals()
-    notifier = Notifier.from_environ()
-    inherited = listen_sockets()
-    app = build_app(config, engine)
+    stop = _catch_signals(force=worker is None)
+    if worker is None:
+        notifier = Notifier.from_environ()
+        inherited = listen_sockets()
+        app = build_app(config, engine)
+    else:
+        notifier = Notifier.connected(worker.report, f"WORKER={os.getpid()}")
+        inherited = worker.sockets
+        app = build_app(config, engine, worker.metrics_dir)
+        _stop_when_orphaned(worker.lifeline, stop)
     state = app[STATE]
     _reload_tokens_on_sighup(state.admission)
     runner = make_runner(app, config)
@@ -72,13 +114,16 @@ async def serve(config: Config, engine: Engine | None = None) -> None:
     heartbeat: asyncio.Task[None] | None = None
     try:
         where = await _start_sites(runner, config, inherited)
-        logger.info(
-            "server_ready",
-            **where,
-            path=config.path,
-            engine=config.engine,
-            socket_activated=bool(inherited),
-        )
+        if worker is None:
+            logger.info(
+                "server_ready",
+                **where,
+                path=config.path,
+                engine=config.engine,
+                socket_activated=bool(inherited),
+            )
+        else:
+            logger.info("worker_ready", worker=worker.index, pid=os.getpid())
         listening = ", ".join(f"{a}{config.path}" for a in _listening(runner))
         if notifier.enabled:
             notifier.send("READY=1", f"STATUS={_status(state.connections, listening)}")
@@ -107,7 +152,7 @@ async def _start_sites(
 ) -> dict[str, object]:
     """Listen on the inherited sockets, the Unix socket, or host:port; say where for the log."""
     ssl_context = tls_context(config)
-    where = config.unix or _address(config.host, config.port)
+    where = config.unix or format_address(config.host, config.port)
     if inherited:
         for sock in inherited:
             await web.SockSite(runner, sock, ssl_context=ssl_context).start()
@@ -119,21 +164,26 @@ async def _start_sites(
                 site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
                 await site.start()
         except OSError as exc:
-            # asyncio folds the address into strerror; say it once, our way.
-            # (Name-resolution errors carry negative errnos of their own.)
-            if exc.errno is not None and exc.errno > 0:
-                reason = os.strerror(exc.errno)
-            else:
-                reason = exc.strerror or str(exc)
-            raise BindError(f"cannot listen on {where}: {reason.lower()}") from None
+            raise bind_error(where, exc) from None
     first = runner.addresses[0]
     if isinstance(first, str):
         return {"unix": first}
     return {"host": first[0], "port": first[1]}
 
 
+def bind_error(where: str, exc: OSError) -> BindError:
+    """The one-line error for an address that cannot be listened on."""
+    # asyncio folds the address into strerror; say it once, our way.
+    # (Name-resolution errors carry negative errnos of their own.)
+    if exc.errno is not None and exc.errno > 0:
+        reason = os.strerror(exc.errno)
+    else:
+        reason = exc.strerror or str(exc)
+    return BindError(f"cannot listen on {where}: {reason.lower()}")
+
+
 def _listening(runner: web.AppRunner) -> list[str]:
-    return [a if isinstance(a, str) else _address(a[0], a[1]) for a in runner.addresses]
+    return [a if isinstance(a, str) else format_address(a[0], a[1]) for a in runner.addresses]
 
 
 async def _heartbeat(notifier: Notifier, connections: Connections, listening: str) -> None:
@@ -209,8 +259,24 @@ def _reload_tokens_on_sighup(admission: Admission) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
-def _catch_signals() -> asyncio.Event:
-    """An event SIGINT or SIGTERM sets; after it, a second one cancels the drain."""
+def _stop_when_orphaned(lifeline: int, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def orphaned() -> None:
+        loop.remove_reader(lifeline)
+        logger.warning("supervisor_gone")
+        stop.set()
+
+    loop.add_reader(lifeline, orphaned)
+
+
+def _catch_signals(force: bool = True) -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets; after it, a second one cancels the drain.
+
+    A worker (``force`` False) ignores signals after the first: its
+    supervisor forwards one SIGTERM, and ends a drain cut short with SIGKILL,
+    so a ``pkill`` that reaches every process does not force a stop.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     main = asyncio.current_task()
@@ -224,12 +290,16 @@ def _catch_signals() -> asyncio.Event:
         logger.info("signal_received", signal=signal.Signals(signum).name)
         stop.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, second, sig)
+            loop.add_signal_handler(sig, second if force else _ignore, sig)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, first, sig)
     return stop
 
 
-def _address(host: str, port: int) -> str:
+def _ignore(signum: int) -> None:
+    pass
+
+
+def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -28,6 +28,7 @@ class Notifier:
     def __init__(self, address: str | None) -> None:
         self._address: str | None = None
         self._socket: socket.socket | None = None
+        self._always: tuple[str, ...] = ()
         if address and address[0] in "/@":
             # A leading "@" is the abstract namespace: a NUL byte on the wire.
             self._address = "\0" + address[1:] if address[0] == "@" else address
@@ -37,6 +38,19 @@ class Notifier:
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Notifier:
         """The notifier ``$NOTIFY_SOCKET`` asks for."""
         return cls(environ.get("NOTIFY_SOCKET"))
+
+    @classmethod
+    def connected(cls, sock: socket.socket, *always: str) -> Notifier:
+        """A notifier that sends on an already connected datagram socket.
+
+        Workers of ``--workers`` report to their supervisor this way, in the
+        same format as to systemd, with the ``always`` fields added to every
+        message (a worker's ``WORKER=<pid>``).
+        """
+        notifier = cls(None)
+        notifier._socket = sock
+        notifier._always = always
+        return notifier
 
     @property
     def enabled(self) -> bool:
@@ -49,10 +63,14 @@ class Notifier:
         Returns:
             whether it was sent; a manager that went away is not an error.
         """
-        if self._socket is None or self._address is None:
+        if self._socket is None:
             return False
+        message = "\n".join((*self._always, *fields)).encode()
         try:
-            self._socket.sendto("\n".join(fields).encode(), self._address)
+            if self._address is None:
+                self._socket.send(message)
+            else:
+                self._socket.sendto(message, self._address)
         except OSError:
             return False
         return True

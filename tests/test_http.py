@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from .conftest import PATH, Client, StartServer
 
 
 async def test_health_reports_status_engine_and_connections(client: Client) -> None:
-    """GET /health answers 200 with status, engine and open connections."""
+    """GET /health answers 200 with status, engine, open connections and the serving pid."""
     async with client.ws_connect(PATH), client.get("/health") as response:
         assert response.status == 200
-        assert await response.json() == {"status": "ok", "engine": "echo", "connections": 1}
+        body = await response.json()
+    assert body == {"status": "ok", "engine": "echo", "connections": 1, "pid": os.getpid()}
 
 
 async def test_live_answers_200(client: Client) -> None:
