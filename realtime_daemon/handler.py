@@ -2,12 +2,12 @@
 
 The reader (``Connection._read``) is the only caller of ``ws.receive()``: it
 puts Text frames into the bounded :class:`RequestChannel` and returns the
-close that ended reading. The writer task (``Connection._write``) iterates the
-engine's ``generate`` over that channel and sends each envelope, numbered.
-Both run in a TaskGroup the connection owns. When the first of them ends, the
-connection stops the other, waits for it, and only then calls ``ws.close()``
-once with the code it picked: a second racing close would send the default
-code instead (aiohttp issue #3448).
+close that ended reading. It runs in the handler's own task. The writer task
+(``Connection._write``) iterates the engine's ``generate`` over that channel
+and sends each envelope, numbered; it runs in a TaskGroup the connection
+owns. When the first of them ends, the connection stops the other, waits for
+it, and only then calls ``ws.close()`` once with the code it picked: a
+second racing close would send the default code instead (aiohttp issue #3448).
 
 Close codes (see the README's wire contract):
 
@@ -141,26 +141,25 @@ class Connection:
         self._ws = ws
         self._engine = engine
         self._log = log
-        self._reader: asyncio.Task[Close] | None = None
+        self._task: asyncio.Task[object]
+        self._reading = False
+        self._stop_requested = False
         self._drain_deadline: float | None = None
 
     async def run(self) -> Close:
-        """Serve the connection until it ends; return how it ended."""
+        """Serve the connection until it ends; return how it ended.
+
+        The reader runs in the calling (handler) task; the writer in a task
+        of a TaskGroup. Whichever ends first decides the close.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
         async with asyncio.TaskGroup() as group:
-            reader = self._reader = group.create_task(self._read())
             writer = group.create_task(self._write())
-            if self._drain_deadline is not None:
-                reader.cancel()  # drained before it started
-            try:
-                await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
-                # The handler itself is cancelled (shutdown timeout, or aiohttp's
-                # handler_cancellation): the engine sees its context stop before
-                # the group cancels the writer.
-                self.context.stop_generating()
-                raise
-            if reader.done() and not reader.cancelled():
-                close = reader.result()
+            writer.add_done_callback(self._stop_reading)
+            close = None if self._drain_deadline is not None else await self._read_until_stopped()
+            if close is not None:
                 if close.sent and writer.done() and writer.result() is not _PEER_GONE:
                     # The writer cut the transport (a client not reading); the
                     # reader only saw it go. The writer knows why.
@@ -168,12 +167,36 @@ class Connection:
                 self._stop(writer)
             elif writer.done():
                 close = writer.result()
-                reader.cancel()
             else:
                 close = await self._finish_drain(writer)
         self.context.stop_generating()
         await self._close(close)
         return close
+
+    async def _read_until_stopped(self) -> Close | None:
+        """Read until the client's side ends (its Close), or None if stopped first.
+
+        Reading is stopped by cancelling this task (aiohttp keeps the
+        connection open when ``receive()`` is cancelled): when the writer
+        ends, or on :meth:`drain`. Any other cancellation (the shutdown
+        deadline) is not ours, and goes on.
+        """
+        self._reading = True
+        try:
+            return await self._read()
+        except asyncio.CancelledError:
+            if self._stop_requested and self._task.uncancel() == 0:
+                return None
+            # The engine sees its context stop before the group cancels the writer.
+            self.context.stop_generating()
+            raise
+        finally:
+            self._reading = False
+
+    def _stop_reading(self, _: object = None) -> None:
+        if self._reading and not self._stop_requested:
+            self._stop_requested = True
+            self._task.cancel()
 
     def drain(self, deadline: float) -> None:
         """Stop reading requests; let answers in progress finish until ``deadline``.
@@ -182,8 +205,7 @@ class Connection:
             deadline: event-loop time after which unfinished answers are cut.
         """
         self._drain_deadline = deadline
-        if self._reader is not None:
-            self._reader.cancel()
+        self._stop_reading()
 
     async def _finish_drain(self, writer: asyncio.Task[Close]) -> Close:
         """The reader was stopped by :meth:`drain`: finish queued work, then 1001."""
