@@ -11,7 +11,7 @@ from aiohttp import web
 from .admission import Admission, Tokens
 from .config import Config
 from .connections import Connections
-from .engines.base import Engine, close_engine
+from .engines.base import Engine, aclose
 from .engines.load import build_engine
 from .handler import websocket_handler
 from .metrics import CONTENT_TYPE, Metrics
@@ -115,7 +115,7 @@ async def _models(request: web.Request) -> web.Response:
 
 
 async def _close_engine(app: web.Application) -> None:
-    await close_engine(app[STATE].engine)
+    await aclose(app[STATE].engine)
 
 
 async def _drain(app: web.Application) -> None:

@@ -55,6 +55,19 @@ class RequestChannel:
         pushbacks: how many times ``put`` had to wait for room.
     """
 
+    __slots__ = (
+        "_closed",
+        "_getters",
+        "_items",
+        "_maxsize",
+        "_observer",
+        "_pushback_waiters",
+        "_putters",
+        "high_water",
+        "pushbacks",
+        "received",
+    )
+
     def __init__(self, maxsize: int, observer: ChannelObserver | None = None) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")

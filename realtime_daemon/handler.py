@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import msgspec
@@ -37,7 +37,7 @@ from .admission import PROTOCOL, Admission, TokenBucket, client_address
 from .channel import ChannelClosed, RequestChannel
 from .config import Config
 from .connections import Connections
-from .engines.base import Context, Engine
+from .engines.base import Context, Engine, aclose
 from .metrics import Metrics, RequestTracker
 from .output import Output
 from .protocol import Envelope, FrameError, encode_envelope
@@ -109,13 +109,33 @@ class Connection:
         ws: the prepared WebSocket, text frames undecoded.
         engine: the daemon's engine.
         queue_size: the request channel's bound.
-        log: a logger bound to this connection.
         session_id: the fresh id of this connection.
+        peer: the client's address, for the log.
         tracker: the connection's request accounting.
         limits: the per-connection limits.
         transport: the connection's transport: frames are written to it.
         protocol: aiohttp's protocol of the connection, for its drain.
     """
+
+    # Slots, and no bound logger until one is needed: thousands of idle
+    # connections are the common case.
+    __slots__ = (
+        "_drain_deadline",
+        "_engine",
+        "_limits",
+        "_loop",
+        "_output",
+        "_reading",
+        "_slice_end",
+        "_stop_requested",
+        "_task",
+        "_ws",
+        "channel",
+        "chunks",
+        "context",
+        "peer",
+        "tracker",
+    )
 
     def __init__(
         self,
@@ -123,8 +143,8 @@ class Connection:
         engine: Engine,
         *,
         queue_size: int,
-        log: structlog.typing.FilteringBoundLogger,
         session_id: str,
+        peer: str,
         tracker: RequestTracker,
         limits: Limits,
         transport: asyncio.Transport | None,
@@ -140,25 +160,48 @@ class Connection:
         self.chunks = 0
         self._ws = ws
         self._engine = engine
-        self._log = log
+        self.peer = peer
         self._task: asyncio.Task[object]
         self._reading = False
         self._stop_requested = False
         self._drain_deadline: float | None = None
 
+    @property
+    def log(self) -> structlog.typing.FilteringBoundLogger:
+        """A logger bound to this connection's id and peer."""
+        log: structlog.typing.FilteringBoundLogger = logger.bind(
+            conn=self.context.session_id, peer=self.peer
+        )
+        return log
+
     async def run(self) -> Close:
         """Serve the connection until it ends; return how it ended.
 
         The reader runs in the calling (handler) task; the writer in a task
-        of a TaskGroup. Whichever ends first decides the close.
+        of a TaskGroup. Whichever ends first decides the close. Reading is
+        stopped by cancelling this task (aiohttp keeps the connection open
+        when ``receive()`` is cancelled): when the writer ends, or on
+        :meth:`drain`. Any other cancellation (the shutdown deadline) is not
+        ours, and goes on.
         """
         task = asyncio.current_task()
         assert task is not None
         self._task = task
         async with asyncio.TaskGroup() as group:
             writer = group.create_task(self._write())
-            writer.add_done_callback(self._stop_reading)
-            close = None if self._drain_deadline is not None else await self._read_until_stopped()
+            close: Close | None = None  # None: reading was stopped
+            if self._drain_deadline is None:
+                self._reading = True
+                try:
+                    close = await self._read()
+                except asyncio.CancelledError:
+                    if not self._stop_requested or task.uncancel() > 0:
+                        # The engine sees its context stop before the group
+                        # cancels the writer.
+                        self.context.stop_generating()
+                        raise
+                finally:
+                    self._reading = False
             if close is not None:
                 if close.sent and writer.done() and writer.result() is not _PEER_GONE:
                     # The writer cut the transport (a client not reading); the
@@ -173,27 +216,7 @@ class Connection:
         await self._close(close)
         return close
 
-    async def _read_until_stopped(self) -> Close | None:
-        """Read until the client's side ends (its Close), or None if stopped first.
-
-        Reading is stopped by cancelling this task (aiohttp keeps the
-        connection open when ``receive()`` is cancelled): when the writer
-        ends, or on :meth:`drain`. Any other cancellation (the shutdown
-        deadline) is not ours, and goes on.
-        """
-        self._reading = True
-        try:
-            return await self._read()
-        except asyncio.CancelledError:
-            if self._stop_requested and self._task.uncancel() == 0:
-                return None
-            # The engine sees its context stop before the group cancels the writer.
-            self.context.stop_generating()
-            raise
-        finally:
-            self._reading = False
-
-    def _stop_reading(self, _: object = None) -> None:
+    def _stop_reading(self) -> None:
         if self._reading and not self._stop_requested:
             self._stop_requested = True
             self._task.cancel()
@@ -272,7 +295,7 @@ class Connection:
     async def _write(self) -> Close:
         try:
             stream = self._engine.generate(self.channel, self.context)
-            async with _closing(stream):
+            try:
                 async for envelope in stream:
                     failed = await self._deliver(envelope)
                     if failed is not None:
@@ -280,13 +303,17 @@ class Connection:
                         # the engine sees why it ends.
                         self.context.stop_generating()
                         return failed
+            finally:
+                await aclose(stream)  # as contextlib.aclosing, for any async iterator
         except Exception as exc:
             message = str(exc) or type(exc).__name__
-            self._log.exception("engine_failed", error=message, chunks=self.chunks)
+            self.log.exception("engine_failed", error=message, chunks=self.chunks)
             # Before the first envelope the engine failed to start: the close
             # says it all. Mid-stream, the client also gets it in band.
             notice = message if self.chunks else None
             return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {message}", notice=notice)
+        finally:
+            self._stop_reading()  # the writer is done: so is the connection
         return Close(WSCloseCode.OK, "stream complete")
 
     async def _send(self, envelope: Envelope, *, track: bool = True) -> None:
@@ -334,17 +361,6 @@ class Connection:
                     await self._send(Envelope(event="error", comment=[close.notice]))
                     self._output.flush()
                 await self._ws.close(code=close.code, message=close_reason(close.reason))
-
-
-@contextlib.asynccontextmanager
-async def _closing(stream: AsyncIterator[Envelope]) -> AsyncIterator[None]:
-    """Like ``contextlib.aclosing``, for any async iterator: async generators close."""
-    try:
-        yield
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 UPGRADE_REQUIRED = (
@@ -395,13 +411,12 @@ def websocket_handler(
         peer = client_address(
             request.remote, request.headers.get("X-Forwarded-For"), config.forwarded_allow_ips
         )
-        log = logger.bind(conn=session_id, peer=peer)
         connection = Connection(
             ws,
             engine,
             queue_size=config.request_queue_size,
-            log=log,
             session_id=session_id,
+            peer=peer,
             tracker=metrics.tracker(),
             limits=limits,
             transport=request.transport,
@@ -414,7 +429,7 @@ def websocket_handler(
         connections.add(connection)
         try:
             await ws.prepare(request)
-            log.debug("connection_opened")
+            logger.debug("connection_opened", conn=session_id, peer=peer)
             close = await connection.run()
         finally:
             connections.discard(connection)
@@ -422,7 +437,7 @@ def websocket_handler(
         # the client or the shutdown ending the connection.
         outcome = "error" if close.code == WSCloseCode.INTERNAL_ERROR else "cancelled"
         connection.tracker.ended(close.code, outcome)
-        log.info(
+        connection.log.info(
             "connection_closed",
             code=int(close.code),
             reason=close.reason,

@@ -139,6 +139,8 @@ def _use_multiprocess_values(directory: str) -> None:
 class RequestTracker:
     """One connection's request accounting; the channel and the writer feed it."""
 
+    __slots__ = ("_chunks", "_failed", "_first_sent", "_metrics", "_started")
+
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._chunks = 0  # added to the counter per answer, not per chunk

@@ -33,6 +33,8 @@ class Output:
         protocol: aiohttp's protocol of the connection, for its drain.
     """
 
+    __slots__ = ("_buffer", "_flush_handle", "_loop", "_protocol", "_transport")
+
     def __init__(self, transport: asyncio.Transport | None, protocol: BaseProtocol) -> None:
         self._transport = transport
         self._protocol = protocol

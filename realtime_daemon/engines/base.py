@@ -27,7 +27,7 @@ from typing import Protocol
 from ..config import Config
 from ..protocol import Envelope, Request
 
-__all__ = ["Context", "Engine", "EngineFactory", "close_engine"]
+__all__ = ["Context", "Engine", "EngineFactory", "aclose"]
 
 
 class Context:
@@ -87,8 +87,9 @@ EngineFactory = Callable[[Config], Engine]
 """Builds the daemon's engine from its settings; a class taking ``config`` qualifies."""
 
 
-async def close_engine(engine: object) -> None:
-    """Await the engine's optional ``aclose()``, the daemon's shutdown call to it."""
-    aclose = getattr(engine, "aclose", None)
-    if aclose is not None:
-        await aclose()
+async def aclose(obj: object) -> None:
+    """Await ``obj.aclose()`` if it has one: an engine's optional shutdown call,
+    or the close of the async generator ``generate`` returned."""
+    close = getattr(obj, "aclose", None)
+    if close is not None:
+        await close()

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from ..protocol import Envelope, Request
-from .base import Context, Engine, close_engine
+from .base import Context, Engine, aclose
 
 __all__ = ["Router"]
 
@@ -39,7 +39,7 @@ class Router:
     async def aclose(self) -> None:
         """Close the engines that hold resources."""
         for engine in self.engines.values():
-            await close_engine(engine)
+            await aclose(engine)
 
     async def generate(
         self, requests: AsyncIterator[Request], context: Context
