@@ -222,6 +222,43 @@ async def scenario_fanout(server: Server) -> Result:
                    "loadgen CPU %": me / wall * 100})
 
 
+async def scenario_fair(server: Server) -> Result:
+    """One connection streams 20 pipelined 5000-character answers; meanwhile another
+    sends sequential 10-character requests (50 at most): their time to first chunk
+    shows whether a long answer lets other connections through (fair scheduling)."""
+    texts = [prompt(5000, n) for n in range(20)]
+    first_chunk: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        hog = await session.ws_connect(server.url)
+        probe = await session.ws_connect(server.url)
+        started = asyncio.Event()
+
+        async def read_hog() -> list[list[bytes]]:
+            answers = []
+            for text in texts:
+                answers.append(await read_answer(hog, text))
+                started.set()
+            return answers
+
+        for text in texts:
+            await hog.send_str(request(text))
+        hog_task = asyncio.create_task(read_hog())
+        await started.wait()  # the first long answer is out; 19 more are coming
+        verifier, probed = Verifier(), 0
+        while not hog_task.done() and probed < 50:
+            await timed_answer(probe, prompt(10, probed), verifier, first_chunk)
+            probed += 1
+        answers = await hog_task
+        await hog.close()
+        await probe.close()
+    verifier = Verifier()
+    for frames, text in zip(answers, texts, strict=True):
+        verifier.answer(frames, text)
+    q = statistics.quantiles(first_chunk, n=100) if len(first_chunk) > 1 else [0.0] * 99
+    return Result({"probe answers during it": probed,
+                   "probe TTFC p50 ms": q[49] * 1e3, "probe TTFC p99 ms": q[98] * 1e3})
+
+
 async def scenario_idle(server: Server) -> Result:
     """5000 held connections: server RSS per connection, before and after one answer each."""
     n = 5000
@@ -320,10 +357,11 @@ SCENARIOS: dict[str, Callable[[Server], Awaitable[Result]]] = {
     "proxy": scenario_proxy,
     "stream": scenario_stream,
     "fanout": scenario_fanout,
+    "fair": scenario_fair,
     "idle": scenario_idle,
     "flood": scenario_flood,
 }
-DEFAULT_SCENARIOS = ["stream", "fanout", "idle", "flood", "proxy"]
+DEFAULT_SCENARIOS = ["stream", "fanout", "fair", "idle", "flood", "proxy"]
 
 
 def _self_cpu() -> float:
