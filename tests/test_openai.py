@@ -62,6 +62,17 @@ async def test_upstream_chunks_pass_through_untouched(
     assert [e["id"] for e in got + again] == [str(n) for n in range(1, 9)]
 
 
+async def test_upstream_connections_are_reused(proxy: Start, upstreams: list[Upstream]) -> None:
+    """Answers that ended with [DONE] leave their connection in the pool for the next request."""
+    client = await proxy(upstreams[0])
+    for text in ("first", "second"):
+        async with client.ws_connect(PATH) as ws:
+            await ws.send_json(request(text))
+            assert datas(await receive_until_done(ws, 3)) == upstreams[0].sent[-1]
+    assert len(upstreams[0].peers) == 2
+    assert upstreams[0].peers[0] == upstreams[0].peers[1]
+
+
 async def test_request_is_forwarded_with_stream_forced_on(
     proxy: Start, upstreams: list[Upstream]
 ) -> None:

@@ -38,6 +38,7 @@ class Upstream:
     def __init__(self) -> None:
         self.mode = "ok"
         self.bodies: list[dict[str, Any]] = []
+        self.peers: list[tuple[str, int]] = []  # the daemon's side of each request
         self.headers: list[dict[str, str]] = []
         self.sent: list[list[dict[str, Any]]] = []
         self.streaming = asyncio.Event()
@@ -65,6 +66,8 @@ class Upstream:
         body = await request.json()
         self._transport = request.transport
         self.bodies.append(body)
+        assert request.transport is not None
+        self.peers.append(request.transport.get_extra_info("peername"))
         self.headers.append(dict(request.headers))
         mode = self.mode
         if mode.startswith("status:"):
