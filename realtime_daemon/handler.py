@@ -316,29 +316,33 @@ class Connection:
             self._stop_reading()  # the writer is done: so is the connection
         return Close(WSCloseCode.OK, "stream complete")
 
-    async def _send(self, envelope: Envelope, *, track: bool = True) -> None:
-        """Number and frame one envelope; wait only if the client lags (see output.py)."""
-        output = self._output
-        if output.closing:
-            raise ConnectionResetError("connection lost")
+    def _frame(self, envelope: Envelope, *, track: bool = True) -> None:
+        """Number and frame one envelope; the next flush writes it (see output.py)."""
         self.chunks += 1
-        output.write(encode_envelope(msgspec.structs.replace(envelope, id=str(self.chunks))))
+        self._output.write(encode_envelope(msgspec.structs.replace(envelope, id=str(self.chunks))))
         if track:
             self.tracker.sent(envelope)
-        if output.paused:
-            # A client that does not read keeps us here for send_timeout at most.
-            async with asyncio.timeout(self._limits.send_timeout):
-                await output.drain()
 
     async def _deliver(self, envelope: Envelope, *, track: bool = True) -> Close | None:
-        """Send one envelope; a Close if the client is gone or stopped reading."""
-        try:
-            await self._send(envelope, track=track)
-        except ConnectionError:
+        """Send one envelope; a Close if the client is gone or stopped reading.
+
+        It waits only if the client lags, and then for ``send_timeout`` at most.
+        """
+        output = self._output
+        if output.closing:
             return _PEER_GONE
-        except TimeoutError:
-            self._output.abort()
-            return Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", True)
+        self._frame(envelope, track=track)
+        if output.paused:
+            try:
+                async with asyncio.timeout(self._limits.send_timeout):
+                    await output.drain()
+            except ConnectionError:
+                return _PEER_GONE
+            except TimeoutError:
+                output.abort()
+                return Close(
+                    WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", True
+                )
         # Fair scheduling: a fast engine and a client that keeps up would
         # otherwise never yield, and starve every other connection.
         now = self._loop.time()
@@ -358,7 +362,7 @@ class Connection:
             # cancelled; this bounds the drain of a peer that does not read.
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 if close.notice is not None:
-                    await self._send(Envelope(event="error", comment=[close.notice]))
+                    self._frame(Envelope(event="error", comment=[close.notice]))
                     self._output.flush()
                 await self._ws.close(code=close.code, message=close_reason(close.reason))
 
