@@ -244,11 +244,13 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 
 
 def _reload_tokens_on_sighup(admission: Admission) -> None:
+    """SIGHUP reloads the token file; without one, it is logged and changes nothing."""
     tokens = admission.tokens
-    if tokens is None:
-        return
 
     def reload() -> None:
+        if tokens is None:
+            logger.info("reload_skipped", reason="no --auth-token-file to reload")
+            return
         try:
             count = tokens.reload()
         except TokenFileError as exc:

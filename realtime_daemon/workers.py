@@ -94,6 +94,8 @@ class _Supervisor:
         self.metrics_dir = tempfile.mkdtemp(prefix="realtime-daemon-metrics-")
         self.inbox, self.outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.wakeup, self.wakeup_w = socket.socketpair()
+        # A report the supervisor cannot take now is dropped, never waited for.
+        self.outbox.setblocking(False)
         # Workers see end-of-file here when the supervisor is gone, however it went.
         self.lifeline, self.lifeline_w = os.pipe()
         for s in (self.inbox, self.wakeup, self.wakeup_w):

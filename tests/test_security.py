@@ -120,6 +120,21 @@ async def test_sighup_reloads_tokens_without_dropping_connections(
     assert (await process.finish())[0] == 0
 
 
+async def test_sighup_without_a_token_file_changes_nothing(daemon: StartDaemon) -> None:
+    """SIGHUP with nothing to reload is logged; the daemon and its connections go on."""
+    process, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    url = f"ws://127.0.0.1:{port}{PATH}"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        process.proc.send_signal(signal.SIGHUP)
+        assert (await process.wait_for_event("reload_skipped"))["reason"] == (
+            "no --auth-token-file to reload"
+        )
+        await ws.send_json(request("still here"))
+        assert content(await receive_answer(ws)) == "still here"
+    process.proc.send_signal(signal.SIGTERM)
+    assert (await process.finish())[0] == 0
+
+
 async def test_cross_site_origin_is_403(serve_engine: StartServer) -> None:
     """A browser Origin that is neither the daemon's own nor allowed gets 403."""
     client = await serve_engine(allowed_origin=("https://app.example",))

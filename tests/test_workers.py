@@ -228,3 +228,14 @@ async def test_a_busy_address_is_one_line_with_workers(daemon: StartDaemon) -> N
         code, rest = await process.finish()
     assert code == 1
     assert rest == f"Error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+async def test_sighup_reaches_every_worker(daemon: StartDaemon) -> None:
+    """SIGHUP to the supervisor is passed on: each worker logs that it had nothing to reload."""
+    process, _, _ = await serve_workers(daemon)
+    process.proc.send_signal(signal.SIGHUP)
+    first = await process.wait_for_event("reload_skipped")
+    second = await process.wait_for_event("reload_skipped")
+    assert {first["worker"], second["worker"]} == {1, 2}
+    process.proc.send_signal(signal.SIGTERM)
+    assert (await process.finish())[0] == 0
