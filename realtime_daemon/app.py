@@ -1,22 +1,33 @@
-"""The aiohttp application: the WebSocket path, ``/health``, ``/live`` and ``/metrics``."""
+"""The aiohttp application: the WebSocket path, ``/health``, ``/live`` and ``/metrics``.
+
+The WebSocket path's handler answers plain requests (426), admits or refuses
+the upgrade, and then hands the connection to :class:`~.handler.Connection`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import resource
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Literal
 
-from aiohttp import web
+import structlog
+from aiohttp import WSCloseCode, web
 
-from .admission import Admission, Tokens
+from .admission import PROTOCOL, Admission, Tokens, client_address
 from .config import Config
 from .connections import Connections
 from .engines.base import Engine, aclose
 from .engines.load import build_engine
-from .handler import websocket_handler
+from .handler import CLOSE_TIMEOUT, Connection, Limits
 from .metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["STATE", "State", "build_app"]
+__all__ = ["STATE", "State", "build_app", "websocket_handler"]
+
+logger = structlog.get_logger("realtime_daemon")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,3 +132,90 @@ async def _close_engine(app: web.Application) -> None:
 async def _drain(app: web.Application) -> None:
     state = app[STATE]
     await state.connections.drain(state.config.shutdown_timeout)
+
+
+UPGRADE_REQUIRED = (
+    "This is a WebSocket endpoint: connect with a WebSocket client, "
+    "for example `websocat ws://HOST:PORT{path}`.\n"
+)
+
+
+def websocket_handler(
+    config: Config,
+    engine: Engine,
+    connections: Connections,
+    metrics: Metrics,
+    admission: Admission,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler of the WebSocket path."""
+    limits = Limits(
+        rate=config.max_requests_per_second,
+        idle_timeout=config.idle_timeout,
+        send_timeout=config.send_timeout,
+    )
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.Response(
+                status=426,
+                headers={"Upgrade": "websocket"},
+                text=UPGRADE_REQUIRED.format(path=config.path),
+            )
+        refusal = admission.check(request.headers, len(connections), connections.draining)
+        if refusal is not None:
+            return web.Response(
+                status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
+            )
+        ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
+            protocols=(PROTOCOL,),
+            heartbeat=config.heartbeat or None,
+            # aiohttp refuses a message of exactly max_msg_size bytes; ours is
+            # the largest accepted. No permessage-deflate: streamed chunks are
+            # tiny, and its decompressed size is counted differently.
+            max_msg_size=config.max_message_size + 1,
+            compress=False,
+            autoclose=False,
+            decode_text=False,
+            timeout=CLOSE_TIMEOUT,
+        )
+        session_id = uuid.uuid4().hex
+        peer = client_address(
+            request.remote, request.headers.get("X-Forwarded-For"), config.forwarded_allow_ips
+        )
+        connection = Connection(
+            ws,
+            engine,
+            queue_size=config.request_queue_size,
+            session_id=session_id,
+            peer=peer,
+            tracker=metrics.tracker(),
+            limits=limits,
+            transport=request.transport,
+            protocol=request.protocol,
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # Counted before the 101 goes out, so that /health and the drain never
+        # miss a connection the client already sees open.
+        connections.add(connection)
+        try:
+            await ws.prepare(request)
+            logger.debug("connection_opened", conn=session_id, peer=peer)
+            close = await connection.run()
+        finally:
+            connections.discard(connection)
+        # An answer still open here was cut: by the engine failing, or by
+        # the client or the shutdown ending the connection.
+        outcome = "error" if close.code == WSCloseCode.INTERNAL_ERROR else "cancelled"
+        connection.tracker.ended(close.code, outcome)
+        connection.log.info(
+            "connection_closed",
+            code=int(close.code),
+            reason=close.reason,
+            requests=connection.channel.received,
+            chunks=connection.chunks,
+            duration_s=round(loop.time() - started, 3),
+        )
+        return ws
+
+    return handle

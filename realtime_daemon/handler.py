@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import msgspec
@@ -33,16 +31,14 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 
-from .admission import PROTOCOL, Admission, TokenBucket, client_address
+from .admission import TokenBucket
 from .channel import ChannelClosed, RequestChannel
-from .config import Config
-from .connections import Connections
 from .engines.base import Context, Engine, aclose
-from .metrics import Metrics, RequestTracker
+from .metrics import RequestTracker
 from .output import Output
 from .protocol import Envelope, FrameError, encode_envelope
 
-__all__ = ["Close", "Connection", "Limits", "websocket_handler"]
+__all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "Limits"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -365,92 +361,3 @@ class Connection:
                     self._frame(Envelope(event="error", comment=[close.notice]))
                     self._output.flush()
                 await self._ws.close(code=close.code, message=close_reason(close.reason))
-
-
-UPGRADE_REQUIRED = (
-    "This is a WebSocket endpoint: connect with a WebSocket client, "
-    "for example `websocat ws://HOST:PORT{path}`.\n"
-)
-
-
-def websocket_handler(
-    config: Config,
-    engine: Engine,
-    connections: Connections,
-    metrics: Metrics,
-    admission: Admission,
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler of the WebSocket path."""
-    limits = Limits(
-        rate=config.max_requests_per_second,
-        idle_timeout=config.idle_timeout,
-        send_timeout=config.send_timeout,
-    )
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return web.Response(
-                status=426,
-                headers={"Upgrade": "websocket"},
-                text=UPGRADE_REQUIRED.format(path=config.path),
-            )
-        refusal = admission.check(request.headers, len(connections), connections.draining)
-        if refusal is not None:
-            return web.Response(
-                status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
-            )
-        ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
-            protocols=(PROTOCOL,),
-            heartbeat=config.heartbeat or None,
-            # aiohttp refuses a message of exactly max_msg_size bytes; ours is
-            # the largest accepted. No permessage-deflate: streamed chunks are
-            # tiny, and its decompressed size is counted differently.
-            max_msg_size=config.max_message_size + 1,
-            compress=False,
-            autoclose=False,
-            decode_text=False,
-            timeout=CLOSE_TIMEOUT,
-        )
-        session_id = uuid.uuid4().hex
-        peer = client_address(
-            request.remote, request.headers.get("X-Forwarded-For"), config.forwarded_allow_ips
-        )
-        connection = Connection(
-            ws,
-            engine,
-            queue_size=config.request_queue_size,
-            session_id=session_id,
-            peer=peer,
-            tracker=metrics.tracker(),
-            limits=limits,
-            transport=request.transport,
-            protocol=request.protocol,
-        )
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        # Counted before the 101 goes out, so that /health and the drain never
-        # miss a connection the client already sees open.
-        connections.add(connection)
-        try:
-            await ws.prepare(request)
-            logger.debug("connection_opened", conn=session_id, peer=peer)
-            close = await connection.run()
-        finally:
-            connections.discard(connection)
-        # An answer still open here was cut: by the engine failing, or by
-        # the client or the shutdown ending the connection.
-        outcome = "error" if close.code == WSCloseCode.INTERNAL_ERROR else "cancelled"
-        connection.tracker.ended(close.code, outcome)
-        connection.log.info(
-            "connection_closed",
-            code=int(close.code),
-            reason=close.reason,
-            requests=connection.channel.received,
-            chunks=connection.chunks,
-            duration_s=round(loop.time() - started, 3),
-        )
-        return ws
-
-    return handle
-
-
