@@ -87,6 +87,7 @@ class _Supervisor:
     def __init__(
         self, config: Config, engine: Engine, sockets: list[socket.socket], activated: bool
     ) -> None:
+        self.pid = os.getpid()
         self.config = config
         self.engine = engine
         self.sockets = sockets
@@ -177,6 +178,10 @@ class _Supervisor:
         except BaseException:
             logger.exception("worker_failed")
         finally:
+            if os.getppid() != self.pid:
+                # The supervisor was killed and cannot clean up: an orphaned
+                # worker removes the metrics directory on its way out.
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
             sys.stderr.flush()
             os._exit(code)
 

@@ -67,6 +67,19 @@ async def fresh_session(port: int) -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
+async def exited(pidfd: int) -> None:
+    """Wait until the process of ``pidfd`` has exited (child of ours or not)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(pidfd, done.set_result, None)
+    try:
+        async with asyncio.timeout(5):
+            await done
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
 async def health_pid(session: aiohttp.ClientSession) -> int:
     async with session.get("/health") as response:
         pid: int = (await response.json())["pid"]
@@ -151,10 +164,9 @@ async def test_a_worker_that_dies_is_replaced(daemon: StartDaemon) -> None:
             assert (await ws.receive()).type is aiohttp.WSMsgType.CLOSED
         exited = await process.wait_for_event("worker_exited")
         assert (exited["pid"], exited["exit_code"]) == (victim, -signal.SIGKILL)
-        started = await process.wait_for_event("worker_started")
-        assert started["worker"] == exited["worker"]
-        await process.wait_for_event("worker_ready")
-        replacement = started["pid"]
+        ready = await process.wait_for_event("worker_ready")  # only the replacement's is left
+        assert ready["worker"] == exited["worker"]
+        replacement = ready["pid"]
         with only(replacement, [replacement, survivor]):
             assert await health_pid(session) == replacement
             samples = await scrape(session)
@@ -239,3 +251,18 @@ async def test_sighup_reaches_every_worker(daemon: StartDaemon) -> None:
     assert {first["worker"], second["worker"]} == {1, 2}
     process.proc.send_signal(signal.SIGTERM)
     assert (await process.finish())[0] == 0
+
+
+async def test_workers_of_a_killed_supervisor_drain_and_exit(daemon: StartDaemon) -> None:
+    """SIGKILL to the supervisor: its workers see it gone, drain, and exit by themselves."""
+    process, port, pids = await serve_workers(daemon, "--echo-delay-ms", "0")
+    pidfds = [os.pidfd_open(pid) for pid in pids]
+    async with fresh_session(port) as session, session.ws_connect(PATH) as ws:
+        process.proc.kill()
+        assert await receive_close(ws) == (WSCloseCode.GOING_AWAY, "server shutting down")
+    stopped = [await process.wait_for_event("server_stopped") for _ in pids]
+    assert {line["worker"] for line in stopped} == {1, 2}
+    gone = [line["worker"] for line in process.lines if line["event"] == "supervisor_gone"]
+    assert sorted(gone) == [1, 2]
+    for pidfd in pidfds:
+        await exited(pidfd)
