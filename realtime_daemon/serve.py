@@ -109,6 +109,9 @@ async def serve(
         _stop_when_orphaned(worker.lifeline, stop)
     state = app[STATE]
     _reload_tokens_on_sighup(state.admission)
+    if worker is not None:
+        # Forked with every signal blocked (workers.py): deliver them now.
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
     runner = make_runner(app, config)
     await runner.setup()
     heartbeat: asyncio.Task[None] | None = None

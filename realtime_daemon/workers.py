@@ -158,9 +158,10 @@ class _Supervisor:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
+            # Still blocked since the fork: a signal arriving now waits until
+            # serve() has its handlers in place, and then drains as it should.
             for sig in SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             os.setpgid(0, 0)
             for s in (self.inbox, self.wakeup, self.wakeup_w):
                 s.close()

@@ -290,3 +290,14 @@ async def test_workers_serve_tls(daemon: StartDaemon, tmp_path: Path) -> None:
             await ws.close()
     process.proc.send_signal(signal.SIGTERM)
     assert (await process.finish())[0] == 0
+
+
+async def test_sigterm_while_workers_start_still_drains(daemon: StartDaemon) -> None:
+    """SIGTERM before the workers are ready: they start, drain at once, and all exit 0."""
+    process = await daemon("serve", "--workers", "2", "--port", "0", "--log-format", "json")
+    await process.wait_for_event("worker_started")
+    process.proc.send_signal(signal.SIGTERM)
+    code, rest = await process.finish()
+    assert code == 0, rest
+    assert rest.count('"exit_code": 0') == 2
+    assert "Traceback" not in rest
