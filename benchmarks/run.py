@@ -35,6 +35,10 @@ import msgspec
 import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
+# The load generator gets the last CPU, the servers the others (all when --no-pin);
+# proxy's daemon and upstream share every CPU, as they pass each chunk along.
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
+SERVER_CPUS = set(ALL_CPUS)
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 # 1-, 2-, 3- and 4-byte UTF-8 code points.
@@ -66,12 +70,15 @@ class Server:
     argv: list[str]
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    cpus: frozenset[int] | None = None  # None: SERVER_CPUS
 
     def start(self) -> None:
         self.port = free_port()
+        cpus = self.cpus or SERVER_CPUS
         argv = [a.replace("{port}", str(self.port)) for a in self.argv]
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL,
+                                     preexec_fn=lambda: os.sched_setaffinity(0, cpus))
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -111,13 +118,14 @@ class Server:
 def servers(scenario: str, workers: int = 1) -> list[Server]:
     """The daemon and what it is compared with: the baseline, or for proxy the upstream."""
     if scenario == "proxy":
-        upstream = Server("baseline", [sys.executable, "benchmarks/upstream.py", "{port}"])
+        upstream = Server("baseline", [sys.executable, "benchmarks/upstream.py", "{port}"],
+                          cpus=ALL_CPUS)
         upstream.start()
         daemon = Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve",
                                    "--port", "{port}", "--engine", "openai",
                                    "--upstream-url", f"http://127.0.0.1:{upstream.port}/v1",
                                    "--heartbeat", "0", "--log-level", "warning",
-                                   "--loop", "uvloop"])
+                                   "--loop", "uvloop"], cpus=ALL_CPUS)
         return [daemon, upstream]
     return [
         Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
@@ -380,9 +388,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenarios", nargs="*", default=DEFAULT_SCENARIOS)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let servers and load generator share every CPU")
     parser.add_argument("--workers", type=int, default=1,
                         help="the daemon's --workers (server CPU and RSS sum its processes)")
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cpus) > 1:
+        SERVER_CPUS.intersection_update(cpus[:-1])
+        os.sched_setaffinity(0, {cpus[-1]})
     uvloop.install()
     results: dict[tuple[str, str, str], list[float]] = {}
     for name in args.scenarios:
@@ -403,7 +417,9 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
           f"msgspec {msgspec.__version__}, uvloop {uvloop.__version__}, "
-          f"{args.repeats} repeats, daemon --workers {args.workers}, median (min-max)\n")
+          f"{args.repeats} repeats, daemon --workers {args.workers}, "
+          f"{'servers on CPUs ' + str(sorted(SERVER_CPUS)) if args.pin else 'no pinning'}, "
+          "median (min-max)\n")
     print("| scenario | metric | daemon | baseline | ratio |")
     print("| --- | --- | --- | --- | --- |")
     for name in args.scenarios:
