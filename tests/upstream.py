@@ -77,6 +77,7 @@ class Upstream:
                 status=status,
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response.set_cookie("route", "replica-sticky")  # as some load balancers do
         await response.prepare(request)
         chunks = vllm_chunks(body, prompt_words(body))
         self.sent.append(chunks)

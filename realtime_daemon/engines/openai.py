@@ -103,7 +103,11 @@ class OpenAIEngine:
         # Created on first use, inside the running loop; one pool for the daemon.
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._config.upstream_max_connections)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            # No cookie jar: cookies an upstream sets for one client's request
+            # must not ride along on other clients' requests.
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def aclose(self) -> None:
