@@ -130,7 +130,9 @@ async def serve(
         listening = ", ".join(f"{a}{config.path}" for a in _listening(runner))
         if notifier.enabled:
             notifier.send("READY=1", f"STATUS={_status(state.connections, listening)}")
-            heartbeat = asyncio.create_task(_heartbeat(notifier, state.connections, listening))
+            heartbeat = asyncio.create_task(
+                _heartbeat(notifier, state.connections, listening, count=worker is not None)
+            )
         await stop.wait()
         logger.info(
             "shutdown_started",
@@ -189,10 +191,14 @@ def _listening(runner: web.AppRunner) -> list[str]:
     return [a if isinstance(a, str) else format_address(a[0], a[1]) for a in runner.addresses]
 
 
-async def _heartbeat(notifier: Notifier, connections: Connections, listening: str) -> None:
+async def _heartbeat(
+    notifier: Notifier, connections: Connections, listening: str, count: bool = False
+) -> None:
     """From the event loop itself: WATCHDOG=1 when asked for, STATUS= when it changes.
 
     A loop that is stuck stops feeding the watchdog, and systemd restarts it.
+    With ``count`` (a worker reporting to its supervisor) a STATUS= comes with
+    ``CONNECTIONS=<n>``, which the supervisor adds up for its own STATUS=.
     """
     interval = watchdog_interval()
     watchdog = interval is not None
@@ -202,6 +208,8 @@ async def _heartbeat(notifier: Notifier, connections: Connections, listening: st
         fields = ["WATCHDOG=1"] if watchdog else []
         if status != last_status:
             fields.append(f"STATUS={status}")
+            if count:
+                fields.append(f"CONNECTIONS={len(connections)}")
             last_status = status
         if fields:
             notifier.send(*fields)

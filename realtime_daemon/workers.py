@@ -81,6 +81,7 @@ class _Child:
     index: int
     ready: bool = False
     last_ping: float = 0.0
+    connections: int = 0
 
 
 class _Supervisor:
@@ -106,6 +107,7 @@ class _Supervisor:
         self.children: dict[int, _Child] = {}
         self.pending: list[int] = []
         self.announced = False
+        self.last_status = ""
         self.stopping = False
         self.forced = False
         self.failures: list[str] = []
@@ -128,6 +130,7 @@ class _Supervisor:
                 while self.pending:
                     self._on_signal(self.pending.pop(0))
                 self._reap()
+                self._update_status()
                 if self.watchdog and time.monotonic() >= next_tick:
                     self._feed_watchdog()
                     next_tick = time.monotonic() + self.watchdog
@@ -197,6 +200,8 @@ class _Supervisor:
             if child is None:
                 continue
             child.last_ping = time.monotonic()
+            if fields.get("CONNECTIONS", "").isdigit():
+                child.connections = int(fields["CONNECTIONS"])
             if fields.get("READY") == "1":
                 child.ready = True
                 self._announce()
@@ -215,12 +220,22 @@ class _Supervisor:
             workers=len(self.children),
             pids=sorted(self.children),
         )
-        self.notifier.send("READY=1", f"STATUS={self._status()}")
+        self.last_status = self._status()
+        self.notifier.send("READY=1", f"STATUS={self.last_status}")
 
     def _status(self) -> str:
+        """The STATUS= line: the workers' connections, as their last reports said."""
+        connections = sum(c.connections for c in self.children.values())
+        workers = len(self.children)
         if self.stopping:
-            return f"draining {len(self.children)} workers"
-        return f"serving {self.listening} with {len(self.children)} workers"
+            return f"draining {workers} workers, {connections} connections"
+        return f"serving {self.listening} with {workers} workers, {connections} connections"
+
+    def _update_status(self) -> None:
+        status = self._status()
+        if self.announced and status != self.last_status:
+            self.notifier.send(f"STATUS={status}")
+            self.last_status = status
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
@@ -237,7 +252,8 @@ class _Supervisor:
             logger.info("signal_received", signal=name)
             self.stopping = True
             logger.info("shutdown_started", workers=len(self.children))
-            self.notifier.send("STOPPING=1", f"STATUS={self._status()}")
+            self.last_status = self._status()
+            self.notifier.send("STOPPING=1", f"STATUS={self.last_status}")
             # The workers stop listening too; with nobody holding the socket
             # new connections are refused (or wait in systemd's, if activated).
             for s in self.sockets:

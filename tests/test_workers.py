@@ -181,19 +181,29 @@ async def test_a_worker_that_dies_is_replaced(daemon: StartDaemon) -> None:
 async def test_readiness_and_watchdog_come_from_the_supervisor(
     daemon: StartDaemon, tmp_path: Path
 ) -> None:
-    """READY=1 once every worker is ready, WATCHDOG=1 while they ping, STOPPING=1 on SIGTERM."""
+    """READY=1 once every worker is ready, STATUS= with their connections summed,
+    WATCHDOG=1 while they ping, STOPPING=1 on SIGTERM."""
     notify = NotifySocket(str(tmp_path / "notify"))
     env = {"NOTIFY_SOCKET": notify.sock.getsockname(), "WATCHDOG_USEC": "200000"}
     try:
-        process, port, _ = await serve_workers(daemon, env=env)
+        process, port, pids = await serve_workers(daemon, env=env)
         ready = await notify.wait_for("READY=1")
         status = f"STATUS=serving 127.0.0.1:{port}/v1/realtime with 2 workers"
-        assert status in ready.split("\n")
+        assert f"{status}, 0 connections" in ready.split("\n")
         await notify.wait_for("WATCHDOG=1")
         await notify.wait_for("WATCHDOG=1")
+        async with fresh_session(port) as session:
+            sockets = []
+            for pid in pids:
+                with only(pid, pids):
+                    sockets.append(await session.ws_connect(PATH))
+            await notify.wait_for(f"{status}, 2 connections")
+            for ws in sockets:
+                await ws.close()
+        await notify.wait_for(f"{status}, 0 connections")
         process.proc.send_signal(signal.SIGTERM)
         stopping = await notify.wait_for("STOPPING=1")
-        assert "STATUS=draining 2 workers" in stopping.split("\n")
+        assert "STATUS=draining 2 workers, 0 connections" in stopping.split("\n")
         assert (await process.finish())[0] == 0
     finally:
         notify.sock.close()
