@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import ssl
+import stat
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -24,7 +26,10 @@ __all__ = [
     "BindError",
     "ForcedStop",
     "Worker",
+    "address_fields",
+    "address_text",
     "bind_error",
+    "bind_sockets",
     "format_address",
     "make_runner",
     "run",
@@ -33,6 +38,7 @@ __all__ = [
 
 logger = structlog.get_logger("realtime_daemon")
 
+BACKLOG = 128  # as aiohttp's sites
 STATUS_INTERVAL = 5.0
 """Seconds between STATUS= updates when systemd asks for no watchdog."""
 
@@ -127,7 +133,7 @@ async def serve(
             )
         else:
             logger.info("worker_ready", worker=worker.index, pid=os.getpid())
-        listening = ", ".join(f"{a}{config.path}" for a in _listening(runner))
+        listening = ", ".join(address_text(a) + config.path for a in runner.addresses)
         if notifier.enabled:
             notifier.send("READY=1", f"STATUS={_status(state.connections, listening)}")
             heartbeat = asyncio.create_task(
@@ -155,30 +161,55 @@ async def serve(
 async def _start_sites(
     runner: web.AppRunner, config: Config, inherited: list[socket.socket]
 ) -> dict[str, object]:
-    """Listen on the inherited sockets, the Unix socket, or host:port; say where for the log."""
+    """Serve the inherited sockets, or bind them (:func:`bind_sockets`); say where for the log."""
     ssl_context = tls_context(config)
+    for sock in inherited or bind_sockets(config):
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+    return address_fields(runner.addresses[0])
+
+
+def bind_sockets(config: Config) -> list[socket.socket]:
+    """Listening sockets on ``config.unix``, or on every address ``config.host`` names.
+
+    As asyncio's ``create_server`` binds them (address reuse, IPv6 only on
+    IPv6 sockets, a stale Unix socket file replaced), so that one daemon, the
+    supervisor of ``--workers``, or a test all listen the same way.
+
+    Raises:
+        BindError: an address cannot be bound; the message names it.
+    """
     where = config.unix or format_address(config.host, config.port)
-    if inherited:
-        for sock in inherited:
-            await web.SockSite(runner, sock, ssl_context=ssl_context).start()
-    else:
-        try:
-            if config.unix:
-                await web.UnixSite(runner, config.unix, ssl_context=ssl_context).start()
-            else:
-                site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
-                await site.start()
-        except OSError as exc:
-            raise bind_error(where, exc) from None
-    first = runner.addresses[0]
-    if isinstance(first, str):
-        return {"unix": first}
-    return {"host": first[0], "port": first[1]}
+    sockets: list[socket.socket] = []
+    try:
+        targets: list[tuple[socket.AddressFamily, socket.SocketKind, int, Any]]
+        if config.unix:
+            if os.path.exists(config.unix) and stat.S_ISSOCK(os.stat(config.unix).st_mode):
+                os.unlink(config.unix)
+            targets = [(socket.AF_UNIX, socket.SOCK_STREAM, 0, config.unix)]
+        else:
+            infos = socket.getaddrinfo(
+                config.host or None, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            targets = list(dict.fromkeys((f, k, p, a) for f, k, p, _, a in infos))
+        for family, kind, proto, address in targets:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if family != socket.AF_UNIX:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise bind_error(where, exc) from None
+    return sockets
 
 
 def bind_error(where: str, exc: OSError) -> BindError:
     """The one-line error for an address that cannot be listened on."""
-    # asyncio folds the address into strerror; say it once, our way.
+    # Say the address once, our way, with the system's reason.
     # (Name-resolution errors carry negative errnos of their own.)
     if exc.errno is not None and exc.errno > 0:
         reason = os.strerror(exc.errno)
@@ -187,8 +218,16 @@ def bind_error(where: str, exc: OSError) -> BindError:
     return BindError(f"cannot listen on {where}: {reason.lower()}")
 
 
-def _listening(runner: web.AppRunner) -> list[str]:
-    return [a if isinstance(a, str) else format_address(a[0], a[1]) for a in runner.addresses]
+def address_fields(address: str | tuple[Any, ...]) -> dict[str, object]:
+    """A listening address as log fields: ``unix``, or ``host`` and ``port``."""
+    if isinstance(address, str):
+        return {"unix": address}
+    return {"host": address[0], "port": address[1]}
+
+
+def address_text(address: str | tuple[Any, ...]) -> str:
+    """A listening address as text: a socket path, or host:port."""
+    return address if isinstance(address, str) else format_address(address[0], address[1])
 
 
 async def _heartbeat(

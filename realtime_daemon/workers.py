@@ -34,7 +34,6 @@ import select
 import shutil
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import time
@@ -44,14 +43,13 @@ from prometheus_client import multiprocess
 
 from .config import Config
 from .engines.base import Engine
-from .serve import ForcedStop, Worker, bind_error, format_address, run
+from .serve import ForcedStop, Worker, address_fields, address_text, bind_sockets, run
 from .systemd import Notifier, listen_sockets, watchdog_interval
 
 __all__ = ["WorkerFailed", "supervise"]
 
 logger = structlog.get_logger("realtime_daemon")
 
-BACKLOG = 128  # as aiohttp's sites
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
 
@@ -68,7 +66,7 @@ def supervise(config: Config, engine: Engine) -> None:
         ForcedStop: a second signal cut the drain short.
     """
     inherited = listen_sockets()
-    sockets = inherited or [_bind(config)]
+    sockets = inherited or bind_sockets(config)
     supervisor = _Supervisor(config, engine, sockets, bool(inherited))
     try:
         supervisor.serve()
@@ -111,8 +109,8 @@ class _Supervisor:
         self.stopping = False
         self.forced = False
         self.failures: list[str] = []
-        self.listening = ", ".join(_describe(s) + config.path for s in sockets)
-        self.where = _where(sockets[0])
+        self.listening = ", ".join(address_text(s.getsockname()) + config.path for s in sockets)
+        self.where = address_fields(sockets[0].getsockname())
 
     def serve(self) -> None:
         for sig in SIGNALS:
@@ -311,50 +309,6 @@ class _Supervisor:
         os.close(self.lifeline_w)
         self.notifier.close()
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
-
-
-def _bind(config: Config) -> socket.socket:
-    """The listening socket for ``config.unix`` or ``config.host``:``config.port``.
-
-    Raises:
-        BindError: it cannot be bound.
-    """
-    where = config.unix or format_address(config.host, config.port)
-    try:
-        if config.unix:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            # As asyncio does: a socket file left by an earlier run is replaced.
-            if os.path.exists(config.unix) and stat.S_ISSOCK(os.stat(config.unix).st_mode):
-                os.unlink(config.unix)
-        else:
-            family, kind, proto, _, address = socket.getaddrinfo(
-                config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )[0]
-            sock = socket.socket(family, kind, proto)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        try:
-            sock.bind(config.unix or address)
-            sock.listen(BACKLOG)
-        except OSError:
-            sock.close()
-            raise
-    except OSError as exc:
-        raise bind_error(where, exc) from None
-    return sock
-
-
-def _where(sock: socket.socket) -> dict[str, object]:
-    name = sock.getsockname()
-    if isinstance(name, str):
-        return {"unix": name}
-    return {"host": name[0], "port": name[1]}
-
-
-def _describe(sock: socket.socket) -> str:
-    name = sock.getsockname()
-    return name if isinstance(name, str) else format_address(name[0], name[1])
 
 
 def _drain_socket(sock: socket.socket) -> None:
