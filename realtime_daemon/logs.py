@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from typing import TextIO
+from typing import TextIO, cast
 
 import structlog
 
@@ -18,6 +19,29 @@ def resolve_format(log_format: str, stream: TextIO) -> str:
     return "console" if stream.isatty() else "json"
 
 
+class _Lossy:
+    """A text stream whose lines are dropped when they cannot be written.
+
+    Logging must never stop the daemon: with stderr gone (a closed pipe, a
+    restarted journal) a write raises, and from a signal handler that would
+    lose the SIGTERM itself.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed
+            self._stream.write(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
 def configure_logging(log_format: str, log_level: str, stream: TextIO | None = None) -> None:
     """Send structlog events and stdlib records (aiohttp's) to ``stream`` (stderr).
 
@@ -26,7 +50,7 @@ def configure_logging(log_format: str, log_level: str, stream: TextIO | None = N
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         stream: where lines go; stderr by default.
     """
-    stream = stream or sys.stderr
+    stream = cast(TextIO, _Lossy(stream or sys.stderr))
     level = logging.getLevelNamesMapping()[log_level.upper()]
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,  # a worker's ``worker`` field

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -17,6 +18,7 @@ from aiohttp import WSCloseCode
 from realtime_daemon.app import STATE
 
 from .conftest import (
+    DAEMON,
     PATH,
     StartDaemon,
     StartServer,
@@ -221,3 +223,31 @@ async def test_draining_daemon_reports_503_and_refuses_upgrades(
         assert (await receive_close(ws))[0] == WSCloseCode.GOING_AWAY
     async with asyncio.timeout(2):
         await connections.wait_closed()
+
+
+async def test_sigterm_drains_even_when_the_log_cannot_be_written() -> None:
+    """With its stderr gone (a closed pipe, a restarted journal) SIGTERM still drains, exit 0."""
+    read_end, write_end = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        *DAEMON, "serve", "--port", "0", "--log-format", "json",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=write_end,
+    )
+    os.close(write_end)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb")
+    )
+    try:
+        async with asyncio.timeout(15):
+            while b'"server_ready"' not in await reader.readline():
+                pass
+        transport.close()  # nobody reads the log any more
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            assert await proc.wait() == 0
+    finally:
+        transport.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
