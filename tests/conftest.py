@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
+import trustme
 from aiohttp import web
 
 from realtime_daemon.app import build_app
@@ -117,6 +120,25 @@ async def receive_close(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None
 def content(envelopes: list[dict[str, Any]]) -> str:
     """The answer's text, joined from its chunks."""
     return "".join(e["data"]["choices"][0]["delta"].get("content", "") for e in envelopes)
+
+
+class Certificate:
+    """A certificate for 127.0.0.1 from a throwaway CA, as files, and a client trusting it."""
+
+    def __init__(self, folder: Path) -> None:
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1")
+        self.certfile, self.keyfile = str(folder / "cert.pem"), str(folder / "key.pem")
+        issued.private_key_and_cert_chain_pem.write_to_path(self.certfile)
+        issued.private_key_pem.write_to_path(self.keyfile)
+        self.client_context = ssl.create_default_context()
+        ca.configure_trust(self.client_context)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Certificate:
+    """A certificate for the daemon (``certfile``, ``keyfile``) and a ``client_context``."""
+    return Certificate(tmp_path)
 
 
 DAEMON = [sys.executable, "-m", "realtime_daemon"]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import ssl
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import trustme
 from aiohttp import WSCloseCode
 from structlog.testing import capture_logs
 
@@ -19,6 +17,7 @@ from realtime_daemon.app import STATE
 
 from .conftest import (
     PATH,
+    Certificate,
     StartDaemon,
     StartServer,
     content,
@@ -147,16 +146,15 @@ async def test_cross_site_origin_is_403(serve_engine: StartServer) -> None:
         assert not ws.closed
 
 
-async def test_tls_serves_wss_and_https(serve_engine: StartServer, tmp_path: Path) -> None:
+async def test_tls_serves_wss_and_https(
+    serve_engine: StartServer, certificate: Certificate
+) -> None:
     """With a certificate the daemon speaks wss:// and https:// to a verifying client."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
     from realtime_daemon.serve import tls_context
 
-    daemon = await serve_engine(tls_certfile=str(certfile), tls_keyfile=str(keyfile))
+    daemon = await serve_engine(
+        tls_certfile=certificate.certfile, tls_keyfile=certificate.keyfile
+    )
     # The fixture binds plain TCP; serve() binds with tls_context, tested here the same way.
     from aiohttp import web
 
@@ -168,8 +166,7 @@ async def test_tls_serves_wss_and_https(serve_engine: StartServer, tmp_path: Pat
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls_context(config))
     await site.start()
     port = runner.addresses[0][1]
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    client_ctx = certificate.client_context
     try:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"https://127.0.0.1:{port}/live", ssl=client_ctx) as r:

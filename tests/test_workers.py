@@ -11,19 +11,18 @@ import contextlib
 import os
 import signal
 import socket
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import trustme
 from aiohttp import WSCloseCode
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import (
     PATH,
+    Certificate,
     Process,
     StartDaemon,
     content,
@@ -280,17 +279,11 @@ async def test_workers_of_a_killed_supervisor_drain_and_exit(daemon: StartDaemon
         await exited(pidfd)
 
 
-async def test_workers_serve_tls(daemon: StartDaemon, tmp_path: Path) -> None:
+async def test_workers_serve_tls(daemon: StartDaemon, certificate: Certificate) -> None:
     """With a certificate each worker speaks wss:// on the supervisor's socket."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    tls = ("--tls-certfile", str(certfile), "--tls-keyfile", str(keyfile))
+    tls = ("--tls-certfile", certificate.certfile, "--tls-keyfile", certificate.keyfile)
     process, port, pids = await serve_workers(daemon, "--echo-delay-ms", "0", *tls)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    client_ctx = certificate.client_context
     async with aiohttp.ClientSession() as session:
         for pid in pids:
             with only(pid, pids):
