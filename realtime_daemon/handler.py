@@ -230,7 +230,7 @@ class Connection:
         """The reader was stopped by :meth:`drain`: finish queued work, then 1001."""
         assert self._drain_deadline is not None
         self.channel.close()
-        timeout = self._drain_deadline - asyncio.get_running_loop().time()
+        timeout = self._drain_deadline - self._loop.time()
         await asyncio.wait((writer,), timeout=max(timeout, 0.0))
         if not writer.done():
             self._stop(writer)
@@ -341,8 +341,7 @@ class Connection:
                 )
         # Fair scheduling: a fast engine and a client that keeps up would
         # otherwise never yield, and starve every other connection.
-        now = self._loop.time()
-        if now >= self._slice_end:
+        if self._loop.time() >= self._slice_end:
             if self._slice_end:
                 await asyncio.sleep(0)
             self._slice_end = self._loop.time() + TIME_SLICE
