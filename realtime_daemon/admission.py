@@ -24,6 +24,7 @@ __all__ = [
     "TokenBucket",
     "TokenFileError",
     "Tokens",
+    "TrustedProxies",
     "client_address",
 ]
 
@@ -145,7 +146,37 @@ def _origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[str]) -> str:
+class TrustedProxies:
+    """The proxies whose ``X-Forwarded-For`` names the client, parsed once.
+
+    Args:
+        entries: addresses or networks (``10.0.0.0/8``), or ``*``; entries
+            that are neither are ignored.
+    """
+
+    def __init__(self, entries: Sequence[str]) -> None:
+        self.enabled = bool(entries)
+        self._any = "*" in entries
+        self._networks = tuple(n for n in map(_network, entries) if n is not None)
+
+    def __contains__(self, address: str | None) -> bool:
+        if self._any or not address:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
+
+
+def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: TrustedProxies) -> str:
     """The client's address: the peer, or what trusted proxies say it is.
 
     ``X-Forwarded-For`` is read from the right, skipping trusted proxies; the
@@ -155,31 +186,15 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     Args:
         peer: the connection's remote address.
         forwarded_for: the X-Forwarded-For header, if any.
-        trusted: addresses or networks (``10.0.0.0/8``), or ``*``.
+        trusted: the trusted proxies.
     """
-    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+    if not trusted.enabled or not forwarded_for or peer not in trusted:
         return peer or ""
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _trusted(hop, trusted):
+        if hop not in trusted:
             return hop
     return hops[0] if hops else (peer or "")
-
-
-def _trusted(address: str | None, trusted: Sequence[str]) -> bool:
-    if "*" in trusted or not address:
-        return True
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    for entry in trusted:
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
 
 
 class TokenBucket:

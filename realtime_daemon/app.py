@@ -17,7 +17,7 @@ from typing import Literal
 import structlog
 from aiohttp import WSCloseCode, web
 
-from .admission import PROTOCOL, Admission, Tokens, client_address
+from .admission import PROTOCOL, Admission, Tokens, TrustedProxies, client_address
 from .config import Config
 from .connections import Connections
 from .engines.base import Engine, aclose
@@ -148,6 +148,7 @@ def websocket_handler(
     admission: Admission,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler of the WebSocket path."""
+    proxies = TrustedProxies(config.forwarded_allow_ips)
     limits = Limits(
         rate=config.max_requests_per_second,
         idle_timeout=config.idle_timeout,
@@ -179,9 +180,7 @@ def websocket_handler(
             timeout=CLOSE_TIMEOUT,
         )
         session_id = uuid.uuid4().hex
-        peer = client_address(
-            request.remote, request.headers.get("X-Forwarded-For"), config.forwarded_allow_ips
-        )
+        peer = client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
         connection = Connection(
             ws,
             engine,
