@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from realtime_daemon.app import STATE
@@ -14,7 +15,7 @@ from .engines import EndlessEngine, FailingEngine, GatedEngine, InBandErrorEngin
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-async def scrape(client: Client) -> Samples:
+async def scrape(client: Client | aiohttp.ClientSession) -> Samples:
     async with client.get("/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=")

@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSCloseCode
-from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import (
     PATH,
@@ -32,9 +31,8 @@ from .conftest import (
     request,
     serve_json,
 )
+from .test_metrics import requests, scrape
 from .test_service import NotifySocket
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 async def serve_workers(
@@ -87,21 +85,6 @@ async def health_pid(session: aiohttp.ClientSession) -> int:
         return pid
 
 
-async def scrape(session: aiohttp.ClientSession) -> Samples:
-    async with session.get("/metrics") as response:
-        text = await response.text()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def completed(samples: Samples) -> float:
-    key = ("realtime_daemon_requests_total", (("engine", "echo"), ("outcome", "completed")))
-    return samples[key]
-
-
 async def test_each_worker_serves_and_metrics_sum_all_of_them(daemon: StartDaemon) -> None:
     """Both workers answer on the one port, and /metrics from either counts both."""
     process, port, pids = await serve_workers(daemon, "--echo-delay-ms", "0")
@@ -119,7 +102,7 @@ async def test_each_worker_serves_and_metrics_sum_all_of_them(daemon: StartDaemo
                 samples = await scrape(session)
             assert samples[("realtime_daemon_connections_total", ())] == 2
             assert samples[("realtime_daemon_connections_open", ())] == 2
-            assert completed(samples) == 2
+            assert requests(samples, "completed") == 2
         for ws in sockets:
             await ws.close()
     process.proc.send_signal(signal.SIGTERM)
@@ -171,7 +154,7 @@ async def test_a_worker_that_dies_is_replaced(daemon: StartDaemon) -> None:
         with only(replacement, [replacement, survivor]):
             assert await health_pid(session) == replacement
             samples = await scrape(session)
-        assert completed(samples) == 1
+        assert requests(samples, "completed") == 1
         assert samples[("realtime_daemon_connections_open", ())] == 0
     process.proc.send_signal(signal.SIGTERM)
     assert (await process.finish())[0] == 0
