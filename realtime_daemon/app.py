@@ -15,13 +15,14 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import structlog
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from .admission import PROTOCOL, Admission, Tokens, TrustedProxies, client_address
 from .config import Config
 from .connections import Connections
-from .engines.base import Engine, aclose
-from .engines.load import build_engine
+from .engines.base import Engine, StreamEngine
+from .engines.load import as_engine, build_routes
+from .engines.routes import Routes
 from .handler import CLOSE_TIMEOUT, Connection, Limits
 from .metrics import CONTENT_TYPE, Metrics
 
@@ -32,10 +33,10 @@ logger = structlog.get_logger("realtime_daemon")
 
 @dataclasses.dataclass(frozen=True)
 class State:
-    """What the app's handlers share: settings, engine, open connections, metrics."""
+    """What the app's handlers share: settings, routes, open connections, metrics."""
 
     config: Config
-    engine: Engine
+    routes: Routes
     connections: Connections
     metrics: Metrics
     admission: Admission
@@ -45,13 +46,17 @@ STATE = web.AppKey("state", State)
 
 
 def build_app(
-    config: Config, engine: Engine | None = None, metrics_dir: str | None = None
+    config: Config,
+    engine: Routes | Engine | StreamEngine | None = None,
+    metrics_dir: str | None = None,
 ) -> web.Application:
     """Build the daemon's application.
 
     Args:
         config: the daemon's settings.
-        engine: the engine to serve; by default the one ``config.engine`` names.
+        engine: the routes to serve, or one engine for every model (named
+            ``config.engine`` in metrics); by default the routes
+            ``config.engine`` and ``config.models`` make.
         metrics_dir: a worker's shared metrics directory (see :class:`Metrics`).
 
     Raises:
@@ -59,8 +64,12 @@ def build_app(
         TokenFileError: ``config.auth_token_file`` cannot be used.
     """
     if engine is None:
-        engine = build_engine(config)
-    metrics = Metrics(config.engine, metrics_dir)
+        routes = build_routes(config)
+    elif isinstance(engine, Routes):
+        routes = engine
+    else:
+        routes = Routes.single(as_engine(engine), config.engine)
+    metrics = Metrics(routes.labels(), metrics_dir)
     connections = Connections(metrics)
     tokens = Tokens(config.auth_token_file) if config.auth_token_file else None
     admission = Admission(
@@ -68,14 +77,14 @@ def build_app(
     )
     state = State(
         config=config,
-        engine=engine,
+        routes=routes,
         connections=connections,
         metrics=metrics,
         admission=admission,
     )
     app = web.Application()
     app[STATE] = state
-    handler = websocket_handler(config, engine, connections, metrics, admission)
+    handler = websocket_handler(config, routes, connections, metrics, admission)
     app.router.add_get(config.path, handler)
     app.router.add_get("/health", _health)
     app.router.add_get("/live", _live)
@@ -100,6 +109,7 @@ async def _health(request: web.Request) -> web.Response:
     body = {
         "status": "draining" if draining else "ok",
         "engine": state.config.engine,
+        "routes": state.routes.table(),
         "connections": len(state.connections),
         "pid": os.getpid(),
     }
@@ -126,7 +136,7 @@ async def _models(request: web.Request) -> web.Response:
 
 
 async def _close_engine(app: web.Application) -> None:
-    await aclose(app[STATE].engine)
+    await app[STATE].routes.aclose()
 
 
 async def _drain(app: web.Application) -> None:
@@ -142,7 +152,7 @@ UPGRADE_REQUIRED = (
 
 def websocket_handler(
     config: Config,
-    engine: Engine,
+    routes: Routes,
     connections: Connections,
     metrics: Metrics,
     admission: Admission,
@@ -153,6 +163,7 @@ def websocket_handler(
         rate=config.max_requests_per_second,
         idle_timeout=config.idle_timeout,
         send_timeout=config.send_timeout,
+        max_concurrent_requests=config.max_concurrent_requests,
     )
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -183,11 +194,11 @@ def websocket_handler(
         peer = client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
         connection = Connection(
             ws,
-            engine,
+            routes,
             queue_size=config.request_queue_size,
             session_id=session_id,
             peer=peer,
-            tracker=metrics.tracker(),
+            metrics=metrics,
             limits=limits,
             transport=request.transport,
             protocol=request.protocol,
@@ -203,16 +214,13 @@ def websocket_handler(
             close = await connection.run()
         finally:
             connections.discard(connection)
-        # An answer still open here was cut: by the engine failing, or by
-        # the client or the shutdown ending the connection.
-        outcome = "error" if close.code == WSCloseCode.INTERNAL_ERROR else "cancelled"
-        connection.tracker.ended(close.code, outcome)
+        metrics.closes.labels(str(close.code)).inc()
         connection.log.info(
             "connection_closed",
             code=int(close.code),
             reason=close.reason,
             requests=connection.channel.received,
-            chunks=connection.chunks,
+            chunks=connection.outbox.count,
             duration_s=round(loop.time() - started, 3),
         )
         return ws

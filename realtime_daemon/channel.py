@@ -1,10 +1,12 @@
-"""The bounded request channel between a connection's reader and its engine.
+"""The bounded channel between a connection's reader and its session.
 
-The reader puts frame payloads in; the channel decodes each one into a
-:class:`~realtime_daemon.protocol.Request` and holds at most ``maxsize`` of
-them. When it is full, :meth:`RequestChannel.put` waits, the reader stops
-reading the socket, and TCP pushes back on the client. The engine iterates the
-channel; iteration ends once the channel is closed and emptied.
+The reader puts frame payloads in; the channel decodes each one (through the
+session's dialect) into a session event (:mod:`.events`). Requests, and the
+in-band refusals of request frames, queue in arrival order, at most
+``maxsize`` of them: when the queue is full, :meth:`RequestChannel.put`
+waits, the reader stops reading the socket, and TCP pushes back on the
+client. Control events (cancel, session updates) queue apart and are taken
+first, so they never wait behind queued requests.
 
 This module knows nothing of aiohttp: it is plain asyncio.
 """
@@ -12,10 +14,11 @@ This module knows nothing of aiohttp: it is plain asyncio.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from .protocol import Request, decode_request
+from .events import Event, Submit, is_request
+from .protocol import decode_request
 
 __all__ = ["ChannelClosed", "ChannelObserver", "RequestChannel"]
 
@@ -27,55 +30,74 @@ class ChannelClosed(Exception):
 class ChannelObserver(Protocol):
     """Told of the channel's events, e.g. for metrics."""
 
-    def asked(self) -> None:
-        """The consumer asks for its next request."""
-
     def took(self, depth: int) -> None:
-        """The consumer took a request; ``depth`` were queued before it did."""
+        """The session took a request; ``depth`` were queued before it did."""
 
     def pushed_back(self) -> None:
         """A put found the channel full and waits."""
 
 
-# Lists, not deques: an idle connection holds three of these, an empty
-# deque preallocates ~600 bytes, and they rarely hold more than one future.
+# Lists, not deques: an idle connection holds several of these, an empty
+# deque preallocates ~600 bytes, and they rarely hold more than one item.
 _Waiters = list["asyncio.Future[None]"]
 
 
+def _always() -> bool:
+    return True
+
+
+def _submit(frame: bytes) -> Event:
+    return Submit(decode_request(frame))
+
+
 class RequestChannel:
-    """A bounded FIFO of decoded requests with end-of-stream.
+    """A bounded FIFO of requests, a lane for control events, and end-of-stream.
 
     Args:
-        maxsize: how many decoded requests it holds before ``put`` waits.
-        observer: told when the consumer asks and takes, and of pushbacks.
+        maxsize: how many requests (and, apart, control events) it holds
+            before ``put`` waits.
+        decode: turns a frame into an event; raises ``FrameError`` for a
+            frame that closes the connection. By default every frame is a
+            chat-completion request.
+        observer: told when the session takes a request, and of pushbacks.
 
     Attributes:
-        received: requests decoded and accepted so far.
-        high_water: the largest depth seen.
+        received: requests decoded and queued so far.
+        high_water: the largest number of requests queued at once.
         pushbacks: how many times ``put`` had to wait for room.
     """
 
     __slots__ = (
+        "_aborted",
         "_closed",
+        "_control",
+        "_decode",
         "_getters",
-        "_items",
         "_maxsize",
         "_observer",
         "_pushback_waiters",
         "_putters",
+        "_requests",
         "high_water",
         "pushbacks",
         "received",
     )
 
-    def __init__(self, maxsize: int, observer: ChannelObserver | None = None) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        decode: Callable[[bytes], Event] = _submit,
+        observer: ChannelObserver | None = None,
+    ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self._maxsize = maxsize
+        self._decode = decode
         self._observer = observer
-        # A list: at most maxsize (64) items, and an empty deque costs ~700 bytes.
-        self._items: list[Request] = []
+        self._requests: list[Event] = []
+        self._control: list[Event] = []
         self._closed = False
+        self._aborted = False
         self._getters: _Waiters = []
         self._putters: _Waiters = []
         self._pushback_waiters: _Waiters = []
@@ -84,63 +106,109 @@ class RequestChannel:
         self.pushbacks = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._requests)
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether :meth:`close` or :meth:`abort` was called."""
         return self._closed
 
+    @property
+    def aborted(self) -> bool:
+        """Whether :meth:`abort` was called."""
+        return self._aborted
+
     async def put(self, frame: bytes) -> None:
-        """Decode one frame and queue it, waiting while the channel is full.
+        """Decode one frame and queue its event, waiting while its lane is full.
 
         Raises:
-            FrameError: the frame is not a chat-completion request.
-            ChannelClosed: the channel was closed before the request fitted.
+            FrameError: the frame closes the connection (the dialect says why).
+            ChannelClosed: the channel was closed before the event fitted.
         """
-        request = decode_request(frame)
-        if len(self._items) >= self._maxsize and not self._closed:
+        await self.put_event(self._decode(frame))
+
+    async def put_event(self, event: Event) -> None:
+        """Queue an event, waiting while its lane is full (see :meth:`put`)."""
+        lane = self._requests if is_request(event) else self._control
+        if len(lane) >= self._maxsize and not self._closed:
             self.pushbacks += 1
             _wake_all(self._pushback_waiters)
             if self._observer is not None:
                 self._observer.pushed_back()
-            while len(self._items) >= self._maxsize and not self._closed:
+            while len(lane) >= self._maxsize and not self._closed:
                 await _wait(self._putters)
         if self._closed:
             raise ChannelClosed
-        self._items.append(request)
-        self.received += 1
-        self.high_water = max(self.high_water, len(self._items))
+        lane.append(event)
+        if lane is self._requests:
+            if isinstance(event, Submit):
+                self.received += 1
+            self.high_water = max(self.high_water, len(lane))
         _wake_one(self._getters)
 
+    async def get(self, can_take: Callable[[], bool] = _always) -> Event | None:
+        """The next control event, else (while ``can_take()``) the next request.
+
+        Returns None once the channel is closed and has nothing more to give,
+        or at once when it was aborted.
+        """
+        while True:
+            if self._aborted:
+                return None
+            if self._control:
+                event = self._control.pop(0)
+                _wake_all(self._putters)
+                return event
+            if self._requests and can_take():
+                depth = len(self._requests)
+                event = self._requests.pop(0)
+                _wake_all(self._putters)
+                if self._observer is not None and isinstance(event, Submit):
+                    self._observer.took(depth)
+                return event
+            if self._closed and not self._requests:
+                return None
+            await _wait(self._getters)
+
+    def remove(self, request_id: str) -> Submit | None:
+        """Take the queued request with ``request_id`` out of the queue, if it is there."""
+        for event in self._requests:
+            if isinstance(event, Submit) and event.request_id == request_id:
+                self._requests.remove(event)
+                _wake_all(self._putters)
+                return event
+        return None
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`get` look again (the session can take a request now)."""
+        _wake_all(self._getters)
+
     def close(self) -> None:
-        """End the stream: queued requests are still delivered, then iteration stops."""
+        """End the stream: what is queued is still delivered, then ``get`` returns None."""
         self._closed = True
         _wake_all(self._getters)
         _wake_all(self._putters)
+
+    def abort(self) -> None:
+        """End the stream now: what is queued is dropped."""
+        self._aborted = True
+        self._requests.clear()
+        self._control.clear()
+        self.close()
 
     async def wait_pushback(self) -> None:
         """Wait until a ``put`` finds the channel full, i.e. the reader is held back."""
         if self.pushbacks == 0:
             await _wait(self._pushback_waiters)
 
-    def __aiter__(self) -> AsyncIterator[Request]:
+    def __aiter__(self) -> AsyncIterator[Event]:
         return self
 
-    async def __anext__(self) -> Request:
-        observer = self._observer
-        if observer is not None:
-            observer.asked()
-        while not self._items:
-            if self._closed:
-                raise StopAsyncIteration
-            await _wait(self._getters)
-        depth = len(self._items)
-        request = self._items.pop(0)
-        _wake_one(self._putters)
-        if observer is not None:
-            observer.took(depth)
-        return request
+    async def __anext__(self) -> Event:
+        event = await self.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
 
 
 async def _wait(waiters: _Waiters) -> None:

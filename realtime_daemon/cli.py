@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from . import __version__
 from .admission import TokenFileError, Tokens
 from .config import LOG_FORMATS, LOG_LEVELS, LOOPS, Config, ConfigFileError, read_config_file
-from .engines.load import EngineLoadError, build_engine
+from .engines.load import EngineLoadError, build_routes
 from .logs import configure_logging
 from .serve import BindError, ForcedStop, run, tls_context
 from .workers import WorkerFailed, supervise
@@ -110,6 +110,13 @@ def main() -> None:
     type=click.IntRange(min=1),
     default=_DEFAULTS.request_queue_size,
     help="Requests a connection may queue before the daemon stops reading it.",
+)
+@click.option(
+    "--max-concurrent-requests",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.max_concurrent_requests,
+    help="Most answers one session may run at once, when it asks to with session.update "
+    "(sessions start answering one request at a time).",
 )
 @click.option(
     "--max-message-size",
@@ -277,16 +284,16 @@ def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> No
     except ConfigFileError as exc:
         raise click.BadParameter(str(exc), param_hint="'--config'") from None
     try:
-        engine = build_engine(config)
+        routes = build_routes(config)
     except EngineLoadError as exc:
         raise click.BadParameter(str(exc), param_hint="'--engine'") from None
     _preflight(config)
     configure_logging(config.log_format, config.log_level.lower())
     try:
         if config.workers > 1:
-            supervise(config, engine)
+            supervise(config, routes)
         else:
-            run(config, engine)
+            run(config, routes)
     except (BindError, ForcedStop, WorkerFailed) as exc:
         raise click.ClickException(str(exc)) from None
 

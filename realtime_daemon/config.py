@@ -70,6 +70,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         path: URL path of the WebSocket endpoint.
         engine: built-in or installed engine name, or ``module:attr``.
         echo_delay_ms: the echo engine's pause before each character.
+        max_concurrent_requests: the most answers a session may ask to run
+            at once (``session.update``); sessions start at 1.
         request_queue_size: decoded requests a connection holds before
             the daemon stops reading its socket.
         max_message_size: largest client message in bytes; larger closes 1009.
@@ -109,6 +111,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     engine: str = "echo"
     echo_delay_ms: NonNegative = 10.0
     request_queue_size: AtLeastOne = 64
+    max_concurrent_requests: AtLeastOne = 4
     max_message_size: AtLeastOne = 1024 * 1024
     shutdown_timeout: NonNegative = 10.0
     log_format: str = "auto"

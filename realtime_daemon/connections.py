@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Protocol
 
 from .metrics import Metrics
@@ -29,6 +30,9 @@ class Connections:
 
     def __len__(self) -> int:
         return len(self._open)
+
+    def __iter__(self) -> Iterator[Drainable]:
+        return iter(list(self._open))
 
     @property
     def draining(self) -> bool:

@@ -1,22 +1,25 @@
-"""One WebSocket connection: a reader, a writer task, and one close.
+"""One WebSocket connection: the reader, the session, and one close.
 
-The reader (``Connection._read``) is the only caller of ``ws.receive()``: it
-puts Text frames into the bounded :class:`RequestChannel` and returns the
-close that ended reading. It runs in the handler's own task. The writer task
-(``Connection._write``) iterates the engine's ``generate`` over that channel
-and sends each envelope, numbered; it runs in a TaskGroup the connection
-owns. When the first of them ends, the connection stops the other, waits for
-it, and only then calls ``ws.close()`` once with the code it picked: a
-second racing close would send the default code instead (aiohttp issue #3448).
+The reader (``Connection._read``, a task) is the only caller of
+``ws.receive()``: it puts Text frames into the bounded
+:class:`~.channel.RequestChannel` and returns the close that ended reading.
+The session (:class:`~.session.Session`, in the handler's own task) answers
+what the channel gives, writing envelopes through the outbox and its
+coalescing :class:`~.output.Output`. Reader and session are siblings: when
+the reader ends it aborts the channel, which ends the session; when the
+session ends the reader is cancelled (aiohttp keeps the connection open when
+``receive()`` is cancelled). :func:`choose_close` then picks the close from
+how each ended, and ``ws.close()`` is called once: a second racing close
+would send the default code instead (aiohttp issue #3448).
 
 Close codes (see the README's wire contract):
 
-- 1000: the client closed, the engine ended the session, or it sat idle;
+- 1000: the client closed, a bidirectional engine ended the session, or it sat idle;
 - 1001: the daemon is shutting down (after a drain);
 - 1003: a binary frame; 1007: a frame that is not a chat-completion request;
 - 1008: the client kept sending over its rate limit, or stopped reading;
 - 1009: a message over ``max_message_size`` (aiohttp closes this one itself);
-- 1011: the engine raised.
+- 1011: an engine raised.
 """
 
 from __future__ import annotations
@@ -26,28 +29,28 @@ import contextlib
 import dataclasses
 from typing import Literal
 
-import msgspec
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 
 from .admission import TokenBucket
 from .channel import ChannelClosed, RequestChannel
-from .engines.base import Context, Engine, aclose
-from .metrics import RequestTracker
+from .dialects.chat import ChatDialect
+from .engines.base import Context
+from .engines.routes import Routes
+from .events import Refuse
+from .metrics import Metrics
+from .outbox import Outbox
 from .output import Output
-from .protocol import Envelope, FrameError, encode_envelope
+from .protocol import ErrorDetail, FrameError
+from .session import Ending, Session
 
-__all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "Limits"]
+__all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "Limits", "choose_close"]
 
 logger = structlog.get_logger("realtime_daemon")
 
 CLOSE_TIMEOUT = 5.0
 """Seconds the closing handshake may take before the transport is cut."""
-
-TIME_SLICE = 0.001
-"""Seconds a connection may send without yielding to the loop (fair scheduling)."""
-
 
 MAX_REASON_BYTES = 123
 """A Close frame is a control frame: 125 bytes, two of them the code."""
@@ -62,14 +65,11 @@ class Close:
         reason: the close reason, for the frame and the log.
         sent: the connection is already closed (by aiohttp or the peer), so
             nothing is left to send.
-        notice: when set, sent first as ``{"event": "error", "comment": [notice]}``,
-            to end an answer that was cut.
     """
 
     code: int
     reason: str = ""
     sent: bool = False
-    notice: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +79,7 @@ class Limits:
     rate: float = 0.0
     idle_timeout: float = 0.0
     send_timeout: float = 30.0
+    max_concurrent_requests: int = 4
 
     @property
     def rate_message(self) -> str:
@@ -87,7 +88,33 @@ class Limits:
 
 _PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 _SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
-_SHUTDOWN_CUT = dataclasses.replace(_SHUTDOWN, notice="answer cut: server shutting down")
+_COMPLETE = Close(WSCloseCode.OK, "stream complete")
+_TOO_SLOW = Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", sent=True)
+
+
+def choose_close(read: Close | None, ending: Ending, *, draining: bool) -> Close:
+    """The close of a connection, from how its reader and its session ended.
+
+    Args:
+        read: how reading ended; None when the reader was stopped (by the
+            session ending, or a drain).
+        ending: how the session ended.
+        draining: whether the daemon is shutting down.
+    """
+    kind = ending.kind
+    if kind == "too_slow":
+        return _TOO_SLOW
+    if kind == "engine_failed":
+        return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {ending.message}")
+    if kind == "stream_ended":
+        return _COMPLETE
+    if read is not None:
+        return read
+    if kind == "peer_gone":
+        return _PEER_GONE
+    if kind == "shutdown_cut" or draining:
+        return _SHUTDOWN
+    return _COMPLETE
 
 
 def close_reason(text: str) -> bytes:
@@ -99,15 +126,15 @@ def close_reason(text: str) -> bytes:
 
 
 class Connection:
-    """The reader, the writer and the close of one WebSocket.
+    """The reader, the session and the close of one WebSocket.
 
     Args:
         ws: the prepared WebSocket, text frames undecoded.
-        engine: the daemon's engine.
+        routes: which engine answers which model.
         queue_size: the request channel's bound.
         session_id: the fresh id of this connection.
         peer: the client's address, for the log.
-        tracker: the connection's request accounting.
+        metrics: the daemon's metrics.
         limits: the per-connection limits.
         transport: the connection's transport: frames are written to it.
         protocol: aiohttp's protocol of the connection, for its drain.
@@ -116,106 +143,77 @@ class Connection:
     # Slots, and no bound logger until one is needed: thousands of idle
     # connections are the common case.
     __slots__ = (
-        "_drain_deadline",
-        "_engine",
+        "_cut",
+        "_draining",
         "_limits",
-        "_loop",
         "_output",
-        "_reading",
-        "_slice_end",
-        "_stop_requested",
-        "_task",
+        "_reader",
         "_ws",
         "channel",
-        "chunks",
-        "context",
+        "outbox",
         "peer",
-        "tracker",
+        "session",
     )
 
     def __init__(
         self,
         ws: web.WebSocketResponse[Literal[False]],
-        engine: Engine,
+        routes: Routes,
         *,
         queue_size: int,
         session_id: str,
         peer: str,
-        tracker: RequestTracker,
+        metrics: Metrics,
         limits: Limits,
         transport: asyncio.Transport | None,
         protocol: BaseProtocol,
     ) -> None:
-        self.tracker = tracker
+        self._ws = ws
         self._limits = limits
         self._output = Output(transport, protocol)
-        self._loop = asyncio.get_running_loop()
-        self._slice_end = 0.0
-        self.channel = RequestChannel(queue_size, observer=tracker)
-        self.context = Context(session_id)
-        self.chunks = 0
-        self._ws = ws
-        self._engine = engine
+        self.outbox = Outbox(self._output, limits.send_timeout)
+        dialect = ChatDialect(
+            self.outbox, session_id, routes.models, limits.max_concurrent_requests
+        )
+        self.channel = RequestChannel(queue_size, dialect.receive, observer=metrics)
+        self.session = Session(
+            routes, dialect, self.channel, self.outbox, Context(session_id), metrics, peer
+        )
         self.peer = peer
-        self._task: asyncio.Task[object]
-        self._reading = False
-        self._stop_requested = False
-        self._drain_deadline: float | None = None
+        self._reader: asyncio.Task[Close] | None = None
+        self._draining = False
+        self._cut: asyncio.TimerHandle | None = None
+
+    @property
+    def session_id(self) -> str:
+        return self.session.context.session_id
 
     @property
     def log(self) -> structlog.typing.FilteringBoundLogger:
         """A logger bound to this connection's id and peer."""
         log: structlog.typing.FilteringBoundLogger = logger.bind(
-            conn=self.context.session_id, peer=self.peer
+            conn=self.session_id, peer=self.peer
         )
         return log
 
     async def run(self) -> Close:
-        """Serve the connection until it ends; return how it ended.
-
-        The reader runs in the calling (handler) task; the writer in a task
-        of a TaskGroup. Whichever ends first decides the close. Reading is
-        stopped by cancelling this task (aiohttp keeps the connection open
-        when ``receive()`` is cancelled): when the writer ends, or on
-        :meth:`drain`. Any other cancellation (the shutdown deadline) is not
-        ours, and goes on.
-        """
-        task = asyncio.current_task()
-        assert task is not None
-        self._task = task
+        """Serve the connection until it ends; return how it ended."""
+        read: Close | None = None
         async with asyncio.TaskGroup() as group:
-            writer = group.create_task(self._write())
-            close: Close | None = None  # None: reading was stopped
-            if self._drain_deadline is None:
-                self._reading = True
-                try:
-                    close = await self._read()
-                except asyncio.CancelledError:
-                    if not self._stop_requested or task.uncancel() > 0:
-                        # The engine sees its context stop before the group
-                        # cancels the writer.
-                        self.context.stop_generating()
-                        raise
-                finally:
-                    self._reading = False
-            if close is not None:
-                if close.sent and writer.done() and writer.result() is not _PEER_GONE:
-                    # The writer cut the transport (a client not reading); the
-                    # reader only saw it go. The writer knows why.
-                    close = writer.result()
-                self._stop(writer)
-            elif writer.done():
-                close = writer.result()
-            else:
-                close = await self._finish_drain(writer)
-        self.context.stop_generating()
+            if not self._draining:
+                self._reader = group.create_task(self._read())
+            ending = await self.session.run()
+            if self._cut is not None:
+                self._cut.cancel()
+            reader = self._reader
+            if reader is not None:
+                if reader.done() and not reader.cancelled():
+                    read = reader.result()
+                else:
+                    reader.cancel()
+        close = choose_close(read, ending, draining=self._draining)
         await self._close(close)
         return close
-
-    def _stop_reading(self) -> None:
-        if self._reading and not self._stop_requested:
-            self._stop_requested = True
-            self._task.cancel()
 
     def drain(self, deadline: float) -> None:
         """Stop reading requests; let answers in progress finish until ``deadline``.
@@ -223,32 +221,24 @@ class Connection:
         Args:
             deadline: event-loop time after which unfinished answers are cut.
         """
-        self._drain_deadline = deadline
-        self._stop_reading()
-
-    async def _finish_drain(self, writer: asyncio.Task[Close]) -> Close:
-        """The reader was stopped by :meth:`drain`: finish queued work, then 1001."""
-        assert self._drain_deadline is not None
+        self._draining = True
+        if self._reader is not None:
+            self._reader.cancel()
         self.channel.close()
-        timeout = self._drain_deadline - self._loop.time()
-        await asyncio.wait((writer,), timeout=max(timeout, 0.0))
-        if not writer.done():
-            self._stop(writer)
-            return _SHUTDOWN_CUT
-        close = writer.result()
-        return _SHUTDOWN if close.code == WSCloseCode.OK else close
-
-    def _stop(self, writer: asyncio.Task[Close]) -> None:
-        self.context.stop_generating()
-        self.channel.close()
-        writer.cancel()
-
-    @property
-    def busy(self) -> bool:
-        """Whether a request is being answered or waits in the queue."""
-        return self.tracker.in_progress or len(self.channel) > 0
+        self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
 
     async def _read(self) -> Close:
+        """Read until the client is done; then end the session (abort the channel)."""
+        try:
+            close = await self._read_frames()
+        except FrameError as exc:
+            close = Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
+        except ChannelClosed:
+            close = _COMPLETE
+        self.channel.abort()
+        return close
+
+    async def _read_frames(self) -> Close:
         ws = self._ws
         idle = self._limits.idle_timeout or None
         bucket = TokenBucket(self._limits.rate) if self._limits.rate else None
@@ -257,7 +247,7 @@ class Connection:
             try:
                 msg = await ws.receive(timeout=idle)
             except TimeoutError:
-                if self.busy:
+                if self.session.busy:
                     continue
                 return Close(WSCloseCode.OK, "idle timeout")
             if msg.type is WSMsgType.TEXT:
@@ -266,18 +256,11 @@ class Connection:
                     refused += 1
                     if refused > bucket.capacity:
                         return Close(WSCloseCode.POLICY_VIOLATION, "request rate limit exceeded")
-                    notice = Envelope(event="error", comment=[self._limits.rate_message])
-                    failed = await self._deliver(notice, track=False)
-                    if failed is not None:
-                        return failed
+                    detail = ErrorDetail(code="rate_limited", message=self._limits.rate_message)
+                    await self.channel.put_event(Refuse(detail))
                     continue
                 refused = 0
-                try:
-                    await self.channel.put(msg.data)
-                except FrameError as exc:
-                    return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
-                except ChannelClosed:
-                    return Close(WSCloseCode.OK, "stream complete")
+                await self.channel.put(msg.data)
             elif msg.type is WSMsgType.BINARY:
                 return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
             elif msg.type is WSMsgType.CLOSE:
@@ -288,67 +271,8 @@ class Connection:
                 code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
                 return Close(code, str(msg.data or "peer gone"), sent=True)
 
-    async def _write(self) -> Close:
-        try:
-            stream = self._engine.generate(self.channel, self.context)
-            try:
-                async for envelope in stream:
-                    failed = await self._deliver(envelope)
-                    if failed is not None:
-                        # Stop the context before the generator is closed, so
-                        # the engine sees why it ends.
-                        self.context.stop_generating()
-                        return failed
-            finally:
-                await aclose(stream)  # as contextlib.aclosing, for any async iterator
-        except Exception as exc:
-            message = str(exc) or type(exc).__name__
-            self.log.exception("engine_failed", error=message, chunks=self.chunks)
-            # Before the first envelope the engine failed to start: the close
-            # says it all. Mid-stream, the client also gets it in band.
-            notice = message if self.chunks else None
-            return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {message}", notice=notice)
-        finally:
-            self._stop_reading()  # the writer is done: so is the connection
-        return Close(WSCloseCode.OK, "stream complete")
-
-    def _frame(self, envelope: Envelope, *, track: bool = True) -> None:
-        """Number and frame one envelope; the next flush writes it (see output.py)."""
-        self.chunks += 1
-        self._output.write(encode_envelope(msgspec.structs.replace(envelope, id=str(self.chunks))))
-        if track:
-            self.tracker.sent(envelope)
-
-    async def _deliver(self, envelope: Envelope, *, track: bool = True) -> Close | None:
-        """Send one envelope; a Close if the client is gone or stopped reading.
-
-        It waits only if the client lags, and then for ``send_timeout`` at most.
-        """
-        output = self._output
-        if output.closing:
-            return _PEER_GONE
-        self._frame(envelope, track=track)
-        if output.paused:
-            try:
-                async with asyncio.timeout(self._limits.send_timeout):
-                    await output.drain()
-            except ConnectionError:
-                return _PEER_GONE
-            except TimeoutError:
-                output.abort()
-                return Close(
-                    WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", True
-                )
-        # Fair scheduling: a fast engine and a client that keeps up would
-        # otherwise never yield, and starve every other connection.
-        if self._loop.time() >= self._slice_end:
-            if self._slice_end:
-                await asyncio.sleep(0)
-            self._slice_end = self._loop.time() + TIME_SLICE
-        return None
-
     async def _close(self, close: Close) -> None:
-        """The one close: an optional error envelope, then the Close frame."""
+        """The one close: every frame written so far, then the Close frame."""
         self._output.flush()  # every frame before the Close
         if close.sent or self._ws.closed:
             return
@@ -356,7 +280,4 @@ class Connection:
             # aiohttp waits for the peer's Close and cuts the transport when
             # cancelled; this bounds the drain of a peer that does not read.
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                if close.notice is not None:
-                    self._frame(Envelope(event="error", comment=[close.notice]))
-                    self._output.flush()
                 await self._ws.close(code=close.code, message=close_reason(close.reason))

@@ -1,22 +1,19 @@
-"""Prometheus metrics: one registry per app, and per-connection request accounting.
+"""Prometheus metrics: one registry per app.
 
-Request boundaries come from the request channel, so they hold for any
-engine that answers in order, whether or not the daemon reads its chunks: a
-request starts when the engine takes it, and is done when the engine asks for
-the next one (or the stream ends).
+The session (:mod:`.session`) accounts for each request exactly: it starts
+when the session takes it from the queue and ends when its answer task ends,
+labelled with the engine that answered it and its model.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Iterable
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 
-from .protocol import Envelope
-
-__all__ = ["CONTENT_TYPE", "OUTCOMES", "Metrics", "RequestTracker"]
+__all__ = ["CONTENT_TYPE", "OUTCOMES", "Metrics"]
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 OUTCOMES = ("completed", "cancelled", "error")
@@ -31,7 +28,8 @@ class Metrics:
     """The daemon's metrics, in a registry of their own.
 
     Args:
-        engine: the engine's name, as the ``engine`` label.
+        routes: the (engine, model) label pairs requests can have; each
+            gets its ``completed`` series from the start.
         multiprocess_dir: under ``--workers``, the directory every worker
             keeps its values in (prometheus_client's multiprocess mode); the
             registry then reports the sum over all workers, and leaves out
@@ -39,10 +37,11 @@ class Metrics:
             worker that happens to answer the scrape.
     """
 
-    def __init__(self, engine: str, multiprocess_dir: str | None = None) -> None:
+    def __init__(
+        self, routes: Iterable[tuple[str, str]], multiprocess_dir: str | None = None
+    ) -> None:
         # The *_created series double every scrape for no use here.
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.engine = engine
         self.registry = CollectorRegistry()
         r: CollectorRegistry | None = self.registry
         if multiprocess_dir is None:
@@ -65,8 +64,9 @@ class Metrics:
         )
         self.requests = Counter(
             "realtime_daemon_requests",
-            "Requests answered, by engine and outcome (completed, cancelled, error).",
-            ["engine", "outcome"],
+            "Requests answered, by engine, model and outcome (completed, cancelled, error),"
+            " with the reason a request was cancelled or the code of its error.",
+            ["engine", "model", "outcome", "reason"],
             registry=r,
         )
         self.chunks = Counter(
@@ -77,13 +77,13 @@ class Metrics:
         )
         self.first_chunk = Histogram(
             "realtime_daemon_time_to_first_chunk_seconds",
-            "From the engine taking a request to its first envelope being sent.",
+            "From the session taking a request to its first envelope being sent.",
             buckets=FIRST_CHUNK_BUCKETS,
             registry=r,
         )
         self.duration = Histogram(
             "realtime_daemon_request_duration_seconds",
-            "From the engine taking a request to the end of its answer.",
+            "From the session taking a request to the end of its answer.",
             buckets=DURATION_BUCKETS,
             registry=r,
         )
@@ -105,22 +105,22 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self._queue_high_water = 0
-        for outcome in OUTCOMES:
-            self.requests.labels(engine, outcome)
+        for engine, model in routes:
+            self.requests.labels(engine, model, "completed", "")
 
-    def note_queue_depth(self, depth: int) -> None:
-        """Raise the queue high-water mark to ``depth`` if it is higher."""
+    def took(self, depth: int) -> None:
+        """A session took a request; ``depth`` were queued: raise the high-water mark."""
         if depth > self._queue_high_water:
             self._queue_high_water = depth
             self.queue_high_water.set(depth)
 
+    def pushed_back(self) -> None:
+        """A reader found its queue full and waits."""
+        self.pushbacks.inc()
+
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""
         return prometheus_client.generate_latest(self.registry)
-
-    def tracker(self) -> RequestTracker:
-        """Accounting for one new connection."""
-        return RequestTracker(self)
 
 
 def _use_multiprocess_values(directory: str) -> None:
@@ -134,69 +134,3 @@ def _use_multiprocess_values(directory: str) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-
-
-class RequestTracker:
-    """One connection's request accounting; the channel and the writer feed it."""
-
-    __slots__ = ("_chunks", "_failed", "_first_sent", "_metrics", "_started")
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._chunks = 0  # added to the counter per answer, not per chunk
-        self._started: float | None = None
-        self._first_sent = False
-        self._failed = False
-
-    @property
-    def in_progress(self) -> bool:
-        """Whether the engine is answering a request."""
-        return self._started is not None
-
-    def asked(self) -> None:
-        """The engine asks for its next request: the one it had is answered."""
-        if self._started is not None:
-            self._finish("error" if self._failed else "completed")
-
-    def took(self, depth: int) -> None:
-        """The engine took a request; ``depth`` were queued before it did."""
-        self.asked()
-        self._started = time.monotonic()
-        self._first_sent = False
-        self._failed = False
-        self._metrics.note_queue_depth(depth)
-
-    def pushed_back(self) -> None:
-        """The reader found the queue full and waits."""
-        self._metrics.pushbacks.inc()
-
-    def sent(self, envelope: Envelope) -> None:
-        """An envelope of the current answer went out."""
-        self._chunks += 1
-        if self._started is None:
-            return
-        if not self._first_sent:
-            self._first_sent = True
-            self._metrics.first_chunk.observe(time.monotonic() - self._started)
-        if envelope.event == "error":
-            self._failed = True
-
-    def ended(self, code: int, outcome: str) -> None:
-        """The connection closed with ``code``; an answer still open ends as ``outcome``."""
-        if self._started is not None:
-            self._finish("error" if self._failed else outcome)
-        self._flush_chunks()
-        self._metrics.closes.labels(str(code)).inc()
-
-    def _flush_chunks(self) -> None:
-        if self._chunks:
-            self._metrics.chunks.inc(self._chunks)
-            self._chunks = 0
-
-    def _finish(self, outcome: str) -> None:
-        assert self._started is not None
-        metrics = self._metrics
-        metrics.requests.labels(metrics.engine, outcome).inc()
-        metrics.duration.observe(time.monotonic() - self._started)
-        self._started = None
-        self._flush_chunks()

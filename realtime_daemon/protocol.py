@@ -16,6 +16,7 @@ from typing import Annotated
 import msgspec
 
 __all__ = [
+    "CancelMessage",
     "ChatCompletionChunk",
     "ChatMessage",
     "ChatRequest",
@@ -23,9 +24,13 @@ __all__ = [
     "ContentPart",
     "Delta",
     "Envelope",
+    "ErrorDetail",
     "FrameError",
     "Request",
+    "SessionFields",
+    "SessionUpdateMessage",
     "StreamOptions",
+    "UpstreamDetail",
     "Usage",
     "decode_request",
     "encode_envelope",
@@ -131,6 +136,29 @@ class ChatCompletionChunk(
     usage: Usage | None = None
 
 
+class UpstreamDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What an upstream server said of a failed request, as far as it said it.
+
+    ``replica`` is the index of the ``--upstream-url`` that answered (never
+    its address); ``status`` its HTTP status; ``type``, ``code`` and
+    ``param`` its own error object's fields.
+    """
+
+    replica: int | None = None
+    status: int | None = None
+    type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The machine-readable part of an error envelope (see the README's error table)."""
+
+    code: str
+    message: str
+    upstream: UpstreamDetail | None = None
+
+
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One server frame: ``{"data": <chunk>, "id": "<n>"}``.
 
@@ -138,13 +166,41 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     3, ... as it sends them. ``data`` is a chunk, or an already encoded JSON
     value (:class:`msgspec.Raw`) that an engine passes through untouched.
     ``event`` and ``comment`` are written only when set, e.g. the error
-    envelope ``{"event": "error", "comment": ["..."]}``.
+    envelope ``{"event": "error", "comment": ["..."]}``; so are ``error``
+    (the error's code and details, for sessions that use the session
+    features) and ``request_id`` (the client's id of the request answered).
     """
 
     data: ChatCompletionChunk | msgspec.Raw | None = None
     id: str = ""
     event: str | None = None
     comment: list[str] | None = None
+    error: ErrorDetail | None = None
+    request_id: str | None = None
+
+
+class CancelMessage(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="request.cancel"
+):
+    """``{"type": "request.cancel", "request_id": "..."}``: stop or drop one request."""
+
+    request_id: str
+
+
+class SessionFields(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The settings a ``session.update`` may change; those left out stay as they are."""
+
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+    max_concurrent_requests: int | msgspec.UnsetType = msgspec.UNSET
+    request_defaults: dict[str, msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+
+
+class SessionUpdateMessage(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="session.update"
+):
+    """``{"type": "session.update", "session": {...}}``: settings for later requests."""
+
+    session: SessionFields
 
 
 class FrameError(ValueError):

@@ -18,7 +18,7 @@ from .admission import Admission, TokenFileError
 from .app import STATE, build_app
 from .config import Config
 from .connections import Connections
-from .engines.base import Engine
+from .engines.routes import Routes
 from .handler import CLOSE_TIMEOUT
 from .systemd import Notifier, listen_sockets, watchdog_interval
 
@@ -74,7 +74,7 @@ class Worker:
     lifeline: int
 
 
-def run(config: Config, engine: Engine | None = None, worker: Worker | None = None) -> None:
+def run(config: Config, engine: Routes | None = None, worker: Worker | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then drain and return.
 
     Raises:
@@ -94,7 +94,7 @@ def run(config: Config, engine: Engine | None = None, worker: Worker | None = No
 
 
 async def serve(
-    config: Config, engine: Engine | None = None, worker: Worker | None = None
+    config: Config, engine: Routes | None = None, worker: Worker | None = None
 ) -> None:
     """Serve ``config`` until SIGINT or SIGTERM; a second signal stops at once.
 
@@ -129,6 +129,7 @@ async def serve(
                 **where,
                 path=config.path,
                 engine=config.engine,
+                routes=state.routes.table(),
                 socket_activated=bool(inherited),
             )
         else:

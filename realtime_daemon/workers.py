@@ -42,7 +42,7 @@ import structlog
 from prometheus_client import multiprocess
 
 from .config import Config
-from .engines.base import Engine
+from .engines.routes import Routes
 from .serve import ForcedStop, Worker, address_fields, address_text, bind_sockets, run
 from .systemd import Notifier, listen_sockets, watchdog_interval
 
@@ -57,7 +57,7 @@ class WorkerFailed(Exception):
     """A worker could not start, or failed its drain; the message says which."""
 
 
-def supervise(config: Config, engine: Engine) -> None:
+def supervise(config: Config, engine: Routes) -> None:
     """Serve ``config`` with ``config.workers`` processes until SIGINT or SIGTERM.
 
     Raises:
@@ -84,7 +84,7 @@ class _Child:
 
 class _Supervisor:
     def __init__(
-        self, config: Config, engine: Engine, sockets: list[socket.socket], activated: bool
+        self, config: Config, engine: Routes, sockets: list[socket.socket], activated: bool
     ) -> None:
         self.pid = os.getpid()
         self.config = config
@@ -214,6 +214,7 @@ class _Supervisor:
             **self.where,
             path=self.config.path,
             engine=self.config.engine,
+            routes=self.engine.table(),
             socket_activated=self.activated,
             workers=len(self.children),
             pids=sorted(self.children),

@@ -6,24 +6,23 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from realtime_daemon.config import Config
-from realtime_daemon.engines.base import Context
+from realtime_daemon.engines.base import Context, RequestContext
 from realtime_daemon.engines.echo import EchoEngine
 from realtime_daemon.protocol import Envelope, Request
 
+ECHO = EchoEngine(Config(echo_delay_ms=0))
+
 
 class FailingEngine:
-    """Echoes ``good_chunks`` chunks of the first request, then raises."""
+    """Echoes ``good_chunks`` chunks of the request, then raises."""
 
     def __init__(self, good_chunks: int, message: str = "boom") -> None:
         self._good = good_chunks
         self._message = message
-        self._echo = EchoEngine(Config(echo_delay_ms=0))
 
-    async def generate(
-        self, requests: AsyncIterator[Request], context: Context
-    ) -> AsyncIterator[Envelope]:
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
         sent = 0
-        async for envelope in self._echo.generate(requests, context):
+        async for envelope in ECHO.answer(request, context):
             if sent == self._good:
                 break
             sent += 1
@@ -32,21 +31,16 @@ class FailingEngine:
 
 
 class GatedEngine:
-    """Echo engine that reads no request until ``gate`` is set."""
+    """Echo engine whose answers wait until ``gate`` is set."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.started = asyncio.Event()
-        self.channel: AsyncIterator[Request] | None = None
-        self._echo = EchoEngine(Config(echo_delay_ms=0))
 
-    async def generate(
-        self, requests: AsyncIterator[Request], context: Context
-    ) -> AsyncIterator[Envelope]:
-        self.channel = requests
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
         self.started.set()
         await self.gate.wait()
-        async for envelope in self._echo.generate(requests, context):
+        async for envelope in ECHO.answer(request, context):
             yield envelope
 
 
@@ -59,42 +53,27 @@ class EndlessEngine:
         self.stopped_when_ended: bool | None = None
         self.chunks = 0
 
-    async def generate(
-        self, requests: AsyncIterator[Request], context: Context
-    ) -> AsyncIterator[Envelope]:
-        echo = EchoEngine(Config(echo_delay_ms=1))
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
         try:
-            async for request in requests:
-                while not context.is_stopped():
-                    one = _single(request)
-                    async for envelope in echo.generate(one, context):
-                        self.chunks += 1
-                        self.streaming.set()
-                        yield envelope
+            while True:
+                await asyncio.sleep(0.001)
+                self.chunks += 1
+                self.streaming.set()
+                yield context.delta("x")
         finally:
             self.stopped_when_ended = context.is_stopped()
             self.ended.set()
 
 
-async def _single(request: Request) -> AsyncIterator[Request]:
-    yield request
-
-
 class InBandErrorEngine:
     """Answers the first request with an error envelope only, then echoes the rest."""
 
-    async def generate(
-        self, requests: AsyncIterator[Request], context: Context
-    ) -> AsyncIterator[Envelope]:
-        echo = EchoEngine(Config(echo_delay_ms=0))
-        first = True
-        async for request in requests:
-            if first:
-                first = False
-                yield Envelope(event="error", comment=["upstream said no"])
-                continue
-            async for envelope in echo.generate(_single(request), context):
-                yield envelope
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        if context.index == 1:
+            yield Envelope(event="error", comment=["upstream said no"])
+            return
+        async for envelope in ECHO.answer(request, context):
+            yield envelope
 
 
 class BlastEngine:
@@ -103,16 +82,36 @@ class BlastEngine:
     def __init__(self) -> None:
         self.ended = asyncio.Event()
 
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        big = request.chat.model * 65536
+        try:
+            while True:
+                yield Envelope(comment=[big])
+        finally:
+            self.ended.set()
+
+
+class TurnCounter:
+    """A bidirectional engine (``generate`` once per session) that keeps state across
+    requests: each answer is one chunk, ``turn <n>: <prompt>``, then a stop chunk."""
+
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.closed = 0
+
     async def generate(
         self, requests: AsyncIterator[Request], context: Context
     ) -> AsyncIterator[Envelope]:
-        echo = EchoEngine(Config(echo_delay_ms=0))
+        self.sessions += 1
+        turn = 0
         try:
             async for request in requests:
-                big = request.chat.model * 65536
-                while True:
-                    one = _single(request)
-                    async for envelope in echo.generate(one, context):
-                        yield Envelope(comment=[big], event=envelope.event)
+                turn += 1
+                reply = RequestContext(context, turn, request.chat.model)
+                text = request.chat.messages[-1].content
+                yield reply.delta(f"turn {turn}: {text}")
+                if text == "wait":
+                    await context.stopped()
+                yield reply.finish()
         finally:
-            self.ended.set()
+            self.closed += 1

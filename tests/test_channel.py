@@ -25,8 +25,8 @@ async def test_requests_come_out_decoded_in_order() -> None:
         await channel.put(data)
     channel.close()
     got = [r async for r in channel]
-    assert [r.chat.messages[0].content for r in got] == [f"p{n}" for n in range(5)]
-    assert [r.raw for r in got] == frames
+    assert [r.request.chat.messages[0].content for r in got] == [f"p{n}" for n in range(5)]
+    assert [r.request.raw for r in got] == frames
 
 
 async def test_malformed_frame_is_refused_and_not_queued() -> None:
@@ -48,7 +48,7 @@ async def test_put_waits_for_room_and_resumes_when_a_request_is_taken() -> None:
         assert not blocked.done()
         first = await anext(channel)
         await blocked
-    assert first.chat.messages[0].content == "a"
+    assert first.request.chat.messages[0].content == "a"
     assert channel.pushbacks == 1
     assert channel.high_water == 1
 
@@ -58,7 +58,7 @@ async def test_close_ends_iteration_after_queued_requests() -> None:
     channel = RequestChannel(4)
     await channel.put(frame("a"))
     channel.close()
-    assert [r.chat.messages[0].content async for r in channel] == ["a"]
+    assert [r.request.chat.messages[0].content async for r in channel] == ["a"]
 
 
 async def test_close_fails_a_put_waiting_for_room() -> None:
@@ -71,7 +71,7 @@ async def test_close_fails_a_put_waiting_for_room() -> None:
         channel.close()
         with pytest.raises(ChannelClosed):
             await producer
-    assert [r.chat.messages[0].content async for r in channel] == ["b"]
+    assert [r.request.chat.messages[0].content async for r in channel] == ["b"]
 
 
 async def test_context_stopped_wakes_every_waiter_and_survives_a_cancelled_one() -> None:

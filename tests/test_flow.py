@@ -20,17 +20,20 @@ async def test_full_channel_stops_the_reader(serve_engine: StartServer) -> None:
     engine = GatedEngine()
     client = await serve_engine(engine, request_queue_size=2)
     async with client.ws_connect(PATH) as ws:
-        for n in range(10):
-            await ws.send_json(request(f"prompt {n}"))
+        await ws.send_json(request("prompt 0"))
         async with asyncio.timeout(2):
             await engine.started.wait()
-            channel = engine.channel
+        for n in range(1, 10):
+            await ws.send_json(request(f"prompt {n}"))
+        async with asyncio.timeout(2):
+            (connection,) = client.app[STATE].connections
+            channel = connection.channel  # type: ignore[attr-defined]
             assert isinstance(channel, RequestChannel)
             await channel.wait_pushback()
-        # Two requests queued, the third decoded and waiting for room, the
-        # other seven never read from the socket.
+        # One request being answered, two queued, the fourth decoded and
+        # waiting for room, the other six never read from the socket.
         assert len(channel) == 2
-        assert channel.received == 2
+        assert channel.received == 3
         engine.gate.set()
         answers = [content(await receive_answer(ws)) for _ in range(10)]
     assert answers == [f"prompt {n}" for n in range(10)]

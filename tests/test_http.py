@@ -8,11 +8,17 @@ from .conftest import PATH, Client, StartServer
 
 
 async def test_health_reports_status_engine_and_connections(client: Client) -> None:
-    """GET /health answers 200 with status, engine, open connections and the serving pid."""
+    """GET /health answers 200 with status, engine, routes, open connections and the pid."""
     async with client.ws_connect(PATH), client.get("/health") as response:
         assert response.status == 200
         body = await response.json()
-    assert body == {"status": "ok", "engine": "echo", "connections": 1, "pid": os.getpid()}
+    assert body == {
+        "status": "ok",
+        "engine": "echo",
+        "routes": {"*": "echo"},
+        "connections": 1,
+        "pid": os.getpid(),
+    }
 
 
 async def test_live_answers_200(client: Client) -> None:

@@ -27,8 +27,15 @@ async def scrape(client: Client | aiohttp.ClientSession) -> Samples:
     }
 
 
-def requests(samples: Samples, outcome: str) -> float:
-    return samples[("realtime_daemon_requests_total", (("engine", "echo"), ("outcome", outcome)))]
+def requests(samples: Samples, outcome: str, **labels: str) -> float:
+    """The requests counted with ``outcome`` (and ``labels``), summed over the other labels."""
+    return sum(
+        value
+        for (name, got), value in samples.items()
+        if name == "realtime_daemon_requests_total"
+        and dict(got)["outcome"] == outcome
+        and all(dict(got)[k] == v for k, v in labels.items())
+    )
 
 
 async def closed(client: Client) -> None:
@@ -101,11 +108,14 @@ async def test_queue_pushback_and_high_water_are_reported(serve_engine: StartSer
     engine = GatedEngine()
     client = await serve_engine(engine, request_queue_size=2)
     async with client.ws_connect(PATH) as ws:
-        for n in range(4):
+        await ws.send_json(request("p0"))
+        async with asyncio.timeout(2):
+            await engine.started.wait()  # answering p0; p1 and p2 fill the queue, p3 waits
+        for n in range(1, 4):
             await ws.send_json(request(f"p{n}"))
         async with asyncio.timeout(2):
-            await engine.started.wait()
-            await engine.channel.wait_pushback()  # type: ignore[union-attr]
+            (connection,) = client.app[STATE].connections
+            await connection.channel.wait_pushback()  # type: ignore[attr-defined]
         assert (await scrape(client))[("realtime_daemon_request_queue_pushbacks_total", ())] == 1
         engine.gate.set()
         for _ in range(4):

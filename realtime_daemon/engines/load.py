@@ -7,14 +7,16 @@ import importlib.metadata
 from typing import cast
 
 from ..config import Config
-from .base import Engine, EngineFactory
-from .router import Router
+from .base import Engine, EngineFactory, StreamEngine
+from .routes import Route, Routes
+from .stream import StreamAdapter
 
 __all__ = [
     "BUILTIN_ENGINES",
     "ENTRY_POINT_GROUP",
     "EngineLoadError",
-    "build_engine",
+    "as_engine",
+    "build_routes",
     "load_engine",
 ]
 
@@ -69,25 +71,43 @@ def load_engine(spec: str) -> EngineFactory:
     return cast(EngineFactory, factory)
 
 
-def build_engine(config: Config) -> Engine:
-    """The daemon's engine: ``config.engine``, or a router over ``config.models``.
+def build_routes(config: Config) -> Routes:
+    """The daemon's routing table: ``config.engine`` for every model, or ``config.models``.
 
     Raises:
         EngineLoadError: an engine cannot be loaded, or refuses its settings
             (its factory raised ``ValueError``).
     """
     if not config.models:
-        return _make(config.engine, config)
+        return Routes.single(_make(config.engine, config), config.engine)
     names = [model.name for model in config.models]
     if len(set(names)) != len(names):
         raise EngineLoadError(f"model names must be unique: {', '.join(names)}")
-    return Router({m.name: _make(m.engine, config.for_model(m)) for m in config.models})
+    return Routes(
+        {
+            m.name: Route(_make(m.engine, config.for_model(m)), m.engine, m.name)
+            for m in config.models
+        }
+    )
+
+
+def as_engine(obj: Engine | StreamEngine) -> Engine:
+    """``obj`` as a per-request engine: as it is, or adapted if it has only ``generate``.
+
+    Raises:
+        EngineLoadError: ``obj`` has neither ``answer`` nor ``generate``.
+    """
+    if callable(getattr(obj, "answer", None)):
+        return obj  # type: ignore[return-value]
+    if callable(getattr(obj, "generate", None)):
+        return StreamAdapter(obj)  # type: ignore[arg-type]
+    raise EngineLoadError(f"{type(obj).__name__} has neither answer() nor generate()")
 
 
 def _make(spec: str, config: Config) -> Engine:
     factory = load_engine(spec)
     try:
-        return factory(config)
+        return as_engine(factory(config))
     except ValueError as exc:
         raise EngineLoadError(f"engine {spec!r}: {exc}") from None
 

@@ -10,8 +10,11 @@ passed through as :class:`msgspec.Raw`, never re-encoded.
 - Failures before the first chunk fail over to the next replica (connection
   refused or reset, timeouts, 5xx and 429); a 4xx is the request's fault and
   is not retried. Nothing is retried after the first chunk.
-- Every failure of a request becomes one error envelope, and the session
-  goes on with its next request.
+- Every failure of a request becomes one error envelope (code
+  ``upstream_error``, ``upstream_unreachable``, ``upstream_timeout`` or
+  ``upstream_protocol_error``, with the upstream's status and error fields),
+  and the session goes on. Clients are told the replica's index, never its
+  URL; the log has the URL.
 - When the engine is stopped (client gone, drain cut), the upstream
   response is closed at once, so the upstream server sees the disconnect and
   stops generating.
@@ -21,16 +24,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import msgspec
+import structlog
 
 from ..config import Config
-from ..protocol import Envelope, Request
-from .base import Context
+from ..protocol import Envelope, Request, UpstreamDetail
+from .base import RequestContext, RequestFailed
 from .sse import sse_data
 
 __all__ = ["OpenAIEngine", "UpstreamError"]
+
+logger = structlog.get_logger("realtime_daemon")
 
 _TRUE = msgspec.Raw(b"true")
 _DONE = b"[DONE]"
@@ -40,12 +47,21 @@ _ERROR_BODY_LIMIT = 4096
 
 class _ErrorDetail(msgspec.Struct):
     message: str | None = None
+    # Servers differ in what they put here; only strings (and integer codes) are passed on.
+    type: Any = None
+    code: Any = None
+    param: Any = None
+
+
+class _ChoiceProbe(msgspec.Struct):
+    finish_reason: str | None = None
 
 
 class _ChunkProbe(msgspec.Struct):
-    """The only part of an upstream chunk the engine reads: an ``error`` object."""
+    """What the engine reads of an upstream chunk: an ``error`` object, the finish."""
 
     error: _ErrorDetail | str | None = None
+    choices: list[_ChoiceProbe] = []
 
     @property
     def message(self) -> str | None:
@@ -54,22 +70,42 @@ class _ChunkProbe(msgspec.Struct):
             return self.error
         return self.error.message if self.error is not None else None
 
+    def upstream(self, replica: int, status: int | None) -> UpstreamDetail:
+        """The error as the client is told of it."""
+        error = self.error if isinstance(self.error, _ErrorDetail) else _ErrorDetail()
+        code = error.code if isinstance(error.code, str | int) else None
+        return UpstreamDetail(
+            replica=replica,
+            status=status,
+            type=_text(error.type),
+            code=code,
+            param=_text(error.param),
+        )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
 
 _body_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _probe_decoder = msgspec.json.Decoder(_ChunkProbe)
 _encoder = msgspec.json.Encoder()
 
 
-class UpstreamError(Exception):
-    """One request's upstream failure; the message is what the client is told.
+class UpstreamError(RequestFailed):
+    """One request's upstream failure.
 
     Args:
-        message: what happened, with the replica, status and upstream message.
+        code: the error code (``upstream_error``, ``upstream_timeout``, ...).
+        message: what the client is told: the replica by index, never its URL.
+        upstream: the replica, status and the upstream's own error fields.
         retry: whether another replica may succeed (nothing was streamed).
     """
 
-    def __init__(self, message: str, *, retry: bool) -> None:
-        super().__init__(message)
+    def __init__(
+        self, code: str, message: str, upstream: UpstreamDetail, *, retry: bool
+    ) -> None:
+        super().__init__(code, message, upstream)
         self.retry = retry
 
 
@@ -116,32 +152,43 @@ class OpenAIEngine:
             await self._session.close()
             self._session = None
 
-    async def generate(
-        self, requests: AsyncIterator[Request], context: Context
-    ) -> AsyncIterator[Envelope]:
-        """Answer each request from the session's replica, failing over before the first byte."""
-        start = next(self._turn) % len(self._urls)
-        replicas = list(self._urls[start:] + self._urls[:start])
-        async for request in requests:
-            body = self._body(request)
-            errors: list[str] = []
-            for url in list(replicas):
-                try:
-                    async for envelope in self._stream(url, body):
-                        yield envelope
-                except UpstreamError as exc:
-                    errors.append(str(exc))
-                    if exc.retry and url != replicas[-1]:
-                        continue
-                    yield Envelope(event="error", comment=["; ".join(errors)])
-                else:
-                    if url != replicas[0]:
-                        # The session moves to the replica that answered.
-                        replicas.remove(url)
-                        replicas.insert(0, url)
-                break
-            if context.is_stopped():
-                return
+    def _replicas(self, context: RequestContext) -> list[int]:
+        """The session's replicas, its own first: picked round-robin when it starts."""
+        replicas: list[int] | None = context.session.state.get(self)
+        if replicas is None:
+            start = next(self._turn) % len(self._urls)
+            replicas = list(range(start, len(self._urls))) + list(range(start))
+            context.session.state[self] = replicas
+        return replicas
+
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        """Stream the answer from the session's replica, failing over before the first byte."""
+        body = self._body(request)
+        replicas = self._replicas(context)
+        errors: list[str] = []
+        for replica in list(replicas):
+            try:
+                async for envelope in self._stream(replica, body, context):
+                    yield envelope
+            except UpstreamError as exc:
+                errors.append(str(exc))
+                logger.warning(
+                    "upstream_failed",
+                    conn=context.session.session_id,
+                    url=self._urls[replica],
+                    error=str(exc),
+                    code=exc.detail.code,
+                )
+                if exc.retry and replica != replicas[-1]:
+                    continue
+                raise RequestFailed(
+                    exc.detail.code, "; ".join(errors), exc.detail.upstream
+                ) from None
+            if replica != replicas[0]:
+                # The session moves to the replica that answered.
+                replicas.remove(replica)
+                replicas.insert(0, replica)
+            return
 
     def _body(self, request: Request) -> bytes:
         """The client's request with ``stream`` forced on; every other field untouched."""
@@ -151,20 +198,32 @@ class OpenAIEngine:
             fields["model"] = self._model
         return _encoder.encode(fields)
 
-    async def _stream(self, url: str, body: bytes) -> AsyncIterator[Envelope]:
+    async def _stream(
+        self, replica: int, body: bytes, context: RequestContext
+    ) -> AsyncIterator[Envelope]:
         """One upstream request's chunks as envelopes.
 
         Raises:
             UpstreamError: the request failed; ``retry`` while nothing was sent.
         """
         streamed = False
+        name = f"upstream replica {replica}"
         response: aiohttp.ClientResponse | None = None
+
+        def failed(code: str, what: str, status: int | None = None) -> UpstreamError:
+            upstream = UpstreamDetail(replica=replica, status=status)
+            return UpstreamError(code, f"{name} {what}", upstream, retry=not streamed)
+
         try:
-            response = await self._client().post(url, data=body, headers=self._headers)
+            response = await self._client().post(
+                self._urls[replica], data=body, headers=self._headers
+            )
             if response.status // 100 != 2:
-                detail = await _error_message(response)
+                probe, detail = await _error_body(response)
                 raise UpstreamError(
-                    f"upstream {url} answered {response.status}: {detail}",
+                    "upstream_error",
+                    f"{name} answered {response.status}: {detail}",
+                    probe.upstream(replica, response.status),
                     retry=response.status in _RETRY_STATUSES,
                 )
             async for data in sse_data(response.content.iter_any()):
@@ -173,18 +232,22 @@ class OpenAIEngine:
                 try:
                     probe = _probe_decoder.decode(data)
                 except msgspec.DecodeError as exc:
-                    raise UpstreamError(
-                        f"upstream {url} sent a malformed chunk: {exc}", retry=not streamed
+                    raise failed(
+                        "upstream_protocol_error", f"sent a malformed chunk: {exc}"
                     ) from None
                 if probe.error is not None:
                     raise UpstreamError(
-                        f"upstream {url} reported an error: {probe.message}", retry=False
+                        "upstream_error",
+                        f"{name} reported an error: {probe.message}",
+                        probe.upstream(replica, response.status),
+                        retry=False,
                     )
+                for choice in probe.choices:
+                    if choice.finish_reason is not None:
+                        context.finished = True
                 streamed = True
                 yield Envelope(data=msgspec.Raw(data))
-            raise UpstreamError(
-                f"upstream {url} ended the stream without [DONE]", retry=not streamed
-            )
+            raise failed("upstream_protocol_error", "ended the stream without [DONE]")
         except TimeoutError as exc:
             # aiohttp's timeouts are TimeoutErrors (and ClientConnectionErrors).
             if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -192,10 +255,10 @@ class OpenAIEngine:
             else:
                 silence = "no chunk" if streamed else "no answer"
                 what = f"{silence} within {self._config.upstream_read_timeout:g} s"
-            raise UpstreamError(f"upstream {url} timed out: {what}", retry=not streamed) from None
+            raise failed("upstream_timeout", f"timed out: {what}") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"upstream {url} connection failed: {exc or type(exc).__name__}", retry=not streamed
+            raise failed(
+                "upstream_unreachable", f"connection failed: {exc or type(exc).__name__}"
             ) from None
         finally:
             if response is not None:
@@ -204,12 +267,12 @@ class OpenAIEngine:
                 response.close()
 
 
-async def _error_message(response: aiohttp.ClientResponse) -> str:
-    """The upstream's own words for a failed request, kept short."""
+async def _error_body(response: aiohttp.ClientResponse) -> tuple[_ChunkProbe, str]:
+    """The upstream's own error object and words for a failed request, kept short."""
     raw = await response.content.read(_ERROR_BODY_LIMIT)
     try:
-        message = _probe_decoder.decode(raw).message
+        probe = _probe_decoder.decode(raw)
     except msgspec.DecodeError:
-        message = None
-    return message or raw.decode(errors="replace").strip() or response.reason or "no detail"
-
+        probe = _ChunkProbe()
+    detail = probe.message or raw.decode(errors="replace").strip() or response.reason
+    return probe, detail or "no detail"

@@ -1,0 +1,279 @@
+"""The chat dialect: chat-completion requests in, ``{"data": <chunk>, "id": "<n>"}`` out.
+
+A frame is a chat-completion request, or a control message when its JSON
+object has a top-level string ``type`` (``request.cancel``,
+``session.update``). The session features are opt-in: a client that sends no
+control message and no ``request_id`` gets the bytes of the first slice.
+Once it uses one, its error envelopes also carry ``error``, the code and
+details a program can branch on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+import msgspec
+
+from ..events import Cancel, Event, Refuse, Submit, Update
+from ..outbox import Outbox
+from ..protocol import (
+    CancelMessage,
+    ChatCompletionChunk,
+    Envelope,
+    ErrorDetail,
+    FrameError,
+    SessionUpdateMessage,
+    decode_request,
+)
+
+__all__ = ["REQUEST_ID", "ChatDialect", "is_finish"]
+
+REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
+"""A request id: 1 to 64 printable ASCII characters."""
+
+# Fields a session's request_defaults may not set: they are not defaults.
+_NOT_DEFAULTS = ("model", "messages", "request_id")
+
+
+class _Head(msgspec.Struct):
+    """What tells a control message from a request, and a request's id."""
+
+    type: msgspec.Raw | None = None
+    request_id: msgspec.Raw | None = None
+    model: msgspec.Raw | None = None
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_cancel_decoder = msgspec.json.Decoder(CancelMessage)
+_update_decoder = msgspec.json.Decoder(SessionUpdateMessage)
+_encoder = msgspec.json.Encoder()
+_PLACEHOLDER = {"model": msgspec.Raw(b'"m"'), "messages": msgspec.Raw(b'[{"role":"user"}]')}
+
+
+def _error(code: str, message: str) -> ErrorDetail:
+    return ErrorDetail(code=code, message=message)
+
+
+class ChatDialect:
+    """One connection's chat dialect: its session settings, its request ids.
+
+    Args:
+        outbox: where envelopes go.
+        session_id: the connection's session id (shown in ``session.updated``).
+        models: the models a session may choose; None when any is taken.
+        concurrency_limit: the most answers a session may ask to run at once.
+    """
+
+    __slots__ = (
+        "_active",
+        "_concurrency_limit",
+        "_defaults",
+        "_models",
+        "_outbox",
+        "_session_id",
+        "detailed",
+        "max_concurrent",
+        "model",
+    )
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        session_id: str,
+        models: Collection[str] | None = None,
+        concurrency_limit: int = 1,
+    ) -> None:
+        self._outbox = outbox
+        self._session_id = session_id
+        self._models = models
+        self._concurrency_limit = concurrency_limit
+        self._active: set[str] | None = None  # request ids queued or running
+        self._defaults: dict[str, msgspec.Raw] = {}
+        self.model: str | None = None
+        self.max_concurrent = 1
+        self.detailed = False  # error envelopes carry `error`
+
+    # -- client to server -------------------------------------------------------
+
+    def receive(self, frame: bytes) -> Event:
+        """Decode one client frame into an event.
+
+        Raises:
+            FrameError: not a JSON object, or a request that is not a
+                chat-completion request (the connection closes 1007).
+        """
+        try:
+            head = _head_decoder.decode(frame)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return Submit(decode_request(frame))  # raises the FrameError that says why
+        if head.type is not None and bytes(head.type).startswith(b'"'):
+            self.detailed = True
+            return self._control(frame, msgspec.json.decode(head.type))
+        if head.request_id is None and self.max_concurrent > 1:
+            return self._refuse(
+                "request_id_required",
+                "this session answers requests concurrently: each request needs a request_id",
+            )
+        if head.request_id is None and not self._defaults and (
+            head.model is not None or self.model is None
+        ):
+            return Submit(decode_request(frame))
+        return self._request(frame, head)
+
+    def _request(self, frame: bytes, head: _Head) -> Event:
+        """A request with an id, session defaults, or the session's model to fill in."""
+        request_id: str | None = None
+        if head.request_id is not None:
+            self.detailed = True
+            value = msgspec.json.decode(head.request_id)
+            if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
+                return self._refuse(
+                    "invalid_request_id",
+                    "request_id must be a string of 1 to 64 printable ASCII characters",
+                )
+            request_id = value
+            if self._active is not None and request_id in self._active:
+                return self._refuse(
+                    "duplicate_request_id",
+                    f"request_id {request_id!r} is already queued or running",
+                    request_id,
+                )
+        fields = _fields_decoder.decode(frame)
+        fields.pop("request_id", None)
+        for name, value in self._defaults.items():
+            fields.setdefault(name, value)
+        if "model" not in fields and self.model is not None:
+            fields["model"] = msgspec.Raw(_encoder.encode(self.model))
+        raw = _encoder.encode(fields)
+        request = decode_request(raw)
+        if request_id is not None:
+            if self._active is None:
+                self._active = set()
+            self._active.add(request_id)
+        return Submit(request, request_id)
+
+    def _refuse(self, code: str, message: str, request_id: str | None = None) -> Refuse:
+        return Refuse(_error(code, message), request_id, in_order=True)
+
+    def _control(self, frame: bytes, kind: str) -> Event:
+        if kind == "request.cancel":
+            try:
+                return Cancel(_cancel_decoder.decode(frame).request_id)
+            except msgspec.DecodeError as exc:
+                return Refuse(_error("invalid_request_id", f"request.cancel: {exc}"))
+        if kind == "session.update":
+            try:
+                update = _update_decoder.decode(frame)
+            except msgspec.DecodeError as exc:
+                return Refuse(_error("invalid_session_update", str(exc)))
+            return self._update(update)
+        return Refuse(
+            _error(
+                "unknown_message_type",
+                f"unknown message type {kind!r}: expected request.cancel or session.update",
+            )
+        )
+
+    def _update(self, update: SessionUpdateMessage) -> Event:
+        """Check every field first; apply them all, or none."""
+        fields = update.session
+        model = self.model if fields.model is msgspec.UNSET else fields.model
+        if model is not None and self._models is not None and model not in self._models:
+            available = ", ".join(self._models)
+            return Refuse(
+                _error(
+                    "model_not_found", f"unknown model {model!r}: available models: {available}"
+                )
+            )
+        concurrent = self.max_concurrent
+        if fields.max_concurrent_requests is not msgspec.UNSET:
+            concurrent = fields.max_concurrent_requests
+            if not 1 <= concurrent <= self._concurrency_limit:
+                return Refuse(
+                    _error(
+                        "invalid_session_update",
+                        f"max_concurrent_requests must be from 1 to {self._concurrency_limit}"
+                        " - at `$.session.max_concurrent_requests`",
+                    )
+                )
+        defaults = self._defaults
+        if fields.request_defaults is not msgspec.UNSET:
+            defaults = fields.request_defaults
+            problem = _check_defaults(defaults)
+            if problem is not None:
+                return Refuse(_error("invalid_session_update", problem))
+        self.model, self.max_concurrent, self._defaults = model, concurrent, defaults
+        return Update()
+
+    def release(self, request_id: str) -> None:
+        """``request_id`` is answered (or dropped): it may be used again."""
+        if self._active is not None:
+            self._active.discard(request_id)
+
+    # -- server to client -------------------------------------------------------
+
+    def _send(self, envelope: Envelope) -> None:
+        outbox = self._outbox
+        envelope = msgspec.structs.replace(envelope, id=outbox.next_id())
+        outbox.write(_encoder.encode(envelope))
+
+    def chunk(self, envelope: Envelope, request_id: str | None) -> None:
+        """Send one envelope of an answer, with the answer's request id."""
+        if envelope.event is not None and envelope.error is None and self.detailed:
+            # An engine's own error envelope: give it a code too.
+            message = (envelope.comment or ["request failed"])[0]
+            envelope = msgspec.structs.replace(
+                envelope, error=_error("request_failed", message)
+            )
+        outbox = self._outbox
+        envelope = msgspec.structs.replace(envelope, id=outbox.next_id(), request_id=request_id)
+        outbox.write(_encoder.encode(envelope))
+
+    def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
+        """Send ``{"event": "error", "comment": [message]}``, with ``error`` once detailed."""
+        self._send(
+            Envelope(
+                event="error",
+                comment=[detail.message],
+                error=detail if self.detailed or request_id is not None else None,
+                request_id=request_id,
+            )
+        )
+
+    def cancelled(self, request_id: str) -> None:
+        """Send ``{"event": "cancelled", "request_id": ...}``, the end of a cancelled answer."""
+        self._send(Envelope(event="cancelled", request_id=request_id))
+
+    def updated(self) -> None:
+        """Send ``{"event": "session.updated", "data": <the effective session>}``."""
+        session: dict[str, Any] = {
+            "session_id": self._session_id,
+            "model": self.model,
+            "max_concurrent_requests": self.max_concurrent,
+            "request_defaults": self._defaults,
+        }
+        self._send(Envelope(event="session.updated", data=msgspec.Raw(_encoder.encode(session))))
+
+
+def _check_defaults(defaults: dict[str, msgspec.Raw]) -> str | None:
+    """Why ``defaults`` cannot be merged under requests, or None."""
+    for name in _NOT_DEFAULTS:
+        if name in defaults:
+            return f"request_defaults may not set {name!r} - at `$.session.request_defaults`"
+    try:
+        decode_request(_encoder.encode({**defaults, **_PLACEHOLDER}))
+    except FrameError as exc:
+        return str(exc).replace("`$.", "`$.session.request_defaults.")
+    return None
+
+
+def is_finish(envelope: Envelope) -> bool:
+    """Whether ``envelope`` ends an answer: an error, or a chunk with a ``finish_reason``."""
+    data = envelope.data
+    if isinstance(data, ChatCompletionChunk):
+        return any(choice.finish_reason is not None for choice in data.choices)
+    return envelope.event == "error"
+

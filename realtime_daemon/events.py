@@ -1,0 +1,59 @@
+"""Session events: what a dialect makes of a client frame, for the session to act on.
+
+No I/O and no wire format here: a dialect (:mod:`.dialects`) turns frames
+into these, the session (:mod:`.session`) acts on them and tells the dialect
+what to send back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .protocol import ErrorDetail, Request
+
+__all__ = ["Cancel", "Event", "Refuse", "Submit", "Update"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submit:
+    """A request to answer, with the client's id for it (if any)."""
+
+    request: Request
+    request_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cancel:
+    """Stop the answer of ``request_id``, or drop it from the queue."""
+
+    request_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Update:
+    """The session's settings changed (the dialect applied them): confirm them."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refuse:
+    """A frame refused in band: an error envelope, and the session goes on.
+
+    Attributes:
+        detail: the error's code and message.
+        request_id: the id the frame named, if any.
+        in_order: the frame was a request: its refusal keeps its place among
+            the answers (a client counting answers sees it in order).
+    """
+
+    detail: ErrorDetail
+    request_id: str | None = None
+    in_order: bool = False
+
+
+Event = Submit | Cancel | Update | Refuse
+"""Everything a frame can become; requests (and their refusals) keep their order."""
+
+
+def is_request(event: Event) -> bool:
+    """Whether ``event`` takes a place in the request queue (a request, or its refusal)."""
+    return isinstance(event, Submit) or (isinstance(event, Refuse) and event.in_order)

@@ -1,0 +1,357 @@
+"""The session scheduler: a connection's requests become answers, each a task.
+
+:meth:`Session.run` takes events from the connection's channel: control
+events at once, requests while fewer than the session's
+``max_concurrent_requests`` answers run. Each answer is a task of the
+session's TaskGroup, iterating its engine's ``answer`` and handing each
+envelope to the dialect, which numbers it through the outbox. The session
+owns the order and concurrency of answers, their cancellation
+(``request.cancel``, the client gone, the shutdown deadline), their errors,
+and their accounting. It knows nothing of aiohttp: the transport
+(:mod:`.handler`) reads frames into the channel and maps the session's
+:class:`Ending` to a close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Coroutine
+from typing import Any, Literal
+
+import structlog
+
+from .channel import RequestChannel
+from .dialects import Dialect
+from .dialects.chat import is_finish
+from .engines.base import Context, RequestContext, RequestFailed, aclose
+from .engines.routes import Route, Routes
+from .engines.stream import StreamEnded
+from .events import Cancel, Submit, Update
+from .metrics import Metrics
+from .outbox import ClientTooSlow, Outbox, PeerGone
+from .protocol import ErrorDetail, Request
+
+__all__ = ["CUT_NOTICE", "Ending", "Session"]
+
+logger = structlog.get_logger("realtime_daemon")
+
+CUT_NOTICE = "answer cut: server shutting down"
+
+# Cancel reasons whose terminal envelope the session sent itself, cutting the answer.
+_CUT = frozenset({"shutdown", "request_cancel"})
+
+EndingKind = Literal[
+    "complete",  # the channel was closed (a drain) and every answer finished
+    "client_gone",  # the reader ended: the client closed, vanished or broke the protocol
+    "peer_gone",  # a write found the connection gone
+    "too_slow",  # the client read nothing for send_timeout; the connection was dropped
+    "engine_failed",  # an engine raised something other than RequestFailed
+    "stream_ended",  # a bidirectional engine's generate returned
+    "shutdown_cut",  # the drain deadline cut answers
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ending:
+    """Why a session ended; ``message`` says what an engine failure was."""
+
+    kind: EndingKind
+    message: str = ""
+
+
+class _Over(Exception):
+    """Ends the session from inside an answer."""
+
+    def __init__(self, ending: Ending) -> None:
+        super().__init__(ending.kind)
+        self.ending = ending
+
+
+class _Answer:
+    """One request being answered."""
+
+    __slots__ = ("chunks", "context", "error", "reason", "route", "started", "task")
+
+    def __init__(self, context: RequestContext, route: Route, started: float) -> None:
+        self.context = context
+        self.route = route
+        self.started = started
+        self.chunks = 0
+        self.error: str | None = None  # the error code, once an error envelope went out
+        self.reason = "client_gone"  # why, if it is cancelled
+        self.task: asyncio.Task[None] | None = None
+
+    def cancel(self, reason: str) -> None:
+        self.reason = reason
+        self.context.stop()
+        if self.task is not None:
+            self.task.cancel()
+
+
+class Session:
+    """One connection's scheduler.
+
+    Args:
+        routes: which engine answers which model.
+        dialect: the connection's wire dialect.
+        channel: the events the reader decoded.
+        outbox: where envelopes are numbered and written.
+        context: the session's context, shared by its answers.
+        metrics: the daemon's metrics.
+        peer: the client's address, for the log.
+    """
+
+    __slots__ = (
+        "_by_id",
+        "_channel",
+        "_counted",
+        "_cut",
+        "_dialect",
+        "_group",
+        "_index",
+        "_loop",
+        "_metrics",
+        "_outbox",
+        "_routes",
+        "_running",
+        "_tasks",
+        "context",
+        "peer",
+    )
+
+    def __init__(
+        self,
+        routes: Routes,
+        dialect: Dialect,
+        channel: RequestChannel,
+        outbox: Outbox,
+        context: Context,
+        metrics: Metrics,
+        peer: str,
+    ) -> None:
+        self._routes = routes
+        self._dialect = dialect
+        self._channel = channel
+        self._outbox = outbox
+        self._metrics = metrics
+        self._loop = asyncio.get_running_loop()
+        self._running: list[_Answer] = []
+        self._tasks: list[asyncio.Task[None]] = []  # started by engines (Context.start_task)
+        self._by_id: dict[str, _Answer] | None = None  # made when a request has an id
+        self._group: asyncio.TaskGroup | None = None
+        self._index = 0
+        self._counted = 0  # envelopes added to the chunks metric so far
+        self._cut = False
+        self.context = context
+        self.peer = peer
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is being answered or waits in the queue."""
+        return bool(self._running) or len(self._channel) > 0
+
+    async def run(self) -> Ending:
+        """Answer the channel's requests until it ends; say why the session ended."""
+        ending: Ending | None = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self.context._spawn = self._spawn
+                await self._dispatch()
+                while self._running:
+                    await asyncio.wait([a.task for a in self._running if a.task is not None])
+                for task in self._tasks:
+                    task.cancel()  # the engines' session tasks end with the session
+        except* _Over as over:
+            first = over.exceptions[0]
+            assert isinstance(first, _Over)
+            ending = first.ending
+        except* ClientTooSlow:
+            ending = Ending("too_slow")
+        except* PeerGone:
+            ending = Ending("peer_gone")
+        finally:
+            self._group = None
+            self.context._spawn = None
+            self.context.stop_generating()
+            self._metrics.chunks.inc(self._outbox.count - self._counted)
+            self._counted = self._outbox.count
+        if ending is not None:
+            return ending
+        if self._cut:
+            return Ending("shutdown_cut")
+        return Ending("client_gone" if self._channel.aborted else "complete")
+
+    def cut(self) -> None:
+        """The drain's deadline: cut the answers still running, drop the queued ones."""
+        self._cut = True
+        for answer in self._running:
+            if answer.context.finished:
+                answer.cancel(answer.reason)  # answered; only its tail (e.g. [DONE]) is cut
+                continue
+            detail = ErrorDetail(code="shutting_down", message=CUT_NOTICE)
+            self._dialect.error(detail, answer.context.request_id)
+            answer.context.finished = True
+            answer.cancel("shutdown")
+        self._channel.abort()
+
+    async def _dispatch(self) -> None:
+        channel, dialect = self._channel, self._dialect
+        while True:
+            event = await channel.get(self._has_room)
+            if event is None:
+                break
+            if isinstance(event, Submit):
+                self._start(event.request, event.request_id)
+            elif isinstance(event, Cancel):
+                self._cancel(event.request_id)
+            elif isinstance(event, Update):
+                dialect.updated()
+            else:
+                dialect.error(event.detail, event.request_id)
+            await self._outbox.settle()
+        if channel.aborted:
+            for answer in self._running:
+                answer.cancel(answer.reason)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        assert self._group is not None
+        task = self._group.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+        return task
+
+    def _has_room(self) -> bool:
+        return len(self._running) < self._dialect.max_concurrent
+
+    def _start(self, request: Request, request_id: str | None) -> None:
+        assert self._group is not None
+        model = request.chat.model
+        route = self._routes.route(model)
+        if route is None:
+            available = ", ".join(self._routes.models or ())
+            detail = ErrorDetail(
+                code="model_not_found",
+                message=f"unknown model {model!r}: available models: {available}",
+            )
+            self._dialect.error(detail, request_id)
+            if request_id is not None:
+                self._dialect.release(request_id)
+            return
+        self._index += 1
+        context = RequestContext(self.context, self._index, model, request_id)
+        answer = _Answer(context, route, self._loop.time())
+        self._running.append(answer)
+        if request_id is not None:
+            if self._by_id is None:
+                self._by_id = {}
+            self._by_id[request_id] = answer
+        answer.task = self._group.create_task(self._answer(answer, request))
+
+    def _cancel(self, request_id: str) -> None:
+        answer = self._by_id.get(request_id) if self._by_id is not None else None
+        if answer is not None and not answer.context.finished:
+            # The terminal envelope goes out now; the task sends nothing more.
+            answer.context.finished = True
+            self._dialect.cancelled(request_id)
+            self._forget(answer)
+            answer.cancel("request_cancel")
+            return
+        queued = self._channel.remove(request_id)
+        if queued is not None:
+            self._dialect.cancelled(request_id)
+            self._dialect.release(request_id)
+            route = self._routes.route(queued.request.chat.model)
+            if route is not None:
+                self._count(route, "cancelled", "request_cancel")
+            return
+        detail = ErrorDetail(
+            code="unknown_request_id",
+            message=f"no request {request_id!r} is queued or running",
+        )
+        self._dialect.error(detail, request_id)
+
+    async def _answer(self, answer: _Answer, request: Request) -> None:
+        """Run one answer; every way it ends is accounted for in ``finally``."""
+        context, dialect, outbox = answer.context, self._dialect, self._outbox
+        request_id = context.request_id
+        outcome = "cancelled"
+        try:
+            stream = answer.route.engine.answer(request, context)
+            try:
+                async for envelope in stream:
+                    if answer.chunks == 0:
+                        self._metrics.first_chunk.observe(self._loop.time() - answer.started)
+                    answer.chunks += 1
+                    if envelope.event == "error":
+                        answer.error = "request_failed"
+                    if not context.finished:
+                        context.finished = is_finish(envelope)
+                    dialect.chunk(envelope, request_id)
+                    await outbox.settle()
+            finally:
+                await aclose(stream)
+            outcome = "completed"
+        except RequestFailed as exc:
+            answer.error = exc.detail.code
+            context.finished = True
+            dialect.error(exc.detail, request_id)
+            self._log().info("request_failed", code=exc.detail.code, error=str(exc))
+        except StreamEnded:
+            raise _Over(Ending("stream_ended")) from None
+        except (PeerGone, ClientTooSlow):
+            raise
+        except Exception as exc:
+            raise self._engine_failed(answer, exc) from None
+        finally:
+            self._end(answer, outcome)
+
+    def _engine_failed(self, answer: _Answer, exc: Exception) -> _Over:
+        message = str(exc) or type(exc).__name__
+        self._log().error(
+            "engine_failed", error=message, chunks=self._outbox.count, exc_info=exc
+        )
+        answer.error = "engine_error"
+        if self._outbox.count:
+            # Envelopes went out: the client also hears of it in band.
+            detail = ErrorDetail(code="engine_error", message=message)
+            self._dialect.error(detail, answer.context.request_id)
+        for other in self._running:
+            other.reason = "session_error"
+        return _Over(Ending("engine_failed", message))
+
+    def _end(self, answer: _Answer, outcome: str) -> None:
+        """Account for an answer that ended, and free its place."""
+        self._forget(answer)
+        if answer in self._running:
+            self._running.remove(answer)
+            self._channel.wake()  # a place is free for the next request
+        if answer.error is not None:
+            outcome, reason = "error", answer.error
+        elif outcome == "cancelled" and answer.context.finished and answer.reason not in _CUT:
+            # Its last chunk went out before it was cut: answered in full.
+            outcome, reason = "completed", ""
+        else:
+            reason = answer.reason if outcome == "cancelled" else ""
+        self._count(answer.route, outcome, reason)
+        metrics = self._metrics
+        metrics.duration.observe(self._loop.time() - answer.started)
+        metrics.chunks.inc(answer.chunks)
+        self._counted += answer.chunks
+
+    def _forget(self, answer: _Answer) -> None:
+        request_id = answer.context.request_id
+        by_id = self._by_id
+        if request_id is not None and by_id is not None and by_id.get(request_id) is answer:
+            del by_id[request_id]
+            self._dialect.release(request_id)
+
+    def _count(self, route: Route, outcome: str, reason: str) -> None:
+        self._metrics.requests.labels(route.engine_name, route.model_label, outcome, reason).inc()
+
+    def _log(self) -> structlog.typing.FilteringBoundLogger:
+        log: structlog.typing.FilteringBoundLogger = logger.bind(
+            conn=self.context.session_id, peer=self.peer
+        )
+        return log
