@@ -309,9 +309,7 @@ class Session:
 
     def _engine_failed(self, answer: _Answer, exc: Exception) -> _Over:
         message = str(exc) or type(exc).__name__
-        self._log().error(
-            "engine_failed", error=message, chunks=self._outbox.count, exc_info=exc
-        )
+        self._log().error("engine_failed", error=message, chunks=self._outbox.count, exc_info=exc)
         answer.error = "engine_error"
         if self._outbox.count:
             # Envelopes went out: the client also hears of it in band.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -208,3 +209,24 @@ async def serve_json(daemon: StartDaemon, *args: str, **kw: Any) -> tuple[Proces
     process = await daemon("serve", "--port", "0", "--log-format", "json", *args, **kw)
     ready = await process.wait_for_event("server_ready")
     return process, int(ready["port"])
+
+
+Start = Callable[..., Awaitable[Daemon]]
+
+
+@pytest.fixture
+def proxy(serve_engine: StartServer) -> Start:
+    """A daemon running the openai engine against the given upstreams (or URLs)."""
+
+    async def start(*replicas: Any, **settings: Any) -> Daemon:
+        urls = tuple(r if isinstance(r, str) else r.url for r in replicas)
+        return await serve_engine(engine=None, engine_name="openai", upstream_url=urls, **settings)
+
+    return start
+
+
+def closed_port_url() -> str:
+    """An upstream URL whose port refuses connections."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"

@@ -115,3 +115,29 @@ class TurnCounter:
                 yield reply.finish()
         finally:
             self.closed += 1
+
+
+class PromptGatedEngine:
+    """Echoes at once, except a prompt of "slow", which waits for ``gate`` first."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.slow_started = asyncio.Event()
+
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        if request.chat.messages[-1].content == "slow":
+            self.slow_started.set()
+            await self.gate.wait()
+        async for envelope in ECHO.answer(request, context):
+            yield envelope
+
+
+class ShoutingEcho:
+    """Answers with the last message in capitals, in one chunk (a second engine to route to)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        yield context.delta(str(request.chat.messages[-1].content).upper())
+        yield context.finish()

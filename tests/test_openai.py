@@ -4,39 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from .conftest import PATH, Client, StartServer, receive_answer, receive_envelope, request
+from .conftest import (
+    PATH,
+    Start,
+    closed_port_url,
+    receive_answer,
+    receive_envelope,
+    request,
+)
 from .upstream import Upstream, started
-
-Start = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
 async def upstreams() -> AsyncIterator[list[Upstream]]:
     async for running in started(2):
         yield running
-
-
-@pytest.fixture
-def proxy(serve_engine: StartServer) -> Start:
-    """A daemon running the openai engine against the given upstreams."""
-
-    async def start(*replicas: Upstream | str, **settings: Any) -> Client:
-        urls = tuple(r if isinstance(r, str) else r.url for r in replicas)
-        return await serve_engine(engine=None, engine_name="openai", upstream_url=urls, **settings)
-
-    return start
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
 
 
 def datas(envelopes: list[dict[str, Any]]) -> list[Any]:

@@ -43,6 +43,8 @@ class Upstream:
         self.sent: list[list[dict[str, Any]]] = []
         self.streaming = asyncio.Event()
         self.disconnected = asyncio.Event()
+        self.disconnected_at: float | None = None  # event-loop time
+        self.release_done = asyncio.Event()  # "hold_done" mode: send [DONE] once set
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._transport: asyncio.BaseTransport | None = None
@@ -84,6 +86,7 @@ class Upstream:
         try:
             await getattr(self, "_" + mode)(response, chunks)
         except ConnectionResetError:
+            self.disconnected_at = asyncio.get_running_loop().time()
             self.disconnected.set()
         return response
 
@@ -126,13 +129,21 @@ class Upstream:
         assert self._transport is not None
         self._transport.abort()
 
+    async def _hold_done(self, response: web.StreamResponse, chunks: list[dict[str, Any]]) -> None:
+        """Every chunk, then [DONE] only once ``release_done`` is set."""
+        for chunk in chunks:
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        self.streaming.set()
+        await self.release_done.wait()
+        await response.write(b"data: [DONE]\n\n")
+
     async def _endless(self, response: web.StreamResponse, chunks: list[dict[str, Any]]) -> None:
         """Streams until the client goes away, as a model generating a long answer."""
         content = chunks[1]
         while True:
             await response.write(b"data: " + json.dumps(content).encode() + b"\n\n")
             self.streaming.set()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
 
 
 async def started(n: int) -> AsyncIterator[list[Upstream]]:

@@ -37,12 +37,16 @@ REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
 _NOT_DEFAULTS = ("model", "messages", "request_id")
 
 
-class _Head(msgspec.Struct):
-    """What tells a control message from a request, and a request's id."""
+_ABSENT = msgspec.Raw(b"")
 
-    type: msgspec.Raw | None = None
-    request_id: msgspec.Raw | None = None
-    model: msgspec.Raw | None = None
+
+class _Head(msgspec.Struct):
+    """What tells a control message from a request, and a request's id (as JSON; empty when
+    the field is not there)."""
+
+    type: msgspec.Raw = _ABSENT
+    request_id: msgspec.Raw = _ABSENT
+    model: msgspec.Raw = _ABSENT
 
 
 _head_decoder = msgspec.json.Decoder(_Head)
@@ -109,24 +113,22 @@ class ChatDialect:
             head = _head_decoder.decode(frame)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return Submit(decode_request(frame))  # raises the FrameError that says why
-        if head.type is not None and bytes(head.type).startswith(b'"'):
+        if bytes(head.type).startswith(b'"'):
             self.detailed = True
             return self._control(frame, msgspec.json.decode(head.type))
-        if head.request_id is None and self.max_concurrent > 1:
+        if not head.request_id and self.max_concurrent > 1:
             return self._refuse(
                 "request_id_required",
                 "this session answers requests concurrently: each request needs a request_id",
             )
-        if head.request_id is None and not self._defaults and (
-            head.model is not None or self.model is None
-        ):
+        if not head.request_id and not self._defaults and (head.model or self.model is None):
             return Submit(decode_request(frame))
         return self._request(frame, head)
 
     def _request(self, frame: bytes, head: _Head) -> Event:
         """A request with an id, session defaults, or the session's model to fill in."""
         request_id: str | None = None
-        if head.request_id is not None:
+        if head.request_id:
             self.detailed = True
             value = msgspec.json.decode(head.request_id)
             if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
@@ -184,9 +186,7 @@ class ChatDialect:
         if model is not None and self._models is not None and model not in self._models:
             available = ", ".join(self._models)
             return Refuse(
-                _error(
-                    "model_not_found", f"unknown model {model!r}: available models: {available}"
-                )
+                _error("model_not_found", f"unknown model {model!r}: available models: {available}")
             )
         concurrent = self.max_concurrent
         if fields.max_concurrent_requests is not msgspec.UNSET:
@@ -225,9 +225,7 @@ class ChatDialect:
         if envelope.event is not None and envelope.error is None and self.detailed:
             # An engine's own error envelope: give it a code too.
             message = (envelope.comment or ["request failed"])[0]
-            envelope = msgspec.structs.replace(
-                envelope, error=_error("request_failed", message)
-            )
+            envelope = msgspec.structs.replace(envelope, error=_error("request_failed", message))
         outbox = self._outbox
         envelope = msgspec.structs.replace(envelope, id=outbox.next_id(), request_id=request_id)
         outbox.write(_encoder.encode(envelope))
@@ -276,4 +274,3 @@ def is_finish(envelope: Envelope) -> bool:
     if isinstance(data, ChatCompletionChunk):
         return any(choice.finish_reason is not None for choice in data.choices)
     return envelope.event == "error"
-

@@ -102,9 +102,7 @@ class UpstreamError(RequestFailed):
         retry: whether another replica may succeed (nothing was streamed).
     """
 
-    def __init__(
-        self, code: str, message: str, upstream: UpstreamDetail, *, retry: bool
-    ) -> None:
+    def __init__(self, code: str, message: str, upstream: UpstreamDetail, *, retry: bool) -> None:
         super().__init__(code, message, upstream)
         self.retry = retry
 
