@@ -74,9 +74,17 @@ class Outbox:
         self.count += 1
         return str(self.count)
 
-    def write(self, payload: bytes) -> None:
-        """Send one encoded envelope (after the ones written before it)."""
-        self._sink.write(payload)
+    def write(self, payload: bytes) -> bool:
+        """Send one encoded envelope (after the ones written before it).
+
+        Returns:
+            whether the writer must ``await settle()`` before writing more:
+            the client lags or is gone, or its time slice is over. Most
+            writes need no wait, and so cost no coroutine.
+        """
+        sink = self._sink
+        sink.write(payload)
+        return sink.paused or sink.closing or self._loop.time() >= self._slice_end
 
     async def settle(self) -> None:
         """Wait while the client lags, and yield once per time slice.

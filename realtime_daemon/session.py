@@ -284,12 +284,12 @@ class Session:
                     if answer.chunks == 0:
                         self._metrics.first_chunk.observe(self._loop.time() - answer.started)
                     answer.chunks += 1
-                    if envelope.event == "error":
-                        answer.error = "request_failed"
-                    if not context.finished:
-                        context.finished = is_finish(envelope)
-                    dialect.chunk(envelope, request_id)
-                    await outbox.settle()
+                    if not context.finished and is_finish(envelope):
+                        context.finished = True
+                        if envelope.event == "error":
+                            answer.error = "request_failed"
+                    if dialect.chunk(envelope, request_id):
+                        await outbox.settle()
             finally:
                 await aclose(stream)
             outcome = "completed"

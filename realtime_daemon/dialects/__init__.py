@@ -35,8 +35,8 @@ class Dialect(Protocol):
     def release(self, request_id: str) -> None:
         """``request_id`` is answered: a new request may use it."""
 
-    def chunk(self, envelope: Envelope, request_id: str | None) -> None:
-        """Send one envelope of an answer."""
+    def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
+        """Send one envelope of an answer; whether to ``await outbox.settle()`` now."""
 
     def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
         """Send an error envelope."""

@@ -220,15 +220,19 @@ class ChatDialect:
         envelope = msgspec.structs.replace(envelope, id=outbox.next_id())
         outbox.write(_encoder.encode(envelope))
 
-    def chunk(self, envelope: Envelope, request_id: str | None) -> None:
-        """Send one envelope of an answer, with the answer's request id."""
+    def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
+        """Send one envelope of an answer, with the answer's request id.
+
+        Returns:
+            whether to ``await outbox.settle()`` now (see :meth:`Outbox.write`).
+        """
         if envelope.event is not None and envelope.error is None and self.detailed:
             # An engine's own error envelope: give it a code too.
             message = (envelope.comment or ["request failed"])[0]
             envelope = msgspec.structs.replace(envelope, error=_error("request_failed", message))
         outbox = self._outbox
         envelope = msgspec.structs.replace(envelope, id=outbox.next_id(), request_id=request_id)
-        outbox.write(_encoder.encode(envelope))
+        return outbox.write(_encoder.encode(envelope))
 
     def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
         """Send ``{"event": "error", "comment": [message]}``, with ``error`` once detailed."""
@@ -271,6 +275,9 @@ def _check_defaults(defaults: dict[str, msgspec.Raw]) -> str | None:
 def is_finish(envelope: Envelope) -> bool:
     """Whether ``envelope`` ends an answer: an error, or a chunk with a ``finish_reason``."""
     data = envelope.data
-    if isinstance(data, ChatCompletionChunk):
-        return any(choice.finish_reason is not None for choice in data.choices)
+    if data.__class__ is ChatCompletionChunk:
+        for choice in data.choices:
+            if choice.finish_reason is not None:
+                return True
+        return False
     return envelope.event == "error"

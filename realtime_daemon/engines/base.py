@@ -189,7 +189,17 @@ class RequestContext:
 
     def delta(self, content: str) -> Envelope:
         """A chunk adding ``content`` to the answer."""
-        return self.chunk(Delta(content=content))
+        if self._role_sent:
+            delta = Delta(content=content)
+        else:
+            self._role_sent = True
+            delta = Delta(role="assistant", content=content)
+        # As chunk() builds it, without its checks: this is the per-token path.
+        choice = ChunkChoice(delta=delta)
+        data = ChatCompletionChunk(
+            id=self.chunk_id, created=self.created, model=self.model, choices=[choice]
+        )
+        return Envelope(data=data)
 
     def finish(self, finish_reason: str = "stop", usage: Usage | None = None) -> Envelope:
         """The answer's last chunk: an empty delta with ``finish_reason``."""

@@ -36,8 +36,8 @@ class EchoEngine:
         for char in text:
             if self._delay:
                 await asyncio.sleep(self._delay)
-            if context.is_stopped():
-                return
+            # No is_stopped() check: a cancel reaches the answer at its next
+            # await (the daemon's own, between chunks) as CancelledError.
             yield context.delta(char)
         usage = None
         options = chat.stream_options
