@@ -198,22 +198,29 @@ class Connection:
 
     async def run(self) -> Close:
         """Serve the connection until it ends; return how it ended."""
-        read: Close | None = None
-        async with asyncio.TaskGroup() as group:
-            if not self._draining:
-                self._reader = group.create_task(self._read())
+        # The reader is a task the connection owns (not a TaskGroup's: an
+        # idle connection's memory counts); it is cancelled and awaited here.
+        reader = None
+        if not self._draining:
+            reader = self._reader = asyncio.create_task(self._read())
+            reader.add_done_callback(self._reader_done)
+        try:
             ending = await self.session.run()
+        finally:
             if self._cut is not None:
                 self._cut.cancel()
-            reader = self._reader
-            if reader is not None:
-                if reader.done() and not reader.cancelled():
-                    read = reader.result()
-                else:
-                    reader.cancel()
+            if reader is not None and not reader.done():
+                reader.cancel()
+                await asyncio.wait((reader,))
+        read = None if reader is None or reader.cancelled() else reader.result()
         close = choose_close(read, ending, draining=self._draining)
         await self._close(close)
         return close
+
+    def _reader_done(self, reader: asyncio.Task[Close]) -> None:
+        """Reading ended by itself (the client is done): so does the session."""
+        if not reader.cancelled():
+            self.channel.abort()
 
     def drain(self, deadline: float) -> None:
         """Stop reading requests; let answers in progress finish until ``deadline``.
@@ -228,17 +235,7 @@ class Connection:
         self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
 
     async def _read(self) -> Close:
-        """Read until the client is done; then end the session (abort the channel)."""
-        try:
-            close = await self._read_frames()
-        except FrameError as exc:
-            close = Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
-        except ChannelClosed:
-            close = _COMPLETE
-        self.channel.abort()
-        return close
-
-    async def _read_frames(self) -> Close:
+        """Read frames into the channel until the client is done; say how it ended."""
         ws = self._ws
         idle = self._limits.idle_timeout or None
         bucket = TokenBucket(self._limits.rate) if self._limits.rate else None
@@ -260,7 +257,12 @@ class Connection:
                     await self.channel.put_event(Refuse(detail))
                     continue
                 refused = 0
-                await self.channel.put(msg.data)
+                try:
+                    await self.channel.put(msg.data)
+                except FrameError as exc:
+                    return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
+                except ChannelClosed:
+                    return _COMPLETE
             elif msg.type is WSMsgType.BINARY:
                 return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
             elif msg.type is WSMsgType.CLOSE:

@@ -27,7 +27,7 @@ from .dialects.chat import is_finish
 from .engines.base import Context, RequestContext, RequestFailed, aclose
 from .engines.routes import Route, Routes
 from .engines.stream import StreamEnded
-from .events import Cancel, Submit, Update
+from .events import Cancel, Event, Submit, Update
 from .metrics import Metrics
 from .outbox import ClientTooSlow, Outbox, PeerGone
 from .protocol import ErrorDetail, Request
@@ -137,7 +137,7 @@ class Session:
         self._metrics = metrics
         self._loop = asyncio.get_running_loop()
         self._running: list[_Answer] = []
-        self._tasks: list[asyncio.Task[None]] = []  # started by engines (Context.start_task)
+        self._tasks: list[asyncio.Task[None]] | None = None  # engines' (Context.start_task)
         self._by_id: dict[str, _Answer] | None = None  # made when a request has an id
         self._group: asyncio.TaskGroup | None = None
         self._index = 0
@@ -158,11 +158,12 @@ class Session:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self.context._spawn = self._spawn
-                await self._dispatch()
-                while self._running:
-                    await asyncio.wait([a.task for a in self._running if a.task is not None])
-                for task in self._tasks:
-                    task.cancel()  # the engines' session tasks end with the session
+                # The loop is here, not in a coroutine of its own: an idle
+                # connection waits in it, and every frame costs memory.
+                while (event := await self._channel.get(self._has_room)) is not None:
+                    self._handle(event)
+                    await self._outbox.settle()
+                await self._wind_down()
         except* _Over as over:
             first = over.exceptions[0]
             assert isinstance(first, _Over)
@@ -183,6 +184,16 @@ class Session:
             return Ending("shutdown_cut")
         return Ending("client_gone" if self._channel.aborted else "complete")
 
+    async def _wind_down(self) -> None:
+        """No more events: cut the answers if the client is gone, else let them finish."""
+        if self._channel.aborted:
+            for answer in self._running:
+                answer.cancel(answer.reason)
+        while self._running:
+            await asyncio.wait([a.task for a in self._running if a.task is not None])
+        for task in self._tasks or ():
+            task.cancel()  # the engines' session tasks end with the session
+
     def cut(self) -> None:
         """The drain's deadline: cut the answers still running, drop the queued ones."""
         self._cut = True
@@ -196,28 +207,21 @@ class Session:
             answer.cancel("shutdown")
         self._channel.abort()
 
-    async def _dispatch(self) -> None:
-        channel, dialect = self._channel, self._dialect
-        while True:
-            event = await channel.get(self._has_room)
-            if event is None:
-                break
-            if isinstance(event, Submit):
-                self._start(event.request, event.request_id)
-            elif isinstance(event, Cancel):
-                self._cancel(event.request_id)
-            elif isinstance(event, Update):
-                dialect.updated()
-            else:
-                dialect.error(event.detail, event.request_id)
-            await self._outbox.settle()
-        if channel.aborted:
-            for answer in self._running:
-                answer.cancel(answer.reason)
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, Submit):
+            self._start(event.request, event.request_id)
+        elif isinstance(event, Cancel):
+            self._cancel(event.request_id)
+        elif isinstance(event, Update):
+            self._dialect.updated()
+        else:
+            self._dialect.error(event.detail, event.request_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._group is not None
         task = self._group.create_task(coro)
+        if self._tasks is None:
+            self._tasks = []
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
         return task

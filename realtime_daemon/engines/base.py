@@ -66,14 +66,21 @@ class Context:
 
     # Every connection holds one, mostly never awaited: a flag, and waiters
     # made on demand (an asyncio.Event would allocate its deque up front).
-    __slots__ = ("_spawn", "_stopped", "_waiters", "session_id", "state")
+    __slots__ = ("_spawn", "_state", "_stopped", "_waiters", "session_id")
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        self.state: dict[object, Any] = {}
+        self._state: dict[object, Any] | None = None  # made on first use
         self._stopped = False
         self._waiters: list[asyncio.Future[None]] | None = None
         self._spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] | None = None
+
+    @property
+    def state(self) -> dict[object, Any]:
+        """Per-session storage for engines (see the class docstring)."""
+        if self._state is None:
+            self._state = {}
+        return self._state
 
     def is_stopped(self) -> bool:
         """Whether the session has ended (or is ending)."""
