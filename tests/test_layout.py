@@ -25,3 +25,15 @@ def test_channel_loads_without_aiohttp() -> None:
     """The request channel is plain asyncio."""
     loaded = _modules_after_import("realtime_daemon.channel")
     assert "aiohttp" not in loaded
+
+
+def test_session_dialects_and_outbox_load_without_aiohttp() -> None:
+    """The session scheduler, the dialects, the events and the outbox are plain asyncio."""
+    for module in (
+        "realtime_daemon.session",
+        "realtime_daemon.dialects.chat",
+        "realtime_daemon.events",
+        "realtime_daemon.outbox",
+    ):
+        loaded = _modules_after_import(module)
+        assert "aiohttp" not in loaded, module

@@ -21,7 +21,7 @@ from .conftest import (
     receive_envelope,
     request,
 )
-from .engines import EndlessEngine, FailingEngine
+from .engines import EndlessEngine, FailingEngine, InBandErrorEngine
 from .test_metrics import closed, requests, scrape
 from .upstream import Upstream, started
 
@@ -190,3 +190,56 @@ async def test_rate_limited_frames_get_rate_limited(serve_engine: StartServer) -
             envelopes.append(await receive_envelope(ws))
     error = next(e for e in envelopes if e.get("event") == "error")
     assert error["error"]["code"] == "rate_limited"
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [("garbage", "upstream_protocol_error"), ("stall", "upstream_timeout")],
+)
+async def test_upstream_protocol_errors_and_timeouts_have_their_codes(
+    proxy: Start, upstream: Upstream, mode: str, code: str
+) -> None:
+    """A malformed upstream chunk and a silent upstream each end in their own code."""
+    upstream.mode = mode
+    client = await proxy(upstream, upstream_read_timeout=0.3)
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_json(request("x", request_id="r"))
+        while (envelope := await receive_envelope(ws)).get("event") != "error":
+            pass
+    assert envelope["error"]["code"] == code
+    assert envelope["error"]["upstream"]["replica"] == 0
+
+
+async def test_an_engines_own_error_envelope_gets_request_failed(
+    serve_engine: StartServer,
+) -> None:
+    """An error envelope an engine yields itself carries request_failed once ids are on."""
+    client = await serve_engine(InBandErrorEngine())
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_json(request("x", request_id="r"))
+        error = await receive_envelope(ws)
+    assert error["error"] == {"code": "request_failed", "message": "upstream said no"}
+    assert error["request_id"] == "r"
+    samples = await scrape(client)
+    assert requests(samples, "error", reason="request_failed") == 1
+
+
+async def test_shutdown_cut_is_shutting_down_then_1001(serve_engine: StartServer) -> None:
+    """An answer cut by the drain deadline: shutting_down with its request_id, then 1001."""
+    engine = EndlessEngine()
+    client = await serve_engine(engine, shutdown_timeout=0.05)
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_json(request("long", request_id="cut-me"))
+        async with asyncio.timeout(2):
+            await engine.streaming.wait()
+        shutdown = asyncio.create_task(client.app.shutdown())
+        while (envelope := await receive_envelope(ws)).get("event") != "error":
+            pass
+        close = await ws.receive()
+        await shutdown
+    assert envelope["error"]["code"] == "shutting_down"
+    assert envelope["request_id"] == "cut-me"
+    assert envelope["comment"] == ["answer cut: server shutting down"]
+    assert close.data == 1001
+    samples = await scrape(client)
+    assert requests(samples, "cancelled", reason="shutdown") == 1

@@ -8,8 +8,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from realtime_daemon.config import ModelConfig
+from realtime_daemon.dialects.chat import ChatDialect
+from realtime_daemon.events import Cancel, Refuse, Submit, Update
+from realtime_daemon.outbox import Outbox
+from realtime_daemon.protocol import FrameError
 
 from .conftest import (
     PATH,
@@ -347,3 +353,45 @@ async def test_request_without_a_model_and_no_session_model_closes_1007(client: 
         msg = await ws.receive()
     assert msg.type is aiohttp.WSMsgType.CLOSE
     assert msg.data == 1007
+
+
+# -- any control-shaped input -------------------------------------------------------
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=70),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+_frames = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["request.cancel", "session.update", "x"]) | _values,
+        "request_id": _values,
+        "session": st.fixed_dictionaries(
+            {},
+            optional={
+                "model": _values,
+                "max_concurrent_requests": _values,
+                "request_defaults": _values,
+            },
+        )
+        | _values,
+        "model": st.just("m") | _values,
+        "messages": st.just([{"role": "user", "content": "x"}]) | _values,
+    },
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_frames, max_size=6))
+def test_any_control_shaped_frames_decode_or_are_refused(frames: list[dict[str, Any]]) -> None:
+    """Frames with every session field of any type become events or FrameError, nothing else."""
+    dialect = ChatDialect(Outbox.__new__(Outbox), "s", ["m"], concurrency_limit=4)
+    for frame in frames:
+        try:
+            event = dialect.receive(json.dumps(frame).encode())
+        except FrameError as exc:
+            assert str(exc)
+        else:
+            assert isinstance(event, Submit | Cancel | Update | Refuse)
