@@ -23,6 +23,7 @@ passed through as :class:`msgspec.Raw`, never re-encoded.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -83,6 +84,17 @@ class _ChunkProbe(msgspec.Struct):
         )
 
 
+def _failure(exc: aiohttp.ClientError) -> str:
+    """A connection failure in words that name no host: aiohttp's own messages do."""
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError):
+        errno = os_error.errno or 0
+        reason = os.strerror(errno) if errno > 0 else os_error.strerror
+        if reason:
+            return f"{type(exc).__name__}: {reason}"
+    return type(exc).__name__
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -105,6 +117,7 @@ class UpstreamError(RequestFailed):
     def __init__(self, code: str, message: str, upstream: UpstreamDetail, *, retry: bool) -> None:
         super().__init__(code, message, upstream)
         self.retry = retry
+        self.log_detail: str | None = None  # what only the log may show
 
 
 class OpenAIEngine:
@@ -175,6 +188,7 @@ class OpenAIEngine:
                     conn=context.session.session_id,
                     url=self._urls[replica],
                     error=str(exc),
+                    detail=exc.log_detail,
                     code=exc.detail.code,
                 )
                 if exc.retry and replica != replicas[-1]:
@@ -255,9 +269,9 @@ class OpenAIEngine:
                 what = f"{silence} within {self._config.upstream_read_timeout:g} s"
             raise failed("upstream_timeout", f"timed out: {what}") from None
         except aiohttp.ClientError as exc:
-            raise failed(
-                "upstream_unreachable", f"connection failed: {exc or type(exc).__name__}"
-            ) from None
+            error = failed("upstream_unreachable", f"connection failed: {_failure(exc)}")
+            error.log_detail = str(exc)  # aiohttp's words name the host: the log only
+            raise error from None
         finally:
             if response is not None:
                 # Closing, not releasing: an unfinished stream drops the
