@@ -63,7 +63,7 @@ async def test_answered_request_is_counted_with_its_latencies(client: Client) ->
 
 
 async def test_answer_cut_by_the_client_is_cancelled(serve_engine: StartServer) -> None:
-    """A client that closes mid-answer counts one cancelled request."""
+    """A client that closes mid-answer counts one request cancelled for client_gone."""
     engine = EndlessEngine()
     client = await serve_engine(engine)
     async with client.ws_connect(PATH) as ws:
@@ -72,7 +72,7 @@ async def test_answer_cut_by_the_client_is_cancelled(serve_engine: StartServer) 
             await engine.streaming.wait()
     await closed(client)
     samples = await scrape(client)
-    assert requests(samples, "cancelled") == 1
+    assert requests(samples, "cancelled", reason="client_gone") == 1
     assert requests(samples, "completed") == 0
 
 

@@ -129,21 +129,6 @@ async def test_close_right_after_the_finish_chunk_counts_completed(
     assert requests(samples, "cancelled") == 0
 
 
-async def test_client_gone_mid_answer_counts_cancelled_client_gone(
-    serve_engine: StartServer,
-) -> None:
-    """A client that closes mid-answer counts one request cancelled for client_gone."""
-    engine = EndlessEngine()
-    client = await serve_engine(engine)
-    async with client.ws_connect(PATH) as ws:
-        await ws.send_json(request("long"))
-        async with asyncio.timeout(2):
-            await engine.streaming.wait()
-    await closed(client)
-    samples = await scrape(client)
-    assert requests(samples, "cancelled", reason="client_gone") == 1
-
-
 async def test_routed_requests_are_labelled_with_the_engine_that_answered(
     serve_engine: StartServer, upstream: Upstream
 ) -> None:
