@@ -89,6 +89,7 @@ class Limits:
 _PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 _SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
 _COMPLETE = Close(WSCloseCode.OK, "stream complete")
+_INVALID_UTF8 = "malformed JSON frame: invalid UTF-8 in text frame"
 _TOO_SLOW = Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", sent=True)
 
 
@@ -257,6 +258,12 @@ class Connection:
                     await self.channel.put_event(Refuse(detail))
                     continue
                 refused = 0
+                try:
+                    # RFC 6455 8.1: a Text frame is UTF-8 wherever the bytes
+                    # are; JSON decoding checks only the strings it keeps.
+                    msg.data.decode()
+                except UnicodeDecodeError:
+                    return Close(WSCloseCode.INVALID_TEXT, _INVALID_UTF8)
                 try:
                     await self.channel.put(msg.data)
                 except FrameError as exc:

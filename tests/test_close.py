@@ -54,6 +54,23 @@ async def test_invalid_utf8_in_text_frame_closes_1007(client: Client) -> None:
     assert reason == "malformed JSON frame: invalid UTF-8 in text frame"
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"model": "ok", "messages": [{"role": "user", "content": "q"}], "x\xff": 1}',
+        b'{"model": "ok", "messages": [{"role": "user", "content": "q"}], "x": ["\xc3"]}',
+        b'{"type": "session.update", "session": {}, "note": "\xed\xa0\x80"}',
+    ],
+)
+async def test_invalid_utf8_anywhere_in_a_frame_closes_1007(client: Client, payload: bytes) -> None:
+    """Invalid UTF-8 in a field the daemon does not read still closes 1007 (RFC 6455 8.1)."""
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_frame(payload, aiohttp.WSMsgType.TEXT)
+        code, reason = await receive_close(ws)
+    assert code == WSCloseCode.INVALID_TEXT
+    assert reason == "malformed JSON frame: invalid UTF-8 in text frame"
+
+
 async def test_close_reason_fits_a_control_frame(client: Client) -> None:
     """A long error still closes with a reason of at most 123 UTF-8 bytes."""
     frame = '{"model": "m", "messages": [{"role": "user"}], "%s": 1, "n": "é"}' % ("é" * 300)
