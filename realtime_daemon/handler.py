@@ -30,7 +30,7 @@ import dataclasses
 from typing import Literal
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 
 from .admission import TokenBucket
@@ -276,9 +276,15 @@ class Connection:
                 return Close(WSCloseCode.OK)
             else:
                 # CLOSED or ERROR: aiohttp has already closed (EOF, reset, or a
-                # protocol error such as an oversized message, closed 1009).
-                code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
-                return Close(code, str(msg.data or "peer gone"), sent=True)
+                # protocol error: an oversized message, closed 1009, a broken
+                # frame, 1002). For an error, the code it sent is the error's:
+                # ws.close_code is by now whatever the peer answered, or 1006.
+                data = msg.data
+                if isinstance(data, WebSocketError):
+                    code = data.code
+                else:
+                    code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
+                return Close(code, str(data or "peer gone"), sent=True)
 
     async def _close(self, close: Close) -> None:
         """The one close: every frame written so far, then the Close frame."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from realtime_daemon.app import STATE
 
 from .conftest import PATH, Client, StartServer, receive_answer, receive_close, request
 from .engines import EndlessEngine, FailingEngine, GatedEngine, InBandErrorEngine
+from .rawws import RawWebSocket
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -129,3 +131,27 @@ async def test_process_metrics_are_exported(client: Client) -> None:
     samples = await scrape(client)
     assert ("process_cpu_seconds_total", ()) in samples
     assert ("process_resident_memory_bytes", ()) in samples
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ((b"reserved opcode", 0x3), "1002"),
+        ((b"continuation with no start", 0x0), "1002"),
+        ((b"\x03\xe8\xff\xfe", 0x8), "1007"),  # a Close reason that is not UTF-8
+    ],
+)
+async def test_closes_aiohttp_sends_are_counted_with_their_code(
+    client: Client, frame: tuple[bytes, int], code: str
+) -> None:
+    """A close aiohttp sends itself (a protocol error) is counted with the code it sent."""
+    ws = await RawWebSocket.connect(client.host, client.port, PATH)
+    payload, opcode = frame
+    ws.send_frame(payload, opcode=opcode)
+    async with asyncio.timeout(5):
+        sent, _ = await ws.read_close()
+    ws.abort()
+    await closed(client)
+    samples = await scrape(client)
+    assert str(sent) == code
+    assert samples[("realtime_daemon_closes_total", (("code", code),))] == 1
