@@ -20,7 +20,8 @@ class Shout:
 
     async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
         chat = request.chat  # typed; request.raw holds the frame's bytes
-        words = message_text(chat.messages[-1]).upper().split()
+        last = message_text(chat.messages[-1]) if chat.messages else ""
+        words = last.upper().split()
         for n, word in enumerate(words):
             if context.is_stopped():  # cancelled, or the client went away
                 return

@@ -11,8 +11,6 @@ beside the decoded request (:class:`Request.raw`) for engines that forward it.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 
 __all__ = [
@@ -62,13 +60,14 @@ class StreamOptions(msgspec.Struct, frozen=True, kw_only=True):
 class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     """An OpenAI chat-completion request, as one client frame carries it.
 
-    ``model`` and a non-empty ``messages`` are required. The common sampling
+    ``model`` and ``messages`` are required; ``messages`` may be empty (the
+    engine, or its upstream, decides what that means). The common sampling
     fields are declared so that a wrong type is refused at the edge; any other
     field is accepted and left in :attr:`Request.raw`.
     """
 
     model: str
-    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
+    messages: list[ChatMessage]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None

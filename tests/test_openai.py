@@ -222,3 +222,17 @@ async def test_sessions_stick_to_replicas_round_robin(
                 await ws.send_json(request(f"r{n}"))
                 await receive_until_done(ws, 3)
     assert [len(u.bodies) for u in upstreams] == [3, 3]
+
+
+async def test_empty_messages_go_upstream_and_its_refusal_comes_back(
+    proxy: Start, upstreams: list[Upstream]
+) -> None:
+    """"messages": [] is forwarded as it is; the upstream's 400 comes back in band."""
+    upstreams[0].mode = "status:400"
+    client = await proxy(upstreams[0])
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_json({"model": "m", "messages": []})
+        error = await receive_envelope(ws)
+    assert upstreams[0].bodies[0]["messages"] == []
+    assert error["event"] == "error"
+    assert "answered 400" in error["comment"][0]

@@ -159,3 +159,11 @@ async def test_unknown_and_openai_fields_are_accepted(client: Client) -> None:
     async with client.ws_connect(PATH) as ws:
         await ws.send_str(json.dumps(body))
         assert content(await receive_answer(ws)) == "ok"
+
+
+async def test_empty_messages_are_answered(client: Client) -> None:
+    """"messages": [] is a request: the echo engine answers its non-text placeholder."""
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_json({"model": "m", "messages": []})
+        answer = await receive_answer(ws)
+    assert content(answer) == "<chunk 1: non-text content>"

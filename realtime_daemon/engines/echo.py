@@ -16,10 +16,10 @@ def echo_text(chat: ChatRequest, k: int) -> str:
     """What the echo engine answers to the k-th request of a connection.
 
     The text of the last message when it is a user message with text, else
-    ``<chunk k: non-text content>``.
+    (also for no messages at all) ``<chunk k: non-text content>``.
     """
-    last = chat.messages[-1]
-    text = message_text(last) if last.role == "user" else ""
+    last = chat.messages[-1] if chat.messages else None
+    text = message_text(last) if last is not None and last.role == "user" else ""
     return text or f"<chunk {k}: non-text content>"
 
 
