@@ -79,10 +79,18 @@ class Tokens:
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
-    """An upgrade refused before it happens."""
+    """An upgrade refused before it happens.
+
+    Attributes:
+        status: the HTTP status.
+        reason: the sentence the client gets.
+        code: a stable name for the log and the metric's ``reason`` label.
+        headers: headers of the answer (``Retry-After``, ``WWW-Authenticate``).
+    """
 
     status: int
     reason: str
+    code: str
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -108,15 +116,23 @@ class Admission:
     ) -> Refusal | None:
         """None to let the upgrade in, else why not."""
         if draining:
-            return Refusal(503, "server shutting down", {"Retry-After": "1"})
+            return Refusal(503, "server shutting down", "shutting_down", {"Retry-After": "1"})
         if open_connections >= self.max_connections:
-            return Refusal(503, "too many connections, retry later", {"Retry-After": "1"})
+            return Refusal(
+                503,
+                "too many connections, retry later",
+                "too_many_connections",
+                {"Retry-After": "1"},
+            )
         origin = headers.get("Origin")
         if origin is not None and not self._origin_allowed(origin, headers.get("Host", "")):
-            return Refusal(403, "origin not allowed")
+            return Refusal(403, "origin not allowed", "origin_not_allowed")
         if self.tokens is not None and not self._authorized(headers):
             return Refusal(
-                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+                401,
+                "a valid bearer token is required",
+                "unauthorized",
+                {"WWW-Authenticate": "Bearer"},
             )
         return None
 

@@ -173,8 +173,18 @@ def websocket_handler(
                 headers={"Upgrade": "websocket"},
                 text=UPGRADE_REQUIRED.format(path=config.path),
             )
+        peer = client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
         refusal = admission.check(request.headers, len(connections), connections.draining)
         if refusal is not None:
+            metrics.refused.labels(refusal.code).inc()
+            # Never the Authorization header: a refused token is still a secret.
+            logger.info(
+                "upgrade_refused",
+                status=refusal.status,
+                reason=refusal.code,
+                peer=peer,
+                origin=request.headers.get("Origin"),
+            )
             return web.Response(
                 status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
             )
@@ -191,7 +201,6 @@ def websocket_handler(
             timeout=CLOSE_TIMEOUT,
         )
         session_id = uuid.uuid4().hex
-        peer = client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
         connection = Connection(
             ws,
             routes,

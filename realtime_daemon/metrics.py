@@ -72,6 +72,13 @@ class Metrics:
         self.chunks = Counter(
             "realtime_daemon_chunks_sent", "Envelopes sent to clients.", registry=r
         )
+        self.refused = Counter(
+            "realtime_daemon_upgrades_refused",
+            "WebSocket upgrades refused before the handshake, by reason (shutting_down,"
+            " too_many_connections, origin_not_allowed, unauthorized).",
+            ["reason"],
+            registry=r,
+        )
         self.closes = Counter(
             "realtime_daemon_closes", "Connections ended, by close code.", ["code"], registry=r
         )

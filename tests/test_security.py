@@ -29,6 +29,7 @@ from .conftest import (
 )
 from .engines import BlastEngine, EndlessEngine
 from .rawws import RawWebSocket
+from .test_metrics import scrape
 
 TOKEN = "s3cr3t-token-0123456789abcdef"
 
@@ -322,3 +323,26 @@ async def test_connection_that_never_finishes_its_handshake_is_closed(
     async with asyncio.timeout(3):
         assert await reader.read() == b""
     writer.close()
+
+
+async def test_refused_upgrades_are_logged_and_counted(
+    serve_engine: StartServer, token_file: Path
+) -> None:
+    """Each refused upgrade is one log line (status, reason, peer; no token) and a count."""
+    client = await serve_engine(
+        auth_token_file=str(token_file), allowed_origin=("https://app.example",)
+    )
+    bearer = {"Authorization": "Bearer not-" + TOKEN}
+    with capture_logs() as logs:
+        assert (await refused_status(client, headers=bearer)).status == 401
+        evil = {**bearer, "Origin": "https://evil.example"}
+        assert (await refused_status(client, headers=evil)).status == 403
+    refusals = [log for log in logs if log["event"] == "upgrade_refused"]
+    assert [(r["status"], r["reason"], r["peer"]) for r in refusals] == [
+        (401, "unauthorized", "127.0.0.1"),
+        (403, "origin_not_allowed", "127.0.0.1"),
+    ]
+    assert TOKEN not in str(logs)
+    samples = await scrape(client)
+    for reason in ("unauthorized", "origin_not_allowed"):
+        assert samples[("realtime_daemon_upgrades_refused_total", (("reason", reason),))] == 1
