@@ -178,6 +178,13 @@ def main() -> None:
     help="openai engine: size of the upstream connection pool.",
 )
 @click.option(
+    "--upstream-max-event-size",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.upstream_max_event_size,
+    help="openai engine: the largest upstream event (chunk) in bytes; a larger one ends "
+    "that request with an error envelope and closes its upstream response.",
+)
+@click.option(
     "--auth-token-file",
     type=click.Path(dir_okay=False),
     default=None,

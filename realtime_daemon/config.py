@@ -41,6 +41,7 @@ ENGINE_OPTIONS = (
     "upstream_connect_timeout",
     "upstream_read_timeout",
     "upstream_max_connections",
+    "upstream_max_event_size",
 )
 
 
@@ -59,6 +60,7 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     upstream_connect_timeout: Positive | None = None
     upstream_read_timeout: Positive | None = None
     upstream_max_connections: AtLeastOne | None = None
+    upstream_max_event_size: AtLeastOne | None = None
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -84,6 +86,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         upstream_connect_timeout: seconds to connect to a replica.
         upstream_read_timeout: longest silence between two upstream chunks.
         upstream_max_connections: the upstream connection pool's size.
+        upstream_max_event_size: the largest upstream SSE event, in bytes.
         models: model routing; empty, every request goes to ``engine``.
         auth_token_file: bearer tokens, one a line; unset, no token is asked.
         allowed_origin: browser origins let in besides the daemon's own.
@@ -122,6 +125,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     upstream_connect_timeout: Positive = 5.0
     upstream_read_timeout: Positive = 60.0
     upstream_max_connections: AtLeastOne = 100
+    upstream_max_event_size: AtLeastOne = 4 * 1024 * 1024
     models: tuple[ModelConfig, ...] = ()
     auth_token_file: str | None = None
     allowed_origin: tuple[str, ...] = ()

@@ -236,3 +236,18 @@ async def test_empty_messages_go_upstream_and_its_refusal_comes_back(
     assert upstreams[0].bodies[0]["messages"] == []
     assert error["event"] == "error"
     assert "answered 400" in error["comment"][0]
+
+
+async def test_an_upstream_event_over_the_limit_ends_the_request(
+    proxy: Start, upstreams: list[Upstream]
+) -> None:
+    """An event over --upstream-max-event-size: an error envelope, the response closed."""
+    upstreams[0].mode = "huge_line"
+    client = await proxy(upstreams[0], upstream_max_event_size=4096)
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_json(request("x", request_id="big"))
+        error = await receive_envelope(ws)
+        async with asyncio.timeout(2):
+            await upstreams[0].disconnected.wait()
+    assert error["error"]["code"] == "upstream_protocol_error"
+    assert error["comment"] == ["upstream replica 0 sent a line over 4096 bytes"]

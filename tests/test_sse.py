@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime_daemon.engines.sse import sse_data
+from realtime_daemon.engines.sse import EventTooLarge, sse_data
 
 
 async def _pieces(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
@@ -60,3 +61,27 @@ def test_splitting_the_stream_anywhere_changes_nothing(
     end = b"\r\n" if crlf else b"\n"
     stream = b"".join(b"data: " + e + end + end for e in events)
     assert parse(stream, [c % (len(stream) + 1) for c in cuts]) == events
+
+
+def test_a_long_event_in_small_pieces_comes_out_whole() -> None:
+    """A 200 kB event read 100 bytes at a time is one event, byte for byte."""
+    value = bytes(range(32, 127)) * 2200
+    stream = b"data: " + value + b"\n\n"
+    assert parse(stream, list(range(100, len(stream), 100))) == [value]
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"data: " + b"x" * 2000,  # one line that never ends
+        b"".join(b"data: " + b"y" * 100 + b"\n" for _ in range(20)) + b"\n",  # many lines
+    ],
+)
+def test_an_event_over_the_limit_raises(stream: bytes) -> None:
+    """An event, or an unfinished line, over the limit raises EventTooLarge."""
+
+    async def run() -> list[bytes]:
+        return [e async for e in sse_data(_pieces(stream, [100, 700]), limit=1000)]
+
+    with pytest.raises(EventTooLarge):
+        asyncio.run(run())

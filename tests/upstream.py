@@ -137,6 +137,13 @@ class Upstream:
         await self.release_done.wait()
         await response.write(b"data: [DONE]\n\n")
 
+    async def _huge_line(self, response: web.StreamResponse, chunks: list[dict[str, Any]]) -> None:
+        """A line that never ends, sent until the client goes away."""
+        await response.write(b"data: ")
+        while True:
+            await response.write(b"x" * 1024)
+            await asyncio.sleep(0.001)
+
     async def _endless(self, response: web.StreamResponse, chunks: list[dict[str, Any]]) -> None:
         """Streams until the client goes away, as a model generating a long answer."""
         content = chunks[1]

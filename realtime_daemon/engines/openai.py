@@ -34,7 +34,7 @@ import structlog
 from ..config import Config
 from ..protocol import Envelope, Request, UpstreamDetail
 from .base import RequestContext, RequestFailed
-from .sse import sse_data
+from .sse import EventTooLarge, sse_data
 
 __all__ = ["OpenAIEngine", "UpstreamError"]
 
@@ -238,7 +238,8 @@ class OpenAIEngine:
                     probe.upstream(replica, response.status),
                     retry=response.status in _RETRY_STATUSES,
                 )
-            async for data in sse_data(response.content.iter_any()):
+            limit = self._config.upstream_max_event_size
+            async for data in sse_data(response.content.iter_any(), limit):
                 if data == _DONE:
                     return
                 try:
@@ -260,6 +261,10 @@ class OpenAIEngine:
                 streamed = True
                 yield Envelope(data=msgspec.Raw(data))
             raise failed("upstream_protocol_error", "ended the stream without [DONE]")
+        except EventTooLarge as exc:
+            error = failed("upstream_protocol_error", f"sent {exc}")
+            error.retry = False  # the same request would get the same answer
+            raise error from None
         except TimeoutError as exc:
             # aiohttp's timeouts are TimeoutErrors (and ClientConnectionErrors).
             if isinstance(exc, aiohttp.ConnectionTimeoutError):

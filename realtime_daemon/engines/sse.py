@@ -3,41 +3,114 @@
 Only what chat completions use: ``data:`` fields (several lines join with
 ``\\n``), events dispatched on a blank line, comments (``:`` lines, used as
 keep-alives) and other fields ignored, LF, CRLF or CR line ends.
+
+The work is linear in the bytes received, however the network splits them:
+each byte is scanned for a line end once, and an unfinished line is kept,
+not re-split, until its end arrives. An event (or an unfinished line) over
+``limit`` bytes raises :class:`EventTooLarge`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-__all__ = ["sse_data"]
+__all__ = ["DEFAULT_LIMIT", "EventTooLarge", "SSEParser", "sse_data"]
+
+DEFAULT_LIMIT = 4 * 1024 * 1024
+"""Bytes an event may have: far above any chat chunk, far below memory trouble."""
+
+class EventTooLarge(Exception):
+    """An event, or a line, is larger than the parser's limit."""
 
 
-async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+class SSEParser:
+    """A sans-I/O SSE parser: :meth:`feed` bytes, get the ``data`` of completed events.
+
+    Args:
+        limit: the most bytes an event (or one line) may have.
+    """
+
+    __slots__ = ("_data", "_limit", "_pending", "_pieces", "_size")
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self._limit = limit
+        self._pieces: list[bytes] = []  # an unfinished line, as it arrived
+        self._pending = 0  # its length
+        self._data: list[bytes] = []  # the data lines of the event being read
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The ``data`` of every event ``chunk`` completes, in order.
+
+        Raises:
+            EventTooLarge: the event or line being read is over the limit.
+        """
+        if not chunk:
+            return []
+        pieces = self._pieces
+        # Only the new bytes are searched: the unfinished line has no line
+        # end, except perhaps a last CR, held back as it may begin a CRLF.
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r", 0, len(chunk) - 1))
+        if end >= 0:
+            end += self._pending
+        elif pieces and pieces[-1].endswith(b"\r"):
+            end = self._pending - 1  # that CR ended a line after all
+        else:
+            pieces.append(chunk)
+            self._pending += len(chunk)
+            if self._pending > self._limit:
+                raise EventTooLarge(f"a line over {self._limit} bytes")
+            return []
+        data = b"".join((*pieces, chunk)) if pieces else chunk
+        rest = data[end + 1 :]
+        pieces.clear()
+        if rest:
+            pieces.append(rest)
+        self._pending = len(rest)
+        return self._lines(data[: end + 1].splitlines())
+
+    def close(self) -> list[bytes]:
+        """The end of the stream: the last event, if it was not ended by a blank line."""
+        rest = b"".join(self._pieces).splitlines()
+        self._pieces.clear()
+        self._pending = 0
+        return self._lines([*rest, b""])
+
+    def _lines(self, lines: list[bytes]) -> list[bytes]:
+        events: list[bytes] = []
+        data, size, limit = self._data, self._size, self._limit
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(data[0] if len(data) == 1 else b"\n".join(data))
+                    data = []
+                    size = 0
+            elif line.startswith(b"data:"):
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                size += len(value) + 1
+                if size > limit:
+                    raise EventTooLarge(f"an event over {limit} bytes")
+                data.append(value)
+            # ":" comments, and event:, id:, retry: fields, are not needed.
+        self._data, self._size = data, size
+        return events
+
+
+async def sse_data(
+    chunks: AsyncIterator[bytes], limit: int = DEFAULT_LIMIT
+) -> AsyncIterator[bytes]:
     """The ``data`` of each event in a byte stream, as it completes.
 
     Args:
         chunks: the response body in whatever pieces the network gives.
+        limit: the most bytes an event may have.
+
+    Raises:
+        EventTooLarge: an event or a line is over ``limit``.
     """
-    buffer = b""
-    data: list[bytes] = []
+    parser = SSEParser(limit)
     async for chunk in chunks:
-        buffer += chunk
-        lines = buffer.splitlines(keepends=True)
-        # A last line with no line end yet, or a lone CR that may be the
-        # first half of a CRLF, waits for the next chunk.
-        buffer = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-        for line in lines:
-            line = line.rstrip(b"\r\n")
-            if not line:
-                if data:
-                    yield b"\n".join(data)
-                    data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-            # ":" comments, and event:, id:, retry: fields, are not needed.
-    if buffer.rstrip(b"\r\n").startswith(b"data:"):
-        value = buffer.rstrip(b"\r\n")[5:]
-        data.append(value[1:] if value.startswith(b" ") else value)
-    if data:
-        yield b"\n".join(data)
+        for data in parser.feed(chunk):
+            yield data
+    for data in parser.close():
+        yield data
