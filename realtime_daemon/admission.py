@@ -25,7 +25,9 @@ __all__ = [
     "TokenFileError",
     "Tokens",
     "TrustedProxies",
+    "check_proxy",
     "client_address",
+    "normalize_origin",
 ]
 
 PROTOCOL = "realtime-daemon"
@@ -141,7 +143,8 @@ class Admission:
             return True
         normalized = _origin(origin)
         # The daemon's own origin: a page it would serve itself.
-        if urlsplit(normalized).netloc == host.lower():
+        scheme = normalized.partition("://")[0]
+        if normalized == _origin(f"{scheme}://{host}"):
             return True
         return normalized in self._origins
 
@@ -157,9 +160,41 @@ class Admission:
         return False
 
 
-def _origin(origin: str) -> str:
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]``, lower-case, the scheme's default port left out.
+
+    Raises:
+        ValueError: ``origin`` is not an http(s) origin (a path, no host, a bad port).
+    """
     parts = urlsplit(origin.strip().lower())
-    return f"{parts.scheme}://{parts.netloc}"
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{origin!r} has an invalid port") from None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{origin!r} is not an origin such as https://app.example")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{origin!r} is not an origin: it has more than scheme, host and port")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
+def check_proxy(entry: str) -> None:
+    """Raise ValueError if ``entry`` is not ``*``, an address or a network."""
+    if entry != "*" and _network(entry) is None:
+        raise ValueError(f"{entry!r} is not an address, a network (10.0.0.0/8) or '*'")
+
+
+def _origin(origin: str) -> str:
+    try:
+        return normalize_origin(origin)
+    except ValueError:
+        return origin.strip().lower()  # a client's odd Origin matches nothing
 
 
 class TrustedProxies:

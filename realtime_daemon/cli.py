@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import ssl
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import msgspec
 from click.core import ParameterSource
 
 from . import __version__
-from .admission import TokenFileError, Tokens
+from .admission import TokenFileError, Tokens, check_proxy, normalize_origin
 from .config import LOG_FORMATS, LOG_LEVELS, LOOPS, Config, ConfigFileError, read_config_file
 from .engines.load import EngineLoadError, build_routes
 from .logs import configure_logging
@@ -51,11 +52,20 @@ def build_config(
     return msgspec.structs.replace(_DEFAULTS, **settings)
 
 
-class _URLList(click.ParamType[str]):
-    """An http(s) URL; several in one environment variable are comma-separated."""
+class _ListItem(click.ParamType[str]):
+    """One value of a repeatable option; several in one environment variable are
+    separated by commas or whitespace, the same for every list option."""
+
+    name = "TEXT"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [item for item in re.split(r"[,\s]+", rv) if item]
+
+
+class _URLList(_ListItem):
+    """An http(s) URL."""
 
     name = "URL"
-    envvar_list_splitter = ","
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         url = str(value).strip().rstrip("/")
@@ -147,7 +157,7 @@ def main() -> None:
     type=_URLList(),
     multiple=True,
     help="openai engine: a replica's base URL, e.g. http://gpu-1:8000/v1 (repeatable; "
-    "comma-separated in the environment).",
+    "comma- or space-separated in the environment).",
 )
 @click.option(
     "--upstream-api-key",
@@ -192,8 +202,10 @@ def main() -> None:
 )
 @click.option(
     "--allowed-origin",
+    type=_ListItem(),
     multiple=True,
-    help="Browser Origin let in besides the daemon's own (repeatable; '*' for any).",
+    help="Browser Origin let in besides the daemon's own (repeatable; '*' for any; "
+    "comma- or space-separated in the environment).",
 )
 @click.option(
     "--tls-certfile",
@@ -210,9 +222,10 @@ def main() -> None:
 @click.option("--unix", default=None, help="Listen on this Unix socket instead of host:port.")
 @click.option(
     "--forwarded-allow-ips",
+    type=_ListItem(),
     multiple=True,
     help="Proxy address or network whose X-Forwarded-For names the client "
-    "(repeatable; '*' for any).",
+    "(repeatable; '*' for any; comma- or space-separated in the environment).",
 )
 @click.option(
     "--max-connections",
@@ -306,7 +319,18 @@ def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> No
 
 
 def _preflight(config: Config) -> None:
-    """Load the token file and the certificate now, so a bad one exits 2 before binding."""
+    """Check lists, the token file and the certificate now: a bad one exits 2 before binding."""
+    for origin in config.allowed_origin:
+        if origin != "*":
+            try:
+                normalize_origin(origin)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--allowed-origin'") from None
+    for entry in config.forwarded_allow_ips:
+        try:
+            check_proxy(entry)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--forwarded-allow-ips'") from None
     if config.auth_token_file:
         try:
             Tokens(config.auth_token_file)

@@ -167,3 +167,41 @@ async def test_busy_address_exits_1_naming_host_and_port(daemon: StartDaemon) ->
         code, rest = await process.finish()
     assert code == 1
     assert rest == f"Error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "REALTIME_DAEMON_ALLOWED_ORIGIN",
+            "https://ok.example, https://app.example/page",
+            "Invalid value for '--allowed-origin': 'https://app.example/page' is not an origin",
+        ),
+        (
+            "REALTIME_DAEMON_ALLOWED_ORIGIN",
+            "https://ok.example https://bad.example:http",
+            "'https://bad.example:http' has an invalid port",
+        ),
+        (
+            "REALTIME_DAEMON_FORWARDED_ALLOW_IPS",
+            "10.0.0.0/8,not-an-address",
+            "Invalid value for '--forwarded-allow-ips': 'not-an-address' is not an address",
+        ),
+    ],
+)
+def test_list_options_split_alike_and_every_value_is_checked(
+    variable: str, value: str, message: str
+) -> None:
+    """Every list variable takes commas or whitespace; a bad value exits 2 naming it."""
+    result = invoke("serve", env={variable: value})
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_list_values_from_the_config_file_are_checked(tmp_path: Path) -> None:
+    """A bad origin in the --config file exits 2 before binding, naming it."""
+    config = tmp_path / "daemon.toml"
+    config.write_text('allowed_origin = ["https://ok.example", "ftp://files.example"]\n')
+    result = invoke("serve", "--config", str(config))
+    assert result.exit_code == 2
+    assert "'ftp://files.example' is not an origin" in result.output

@@ -182,9 +182,12 @@ def test_openai_engine_without_upstream_exits_2() -> None:
     )
 
 
-def test_upstream_urls_from_the_environment_are_comma_separated() -> None:
-    """REALTIME_DAEMON_UPSTREAM_URL takes several URLs separated by commas."""
-    env = {"REALTIME_DAEMON_UPSTREAM_URL": "http://a:1/v1,ftp://b/v1"}
+@pytest.mark.parametrize("separator", [",", " ", ", ", "\n"])
+def test_upstream_urls_from_the_environment_are_comma_or_space_separated(
+    separator: str,
+) -> None:
+    """REALTIME_DAEMON_UPSTREAM_URL takes several URLs separated by commas or whitespace."""
+    env = {"REALTIME_DAEMON_UPSTREAM_URL": f"http://a:1/v1{separator}ftp://b/v1"}
     result = CliRunner().invoke(main, ["serve", "--engine", "openai"], env=env)
     assert result.exit_code == 2
     assert "'ftp://b/v1' is not an http:// or https:// URL" in result.output

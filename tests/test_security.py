@@ -346,3 +346,13 @@ async def test_refused_upgrades_are_logged_and_counted(
     samples = await scrape(client)
     for reason in ("unauthorized", "origin_not_allowed"):
         assert samples[("realtime_daemon_upgrades_refused_total", (("reason", reason),))] == 1
+
+
+async def test_an_origins_default_port_compares_equal(serve_engine: StartServer) -> None:
+    """https://app.example:443 is https://app.example (and an allowed :8443 is not)."""
+    client = await serve_engine(allowed_origin=("https://APP.example", "https://x.example:8443"))
+    for origin in ("https://app.example:443", "https://app.example", "https://x.example:8443"):
+        async with client.ws_connect(PATH, headers={"Origin": origin}) as ws:
+            assert not ws.closed
+    refused = await refused_status(client, headers={"Origin": "https://x.example"})
+    assert refused.status == 403
