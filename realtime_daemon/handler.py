@@ -34,6 +34,7 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 
 from .admission import TokenBucket
+from .aiohttp_private import stop_heartbeat
 from .channel import ChannelClosed, RequestChannel
 from .dialects.chat import ChatDialect
 from .engines.base import Context
@@ -215,7 +216,10 @@ class Connection:
                 await asyncio.wait((reader,))
         read = None if reader is None or reader.cancelled() else reader.result()
         close = choose_close(read, ending, draining=self._draining)
-        await self._close(close)
+        try:
+            await self._close(close)
+        finally:
+            stop_heartbeat(self._ws)
         return close
 
     def _reader_done(self, reader: asyncio.Task[Close]) -> None:

@@ -16,7 +16,9 @@ import struct
 
 from aiohttp.base_protocol import BaseProtocol
 
-__all__ = ["FLUSH_AT", "Output", "wait_writable"]
+from .aiohttp_private import wait_writable
+
+__all__ = ["FLUSH_AT", "Output"]
 
 FLUSH_AT = 64 * 1024
 """Bytes of coalesced frames written at once, without waiting for the pass to end."""
@@ -86,20 +88,6 @@ class Output:
         """Drop the connection at once."""
         if self._transport is not None:
             self._transport.abort()
-
-
-async def wait_writable(protocol: BaseProtocol) -> None:
-    """Wait until ``protocol``'s transport is below its high-water mark.
-
-    The one place the daemon touches aiohttp's private API: aiohttp offers no
-    public wait for a paused transport, and ``_drain_helper`` is what its
-    own WebSocket writer awaits. ``tests/test_output.py`` fails if aiohttp
-    changes it.
-
-    Raises:
-        ConnectionError: the connection is lost (or was already).
-    """
-    await protocol._drain_helper()
 
 
 def _text_frame_header(length: int) -> bytes:

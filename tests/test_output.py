@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 
 import pytest
+from aiohttp import web
 from aiohttp.base_protocol import BaseProtocol
 
-from realtime_daemon.output import wait_writable
+from realtime_daemon.aiohttp_private import wait_writable
+from realtime_daemon.app import STATE
 
-from .conftest import PATH, Client, content, receive_answer, request
+from .conftest import PATH, Client, StartServer, content, receive_answer, request
 
 
 async def paused_protocol() -> tuple[BaseProtocol, socket.socket, asyncio.Transport]:
@@ -59,3 +62,19 @@ async def test_permessage_deflate_offered_by_a_client_is_declined(client: Client
         assert ws.compress == 0
         await ws.send_json(request("plain"))
         assert content(await receive_answer(ws)) == "plain"
+
+
+async def test_closed_connections_are_freed_at_close(serve_engine: StartServer) -> None:
+    """A connection closed by the daemon leaves no WebSocketResponse alive behind it."""
+    client = await serve_engine(heartbeat=20.0)
+    for _ in range(10):
+        async with client.ws_connect(PATH) as ws:  # aiohttp's client answers Close at once
+            await ws.send_str("not json")
+            assert (await ws.receive()).data == 1007
+    async with asyncio.timeout(2):
+        await client.app[STATE].connections.wait_closed()
+    async with client.get("/health") as response:  # the loop has run past every close
+        assert response.status == 200
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, web.WebSocketResponse)]
+    assert alive == []
