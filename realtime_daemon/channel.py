@@ -72,6 +72,7 @@ class RequestChannel:
         "_closed",
         "_control",
         "_decode",
+        "_draining",
         "_getters",
         "_maxsize",
         "_observer",
@@ -97,6 +98,7 @@ class RequestChannel:
         self._requests: list[Event] = []
         self._control: list[Event] = []
         self._closed = False
+        self._draining = False
         self._aborted = False
         self._getters: _Waiters = []
         self._putters: _Waiters = []
@@ -146,14 +148,19 @@ class RequestChannel:
             self.high_water = max(self.high_water, len(lane))
         _wake_one(self._getters)
 
-    async def get(self, can_take: Callable[[], bool] = _always) -> Event | None:
+    async def get(
+        self, can_take: Callable[[], bool] = _always, idle: Callable[[], bool] = _always
+    ) -> Event | None:
         """The next control event, else (while ``can_take()``) the next request.
 
-        Returns None once the channel is closed and has nothing more to give,
-        or at once when it was aborted.
+        Returns None once the channel is closed and has nothing more to give;
+        when draining, once it has nothing more to give and ``idle()``; at once
+        when it was aborted.
         """
         while True:
             if self._aborted:
+                return None
+            if self._draining and not self._requests and not self._control and idle():
                 return None
             if self._control:
                 event = self._control.pop(0)
@@ -180,7 +187,17 @@ class RequestChannel:
         return None
 
     def wake(self) -> None:
-        """Make a waiting :meth:`get` look again (the session can take a request now)."""
+        """Make a waiting :meth:`get` look again (the session can take a request, or
+        became idle)."""
+        _wake_all(self._getters)
+
+    def drain(self) -> None:
+        """The daemon is stopping: ``get`` ends once what is queued is done.
+
+        Frames are still put (control messages are still answered; the
+        dialect refuses new requests), so the reader keeps reading.
+        """
+        self._draining = True
         _wake_all(self._getters)
 
     def close(self) -> None:

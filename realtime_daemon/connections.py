@@ -15,7 +15,7 @@ class Drainable(Protocol):
     """What the registry needs of a connection."""
 
     def drain(self, deadline: float) -> None:
-        """Stop reading requests; finish answers in progress until ``deadline``."""
+        """Take no new requests; finish answers in progress until ``deadline``."""
 
 
 class Connections:
@@ -56,7 +56,7 @@ class Connections:
             self._empty.set()
 
     def begin_drain(self, grace: float) -> None:
-        """Refuse new connections and stop reading requests on the open ones.
+        """Refuse new connections, and new requests on the open ones.
 
         Answers in progress, and requests already queued, get ``grace``
         seconds to finish; then each connection closes 1001.

@@ -146,6 +146,7 @@ class Connection:
     # connections are the common case.
     __slots__ = (
         "_cut",
+        "_dialect",
         "_draining",
         "_limits",
         "_output",
@@ -174,7 +175,7 @@ class Connection:
         self._limits = limits
         self._output = Output(transport, protocol)
         self.outbox = Outbox(self._output, limits.send_timeout)
-        dialect = ChatDialect(
+        self._dialect = dialect = ChatDialect(
             self.outbox, session_id, routes.models, limits.max_concurrent_requests
         )
         self.channel = RequestChannel(queue_size, dialect.receive, observer=metrics)
@@ -202,19 +203,17 @@ class Connection:
         """Serve the connection until it ends; return how it ended."""
         # The reader is a task the connection owns (not a TaskGroup's: an
         # idle connection's memory counts); it is cancelled and awaited here.
-        reader = None
-        if not self._draining:
-            reader = self._reader = asyncio.create_task(self._read())
-            reader.add_done_callback(self._reader_done)
+        reader = self._reader = asyncio.create_task(self._read())
+        reader.add_done_callback(self._reader_done)
         try:
             ending = await self.session.run()
         finally:
             if self._cut is not None:
                 self._cut.cancel()
-            if reader is not None and not reader.done():
+            if not reader.done():
                 reader.cancel()
                 await asyncio.wait((reader,))
-        read = None if reader is None or reader.cancelled() else reader.result()
+        read = None if reader.cancelled() else reader.result()
         close = choose_close(read, ending, draining=self._draining)
         try:
             await self._close(close)
@@ -228,15 +227,18 @@ class Connection:
             self.channel.abort()
 
     def drain(self, deadline: float) -> None:
-        """Stop reading requests; let answers in progress finish until ``deadline``.
+        """Take no new requests; let answers in progress finish until ``deadline``.
+
+        The reader goes on reading: pings and pongs, control messages and
+        the client's Close are still handled, and a request that arrives
+        now is refused in band (``shutting_down``).
 
         Args:
             deadline: event-loop time after which unfinished answers are cut.
         """
         self._draining = True
-        if self._reader is not None:
-            self._reader.cancel()
-        self.channel.close()
+        self._dialect.draining = True
+        self.channel.drain()
         self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
 
     async def _read(self) -> Close:

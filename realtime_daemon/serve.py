@@ -146,12 +146,20 @@ async def serve(
             connections=len(state.connections),
             timeout_s=config.shutdown_timeout,
         )
-        # The registry starts draining in runner.cleanup(), just below.
         notifier.send("STOPPING=1", f"STATUS={_status(state.connections, listening, True)}")
+        # Stop listening, then drain while aiohttp still reads the sockets:
+        # its cleanup (below) first closes every connection's handler, after
+        # which frames are dropped (pongs, the client's Close, requests).
+        for site in list(runner.sites):
+            await site.stop()
+        await state.connections.drain(config.shutdown_timeout)
     finally:
-        # Stops listening, then drains (app.on_shutdown); the heartbeat keeps
-        # the watchdog fed until the drain is over.
-        await runner.cleanup()
+        # Drains what is left (app.on_shutdown), then closes; the heartbeat
+        # keeps the watchdog fed until the drain is over. A second signal
+        # (this task cancelled) stops at once, without waiting for answers.
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            await runner.cleanup()
         if heartbeat is not None:
             heartbeat.cancel()
             await asyncio.wait((heartbeat,))

@@ -160,7 +160,7 @@ class Session:
                 self.context._spawn = self._spawn
                 # The loop is here, not in a coroutine of its own: an idle
                 # connection waits in it, and every frame costs memory.
-                while (event := await self._channel.get(self._has_room)) is not None:
+                while (event := await self._channel.get(self._has_room, self._idle)) is not None:
                     self._handle(event)
                     await self._outbox.settle()
                 await self._wind_down()
@@ -228,6 +228,9 @@ class Session:
 
     def _has_room(self) -> bool:
         return len(self._running) < self._dialect.max_concurrent
+
+    def _idle(self) -> bool:
+        return not self._running
 
     def _start(self, request: Request, request_id: str | None) -> None:
         assert self._group is not None

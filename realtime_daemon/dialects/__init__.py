@@ -19,7 +19,14 @@ __all__ = ["Dialect"]
 
 
 class Dialect(Protocol):
-    """What the session needs of a dialect."""
+    """What the session needs of a dialect.
+
+    Attributes:
+        draining: set when the daemon stops: new requests are refused
+            (``shutting_down``), control messages still answered.
+    """
+
+    draining: bool
 
     @property
     def max_concurrent(self) -> int:

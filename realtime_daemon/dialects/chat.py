@@ -79,6 +79,7 @@ class ChatDialect:
         "_outbox",
         "_session_id",
         "detailed",
+        "draining",
         "max_concurrent",
         "model",
     )
@@ -99,6 +100,7 @@ class ChatDialect:
         self.model: str | None = None
         self.max_concurrent = 1
         self.detailed = False  # error envelopes carry `error`
+        self.draining = False
 
     # -- client to server -------------------------------------------------------
 
@@ -116,6 +118,8 @@ class ChatDialect:
         if bytes(head.type).startswith(b'"'):
             self.detailed = True
             return self._control(frame, msgspec.json.decode(head.type))
+        if self.draining:
+            return self._refuse_draining(head)
         if not head.request_id and self.max_concurrent > 1:
             return self._refuse(
                 "request_id_required",
@@ -156,6 +160,15 @@ class ChatDialect:
                 self._active = set()
             self._active.add(request_id)
         return Submit(request, request_id)
+
+    def _refuse_draining(self, head: _Head) -> Refuse:
+        """A request that arrived after the drain began: refused at once, ahead of the queue."""
+        request_id = None
+        if head.request_id:
+            value = msgspec.json.decode(head.request_id)
+            request_id = value if isinstance(value, str) else None
+        detail = _error("shutting_down", "server shutting down: request not taken")
+        return Refuse(detail, request_id)
 
     def _refuse(self, code: str, message: str, request_id: str | None = None) -> Refuse:
         return Refuse(_error(code, message), request_id, in_order=True)
