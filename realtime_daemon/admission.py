@@ -142,11 +142,16 @@ class Admission:
         if self._any_origin:
             return True
         normalized = _origin(origin)
-        # The daemon's own origin: a page it would serve itself.
-        scheme = normalized.partition("://")[0]
-        if normalized == _origin(f"{scheme}://{host}"):
+        if normalized in self._origins:
             return True
-        return normalized in self._origins
+        # The daemon's own origin (a page it would serve itself), but only by
+        # address: a name in Host proves nothing, since a page of any site
+        # whose DNS points at the daemon sends its own name as both Origin
+        # and Host (DNS rebinding). Names are let in with --allowed-origin.
+        scheme = normalized.partition("://")[0]
+        return normalized == _origin(f"{scheme}://{host}") and _is_address(
+            urlsplit(normalized).hostname
+        )
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         assert self.tokens is not None
@@ -182,6 +187,17 @@ def normalize_origin(origin: str) -> str:
     if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
         host = f"{host}:{port}"
     return f"{parts.scheme}://{host}"
+
+
+def _is_address(host: str | None) -> bool:
+    """Whether ``host`` is an IP address (or ``localhost``), not a DNS name."""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
 
 
 def check_proxy(entry: str) -> None:

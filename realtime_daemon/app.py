@@ -167,6 +167,15 @@ def websocket_handler(
     )
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Sec-WebSocket-Version", "13") != "13":
+            # RFC 6455 4.4: the versions the server speaks, with a 426.
+            refused = web.Response(
+                status=426,
+                headers={"Sec-WebSocket-Version": "13"},
+                text="WebSocket version 13 only\n",
+            )
+            refused.force_close()  # a client speaking another version has no use for it
+            return refused
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return web.Response(
                 status=426,

@@ -119,6 +119,13 @@ def choose_close(read: Close | None, ending: Ending, *, draining: bool) -> Close
     return _COMPLETE
 
 
+def _may_be_sent(code: int) -> bool:
+    """Whether a peer may send close ``code`` (RFC 6455 7.4.1, 7.4.2)."""
+    if code in (1005, 1006, 1015):
+        return False
+    return 1000 <= code <= 1015 or 3000 <= code <= 4999
+
+
 def close_reason(text: str) -> bytes:
     """``text`` as UTF-8, cut on a character boundary to fit a Close frame."""
     data = text.encode()
@@ -279,6 +286,9 @@ class Connection:
             elif msg.type is WSMsgType.BINARY:
                 return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
             elif msg.type is WSMsgType.CLOSE:
+                if not _may_be_sent(msg.data):
+                    # RFC 6455 7.4: these codes never appear on the wire.
+                    return Close(WSCloseCode.PROTOCOL_ERROR, f"invalid close code {msg.data}")
                 return Close(WSCloseCode.OK)
             else:
                 # CLOSED or ERROR: aiohttp has already closed (EOF, reset, or a

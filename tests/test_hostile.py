@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -288,3 +289,27 @@ async def test_clients_vanishing_mid_handshake_and_mid_answer(target: Client) ->
         ws.send_frame(json.dumps(request("vanish " * 50)).encode())
         await ws.read_frame()
         ws.abort()
+
+
+@pytest.mark.parametrize("code", [1005, 1006, 1015, 999, 1016, 2999, 5000])
+async def test_close_codes_that_may_not_be_sent_close_1002(target: Client, code: int) -> None:
+    """A client Close with a code RFC 6455 reserves for no wire gets 1002, not a normal close."""
+    ws = await raw(target)
+    ws.send_frame(struct.pack("!H", code), opcode=0x8)
+    async with asyncio.timeout(5):
+        got, _ = await ws.read_close()
+    assert got == WSCloseCode.PROTOCOL_ERROR
+    ws.abort()
+
+
+async def test_websocket_version_other_than_13_gets_426(target: Client) -> None:
+    """Sec-WebSocket-Version 8 is answered 426 with the version the daemon speaks."""
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "8",
+    }
+    async with target.get(PATH, headers=headers) as response:
+        assert response.status == 426
+        assert response.headers["Sec-WebSocket-Version"] == "13"

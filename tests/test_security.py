@@ -356,3 +356,14 @@ async def test_an_origins_default_port_compares_equal(serve_engine: StartServer)
             assert not ws.closed
     refused = await refused_status(client, headers={"Origin": "https://x.example"})
     assert refused.status == 403
+
+
+async def test_dns_rebinding_is_not_the_daemons_own_origin(serve_engine: StartServer) -> None:
+    """A page of a name whose DNS points at the daemon (Origin and Host that name) gets 403."""
+    client = await serve_engine()
+    name = f"evil.example:{client.port}"
+    rebound = {"Origin": f"http://{name}", "Host": name}
+    assert (await refused_status(client, headers=rebound)).status == 403
+    own = {"Origin": f"http://127.0.0.1:{client.port}"}
+    async with client.ws_connect(PATH, headers=own) as ws:
+        assert not ws.closed
