@@ -8,6 +8,7 @@ import sys
 from typing import TextIO, cast
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 __all__ = ["configure_logging", "resolve_format"]
 
@@ -42,6 +43,23 @@ class _Lossy:
         return self._stream.isatty()
 
 
+class _BadRequests(logging.Filter):
+    """aiohttp logs a malformed request (a header over 8 KiB, 100+ headers) at error
+    level with a traceback: anyone can write those lines. They become one
+    warning, ``bad_http_request``, with the reason and no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            args = record.args if isinstance(record.args, tuple) else ()
+            record.peer = str(args[0]) if args else None  # "... request from %s"
+            record.msg, record.args = "bad_http_request", None
+            record.exc_info, record.exc_text = None, None
+            record.reason = exc.message.strip().splitlines()[0][:200]
+        return True
+
+
 def configure_logging(log_format: str, log_level: str, stream: TextIO | None = None) -> None:
     """Send structlog events and stdlib records (aiohttp's) to ``stream`` (stderr).
 
@@ -54,6 +72,7 @@ def configure_logging(log_format: str, log_level: str, stream: TextIO | None = N
     level = logging.getLevelNamesMapping()[log_level.upper()]
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,  # a worker's ``worker`` field
+        structlog.stdlib.ExtraAdder(("peer", "reason")),
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -80,3 +99,6 @@ def configure_logging(log_format: str, log_level: str, stream: TextIO | None = N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _BadRequests) for f in server.filters):
+        server.addFilter(_BadRequests())

@@ -367,3 +367,21 @@ async def test_dns_rebinding_is_not_the_daemons_own_origin(serve_engine: StartSe
     own = {"Origin": f"http://127.0.0.1:{client.port}"}
     async with client.ws_connect(PATH, headers=own) as ws:
         assert not ws.closed
+
+
+async def test_oversized_request_head_is_one_warning_without_traceback(
+    daemon: StartDaemon,
+) -> None:
+    """A 20 kB header is refused with one warning line (peer, reason), not an error trace."""
+    process, port = await serve_json(daemon)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 20000 + b"\r\n\r\n")
+    status = await reader.readline()
+    writer.close()
+    process.proc.send_signal(signal.SIGTERM)
+    await process.wait_for_event("server_stopped")
+    assert status.split()[1] == b"400"
+    bad = [line for line in process.lines if line["event"] == "bad_http_request"]
+    assert [(b["level"], b["peer"]) for b in bad] == [("warning", "127.0.0.1")]
+    assert not [line for line in process.lines if line["level"] == "error"]
+    assert all("exception" not in line for line in process.lines)
