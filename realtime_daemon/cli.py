@@ -267,7 +267,8 @@ def main() -> None:
     "--loop",
     type=click.Choice(LOOPS),
     default=_DEFAULTS.loop,
-    help="Event loop: asyncio, or uvloop (pip install 'realtime-daemon[fast]').",
+    help="Event loop: asyncio, or uvloop (installed with the fast extra: "
+    "pip install '/path/to/checkout[fast]').",
 )
 @click.option(
     "--workers",
@@ -342,5 +343,7 @@ def _preflight(config: Config) -> None:
         raise click.BadParameter(str(exc), param_hint="'--tls-certfile'") from None
     if config.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         raise click.BadParameter(
-            "uvloop is not installed: pip install 'realtime-daemon[fast]'", param_hint="'--loop'"
+            "uvloop is not installed: install the fast extra"
+            " (pip install '/path/to/checkout[fast]')",
+            param_hint="'--loop'",
         )
