@@ -16,8 +16,17 @@ from click.core import ParameterSource
 
 from . import __version__
 from .admission import TokenFileError, Tokens, check_proxy, normalize_origin
-from .config import LOG_FORMATS, LOG_LEVELS, LOOPS, Config, ConfigFileError, read_config_file
+from .config import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    LOOPS,
+    Config,
+    ConfigFileError,
+    read_config_file,
+    to_toml,
+)
 from .engines.load import EngineLoadError, build_routes
+from .engines.routes import Routes
 from .logs import configure_logging
 from .serve import BindError, ForcedStop, run, tls_context
 from .workers import WorkerFailed, supervise
@@ -292,6 +301,22 @@ def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> No
     Every option can also be set as REALTIME_DAEMON_<OPTION>, e.g.
     REALTIME_DAEMON_PORT=9000.
     """
+    config, routes = _settings(ctx, config_file, options)
+    configure_logging(config.log_format, config.log_level.lower())
+    try:
+        if config.workers > 1:
+            supervise(config, routes)
+        else:
+            run(config, routes)
+    except (BindError, ForcedStop, WorkerFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _settings(
+    ctx: click.Context, config_file: Path | None, options: dict[str, Any]
+) -> tuple[Config, Routes]:
+    """The settings and routes the options, environment and file make, checked as serve
+    checks them before it binds; a bad one exits 2 naming it."""
     for name in ("upstream_url", "allowed_origin", "forwarded_allow_ips"):
         options[name] = tuple(options[name])
     given = frozenset(
@@ -309,14 +334,31 @@ def serve(ctx: click.Context, /, config_file: Path | None, **options: Any) -> No
     except EngineLoadError as exc:
         raise click.BadParameter(str(exc), param_hint="'--engine'") from None
     _preflight(config)
-    configure_logging(config.log_format, config.log_level.lower())
-    try:
-        if config.workers > 1:
-            supervise(config, routes)
-        else:
-            run(config, routes)
-    except (BindError, ForcedStop, WorkerFailed) as exc:
-        raise click.ClickException(str(exc)) from None
+    return config, routes
+
+
+@main.command(
+    "config",
+    context_settings={"auto_envvar_prefix": "REALTIME_DAEMON", "show_default": True},
+    params=list(serve.params),
+)
+@click.option(
+    "--check", is_flag=True, help="Only check the settings: exit 0 if serve would start, else 2."
+)
+@click.pass_context
+def config_command(
+    ctx: click.Context, /, config_file: Path | None, check: bool, **options: Any
+) -> None:
+    """Print the effective settings as TOML (a --config file), secrets masked.
+
+    Takes every option of serve, and reads the same environment variables
+    and --config file, merged as serve merges them; binds nothing.
+    """
+    config, _ = _settings(ctx, config_file, options)
+    if check:
+        click.echo("configuration ok", err=True)
+    else:
+        click.echo(to_toml(config), nl=False)
 
 
 def _preflight(config: Config) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "ConfigFileError",
     "ModelConfig",
     "read_config_file",
+    "to_toml",
 ]
 
 LOG_FORMATS = ("auto", "json", "console")
@@ -184,3 +185,29 @@ def read_config_file(path: Path) -> dict[str, object]:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ConfigFileError(f"{path}: {exc}") from None
     return {name: getattr(config, name) for name in raw}
+
+
+_SECRETS = frozenset({"upstream_api_key"})
+
+
+def to_toml(config: Config) -> str:
+    """``config`` as a ``--config`` file would say it: every setting, secrets masked.
+
+    Settings that are not set are written as comments; ``[[models]]``
+    entries list only the options they set.
+    """
+    lines = [_toml_line(n, v) for n, v in msgspec.structs.asdict(config).items() if n != "models"]
+    for model in config.models:
+        lines += ["", "[[models]]"]
+        fields = msgspec.structs.asdict(model).items()
+        lines += [_toml_line(n, v) for n, v in fields if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_line(name: str, value: object) -> str:
+    if value is None:
+        return f"# {name} = (not set)"
+    if name in _SECRETS:
+        value = "***"
+    # JSON's strings, numbers, booleans and arrays of them are TOML's too.
+    return f"{name} = {msgspec.json.encode(value).decode()}"

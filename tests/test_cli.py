@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from click.testing import CliRunner
 
@@ -20,6 +23,8 @@ from realtime_daemon.config import Config
 from realtime_daemon.engines.load import EngineLoadError, load_engine
 
 from .conftest import StartDaemon, content, receive_answer, request
+
+ROOT = Path(__file__).parent.parent
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -205,3 +210,39 @@ def test_list_values_from_the_config_file_are_checked(tmp_path: Path) -> None:
     result = invoke("serve", "--config", str(config))
     assert result.exit_code == 2
     assert "'ftp://files.example' is not an origin" in result.output
+
+
+def test_config_prints_the_merged_settings_as_toml(tmp_path: Path) -> None:
+    """`config` merges file, environment and flags as serve does; secrets are masked."""
+    file = tmp_path / "daemon.toml"
+    file.write_text('port = 9000\nheartbeat = 5.0\n[[models]]\nname = "m"\nengine = "echo"\n')
+    env = {"REALTIME_DAEMON_HEARTBEAT": "7", "REALTIME_DAEMON_UPSTREAM_API_KEY": "sk-secret"}
+    result = invoke("config", "--config", str(file), "--idle-timeout", "3", env=env)
+    assert result.exit_code == 0, result.output
+    printed = tomllib.loads(result.output)
+    assert (printed["port"], printed["heartbeat"], printed["idle_timeout"]) == (9000, 7.0, 3.0)
+    assert printed["upstream_api_key"] == "***"
+    assert "sk-secret" not in result.output
+    assert printed["models"] == [{"name": "m", "engine": "echo"}]
+
+
+def test_config_check_exits_0_or_2_without_binding() -> None:
+    """`config --check` says whether serve would start: 0, or 2 naming the problem."""
+    good = invoke("config", "--check", "--port", "1")  # port 1 needs root: nothing binds
+    assert (good.exit_code, good.output.strip()) == (0, "configuration ok")
+    bad = invoke("config", "--check", "--engine", "openai")
+    assert bad.exit_code == 2
+    assert "needs at least one --upstream-url" in bad.output
+
+
+def test_example_config_file_sets_every_option_and_loads() -> None:
+    """examples/daemon.toml names every setting, and serve would start with it."""
+    example = ROOT / "examples" / "daemon.toml"
+    text = example.read_text()
+    for field in msgspec.structs.fields(Config):
+        line = r"^\[\[models\]\]$" if field.name == "models" else rf"^(# )?{field.name} = "
+        assert re.search(line, text, re.M), field.name
+    result = invoke("config", "--check", "--config", str(example))
+    assert result.exit_code == 0, result.output
+    config = build_config(config_file=example)
+    assert [m.name for m in config.models] == ["fast-echo", "llama"]
