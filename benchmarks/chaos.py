@@ -333,8 +333,10 @@ async def soak(args: argparse.Namespace, work: Path) -> None:
     for _ in range(args.connections):
         clients.append(asyncio.create_task(soak_client(daemon.url, deadline, counts)))
     samples = []
-    while time.monotonic() < deadline:
+    while True:
         await asyncio.sleep(min(30, args.minutes * 6))
+        if time.monotonic() >= deadline:
+            break  # clients are closing: no longer the steady state
         samples.append((time.monotonic(), daemon.rss_mb(), daemon.fds()))
         print(f"  {len(samples):3} RSS {samples[-1][1]:.1f} MB, fds {samples[-1][2]}, "
               f"requests {counts['requests']}", flush=True)
