@@ -15,12 +15,12 @@ and their accounting. It knows nothing of aiohttp: the transport
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Coroutine
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
+from .answers import Answer, Ending, SessionOver
 from .channel import RequestChannel
 from .dialects import Dialect
 from .dialects.chat import is_finish
@@ -37,57 +37,6 @@ __all__ = ["CUT_NOTICE", "Ending", "Session"]
 logger = structlog.get_logger("realtime_daemon")
 
 CUT_NOTICE = "answer cut: server shutting down"
-
-# Cancel reasons whose terminal envelope the session sent itself, cutting the answer.
-_CUT = frozenset({"shutdown", "request_cancel"})
-
-EndingKind = Literal[
-    "complete",  # the channel was closed (a drain) and every answer finished
-    "client_gone",  # the reader ended: the client closed, vanished or broke the protocol
-    "peer_gone",  # a write found the connection gone
-    "too_slow",  # the client read nothing for send_timeout; the connection was dropped
-    "engine_failed",  # an engine raised something other than RequestFailed
-    "stream_ended",  # a bidirectional engine's generate returned
-    "shutdown_cut",  # the drain deadline cut answers
-]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ending:
-    """Why a session ended; ``message`` says what an engine failure was."""
-
-    kind: EndingKind
-    message: str = ""
-
-
-class _Over(Exception):
-    """Ends the session from inside an answer."""
-
-    def __init__(self, ending: Ending) -> None:
-        super().__init__(ending.kind)
-        self.ending = ending
-
-
-class _Answer:
-    """One request being answered."""
-
-    __slots__ = ("chunks", "context", "error", "reason", "route", "started", "task")
-
-    def __init__(self, context: RequestContext, route: Route, started: float) -> None:
-        self.context = context
-        self.route = route
-        self.started = started
-        self.chunks = 0
-        self.error: str | None = None  # the error code, once an error envelope went out
-        self.reason = "client_gone"  # why, if it is cancelled
-        self.task: asyncio.Task[None] | None = None
-
-    def cancel(self, reason: str) -> None:
-        self.reason = reason
-        self.context.stop()
-        if self.task is not None:
-            self.task.cancel()
-
 
 class Session:
     """One connection's scheduler.
@@ -136,9 +85,9 @@ class Session:
         self._outbox = outbox
         self._metrics = metrics
         self._loop = asyncio.get_running_loop()
-        self._running: list[_Answer] = []
+        self._running: list[Answer] = []
         self._tasks: list[asyncio.Task[None]] | None = None  # engines' (Context.start_task)
-        self._by_id: dict[str, _Answer] | None = None  # made when a request has an id
+        self._by_id: dict[str, Answer] | None = None  # made when a request has an id
         self._group: asyncio.TaskGroup | None = None
         self._index = 0
         self._counted = 0  # envelopes added to the chunks metric so far
@@ -164,9 +113,9 @@ class Session:
                     self._handle(event)
                     await self._outbox.settle()
                 await self._wind_down()
-        except* _Over as over:
+        except* SessionOver as over:
             first = over.exceptions[0]
-            assert isinstance(first, _Over)
+            assert isinstance(first, SessionOver)
             ending = first.ending
         except* ClientTooSlow:
             ending = Ending("too_slow")
@@ -248,7 +197,7 @@ class Session:
             return
         self._index += 1
         context = RequestContext(self.context, self._index, model, request_id)
-        answer = _Answer(context, route, self._loop.time())
+        answer = Answer(context, route, self._loop.time())
         self._running.append(answer)
         if request_id is not None:
             if self._by_id is None:
@@ -279,7 +228,7 @@ class Session:
         )
         self._dialect.error(detail, request_id)
 
-    async def _answer(self, answer: _Answer, request: Request) -> None:
+    async def _answer(self, answer: Answer, request: Request) -> None:
         """Run one answer; every way it ends is accounted for in ``finally``."""
         context, dialect, outbox = answer.context, self._dialect, self._outbox
         request_id = context.request_id
@@ -306,7 +255,7 @@ class Session:
             dialect.error(exc.detail, request_id)
             self._log().info("request_failed", code=exc.detail.code, error=str(exc))
         except StreamEnded:
-            raise _Over(Ending("stream_ended")) from None
+            raise SessionOver(Ending("stream_ended")) from None
         except (PeerGone, ClientTooSlow):
             raise
         except Exception as exc:
@@ -314,7 +263,7 @@ class Session:
         finally:
             self._end(answer, outcome)
 
-    def _engine_failed(self, answer: _Answer, exc: Exception) -> _Over:
+    def _engine_failed(self, answer: Answer, exc: Exception) -> SessionOver:
         message = str(exc) or type(exc).__name__
         self._log().error("engine_failed", error=message, chunks=self._outbox.count, exc_info=exc)
         answer.error = "engine_error"
@@ -324,28 +273,22 @@ class Session:
             self._dialect.error(detail, answer.context.request_id)
         for other in self._running:
             other.reason = "session_error"
-        return _Over(Ending("engine_failed", message))
+        return SessionOver(Ending("engine_failed", message))
 
-    def _end(self, answer: _Answer, outcome: str) -> None:
+    def _end(self, answer: Answer, outcome: str) -> None:
         """Account for an answer that ended, and free its place."""
         self._forget(answer)
         if answer in self._running:
             self._running.remove(answer)
             self._channel.wake()  # a place is free for the next request
-        if answer.error is not None:
-            outcome, reason = "error", answer.error
-        elif outcome == "cancelled" and answer.context.finished and answer.reason not in _CUT:
-            # Its last chunk went out before it was cut: answered in full.
-            outcome, reason = "completed", ""
-        else:
-            reason = answer.reason if outcome == "cancelled" else ""
+        outcome, reason = answer.outcome(outcome == "completed")
         self._count(answer.route, outcome, reason)
         metrics = self._metrics
         metrics.duration.observe(self._loop.time() - answer.started)
         metrics.chunks.inc(answer.chunks)
         self._counted += answer.chunks
 
-    def _forget(self, answer: _Answer) -> None:
+    def _forget(self, answer: Answer) -> None:
         request_id = answer.context.request_id
         by_id = self._by_id
         if request_id is not None and by_id is not None and by_id.get(request_id) is answer:
