@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .admission import TokenFileError, Tokens, check_proxy, normalize_origin
+from .chat import chat
 from .config import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -389,3 +390,6 @@ def _preflight(config: Config) -> None:
             " (pip install '/path/to/checkout[fast]')",
             param_hint="'--loop'",
         )
+
+
+main.add_command(chat)
