@@ -11,6 +11,7 @@ import asyncio
 import json
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -150,6 +151,135 @@ async def _answer(ws: aiohttp.ClientWebSocketResponse, options: Options) -> None
         )
 
 
+class Conversation:
+    """One connection for an interactive session; runs in its own event-loop thread, so
+    that the terminal (readline, Ctrl-C) stays in the main thread and pings are answered
+    while the user types."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._inbox: asyncio.Queue[aiohttp.WSMessage] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        options = self.options
+        connector = aiohttp.UnixConnector(path=options.unix) if options.unix else None
+        self._session = aiohttp.ClientSession(connector=connector)
+        try:
+            self._ws = await _connect(self._session, options)
+        except ChatFailed:
+            await self._session.close()
+            raise
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        while True:
+            msg = await self._ws.receive()  # pings are answered in here
+            await self._inbox.put(msg)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                return
+
+    async def ask(self, messages: list[dict[str, str]], request_id: str) -> tuple[str, bool]:
+        """Send one turn and print its answer; the text, and whether it was cancelled."""
+        assert self._ws is not None
+        await self._ws.send_json(self.options.request(messages, request_id))
+        text = ""
+        while True:
+            msg = await self._inbox.get()
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                raise ChatFailed("closed", f"closed by the daemon: {msg.data} {msg.extra or ''}")
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                raise ChatFailed("connection", "connection lost")
+            envelope = json.loads(msg.data)
+            if envelope.get("event") == "cancelled":
+                return text, True
+            if envelope.get("event") == "error":
+                code = (envelope.get("error") or {}).get("code", "error")
+                click.echo(f"\nerror: {code}: {envelope['comment'][0]}", err=True)
+                return text, False
+            choice = (envelope.get("data") or {}).get("choices", [{}])[0]
+            piece = choice.get("delta", {}).get("content") or ""
+            text += piece
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            if choice.get("finish_reason"):
+                return text, False
+
+    async def cancel(self, request_id: str) -> None:
+        assert self._ws is not None
+        await self._ws.send_json({"type": "request.cancel", "request_id": request_id})
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+
+def interactive(options: Options) -> None:
+    """The prompt loop: readline in this thread, the connection in another.
+
+    Raises:
+        ChatFailed: the connection, the upgrade or the daemon failed.
+    """
+    import readline  # noqa: F401 (line editing and history for input(); a terminal only)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    conversation = Conversation(options)
+    run(conversation.open())
+    click.echo(f"connected to {options.url}; /reset clears the conversation, /quit or "
+               "Ctrl-D ends it, Ctrl-C stops an answer", err=True)
+    history: list[dict[str, str]] = []
+    turn = 0
+    try:
+        while True:
+            try:
+                line = input("> ").strip()
+            except KeyboardInterrupt:
+                print()
+                continue
+            except EOFError:
+                print()
+                break
+            if line == "/quit":
+                break
+            if line == "/reset":
+                history.clear()
+                click.echo("(conversation cleared)", err=True)
+                continue
+            if not line:
+                continue
+            turn += 1
+            system = [{"role": "system", "content": options.system}] if options.system else []
+            history.append({"role": "user", "content": line})
+            answer = asyncio.run_coroutine_threadsafe(
+                conversation.ask(system + history, str(turn)), loop
+            )
+            while True:
+                try:
+                    text, cancelled = answer.result()
+                    break
+                except KeyboardInterrupt:
+                    run(conversation.cancel(str(turn)))
+            print(" [stopped]" if cancelled else "")
+            history.append({"role": "assistant", "content": text})
+    finally:
+        run(conversation.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+
+
 def _token(token: str | None, token_file: str | None) -> str | None:
     if token_file:
         try:
@@ -218,17 +348,20 @@ answer ended with an error envelope (its code and message shown).
 def chat(url: str, prompt: tuple[str, ...], **options: Any) -> None:
     """Send PROMPT to the daemon at URL and print the answer as it streams.
 
-    Without PROMPT, the text on stdin is the prompt. URL defaults to the
-    daemon's default address; with --unix, only its path counts.
+    Without PROMPT, the text on stdin is the prompt; on a terminal, an
+    interactive conversation: each turn sends the earlier ones along, Ctrl-C
+    stops the answer in progress, /reset clears the conversation, /quit or
+    Ctrl-D ends it. URL defaults to the daemon's default address; with
+    --unix, only its path counts.
     """
     if not url.startswith(("ws://", "wss://")):
         prompt, url = (url, *prompt), DEFAULT_URL
     text = " ".join(prompt)
-    if not text:
-        if sys.stdin.isatty():
-            raise click.UsageError("give a prompt (interactive mode is not there yet)")
-        text = sys.stdin.read().strip()
     try:
+        if not text and sys.stdin.isatty():
+            interactive(Options(url=url, **options))
+            return
+        text = text or sys.stdin.read().strip()
         asyncio.run(one_shot(Options(url=url, **options), text))
     except ChatFailed as failed:
         click.echo(str(failed), err=True)

@@ -141,3 +141,20 @@ class ShoutingEcho:
     async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
         yield context.delta(str(request.chat.messages[-1].content).upper())
         yield context.finish()
+
+
+class MessageCounter:
+    """Answers ``<n> messages: <last>``, slowly when the last message is ``slow``, so that a
+    client's history and its cancels can be seen."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        last = str(request.chat.messages[-1].content)
+        yield context.delta(f"{len(request.chat.messages)} messages: {last}")
+        if last == "slow":
+            while True:
+                await asyncio.sleep(0.05)
+                yield context.delta(".")
+        yield context.finish()
