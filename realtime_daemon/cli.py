@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .admission import TokenFileError, Tokens, check_proxy, normalize_origin
+from .bench import bench
 from .chat import chat
 from .config import (
     LOG_FORMATS,
@@ -393,3 +394,4 @@ def _preflight(config: Config) -> None:
 
 
 main.add_command(chat)
+main.add_command(bench)

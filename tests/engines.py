@@ -158,3 +158,17 @@ class MessageCounter:
                 await asyncio.sleep(0.05)
                 yield context.delta(".")
         yield context.finish()
+
+
+class DropsAChunk:
+    """Echoes, but leaves out each answer's second chunk: a broken engine for checkers."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        n = 0
+        async for envelope in ECHO.answer(request, context):
+            n += 1
+            if n != 2:
+                yield envelope
