@@ -9,9 +9,10 @@ uvloop installed:
 Each scenario runs against the daemon and the baseline (benchmarks/baseline.py)
 alternately, several times; the table gives medians with min-max and the
 daemon/baseline ratio. Server CPU comes from /proc/<pid>/stat; the load
-generator's own CPU is reported so a saturated client is visible. Every frame
-is verified: envelope ids consecutive, one code point per content chunk, one
-stop chunk per request, the content equal to the prompt.
+generator's own CPU is reported so a saturated client is visible. The stream,
+fanout and proxy loads are realtime-daemon bench's (``realtime_daemon.bench``),
+which checks every envelope (ids consecutive, one terminal per request, the
+content equal to the prompt); the other scenarios verify with ``Verifier``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pathlib import Path
 import aiohttp
 import msgspec
 import uvloop
+
+from realtime_daemon.bench import Plan, Tally, load
 
 ROOT = Path(__file__).resolve().parent.parent
 # The load generator gets the last CPU, the servers the others (all when --no-pin);
@@ -192,40 +195,31 @@ class Result:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+async def bench_load(server: Server, plan: Plan) -> tuple[Tally, float, float, float]:
+    """``plan`` through realtime-daemon bench's load generator: its tally, the wall time,
+    the server's CPU seconds and the load generator's own."""
+    cpu0, t0, me0 = server.cpu_seconds(), time.perf_counter(), _self_cpu()
+    tally = await load(plan)
+    wall, cpu, me = time.perf_counter() - t0, server.cpu_seconds() - cpu0, _self_cpu() - me0
+    assert not tally.failures, tally.failures
+    return tally, wall, cpu, me
+
+
 async def scenario_stream(server: Server) -> Result:
     """One connection, 100 pipelined requests of 1000 characters."""
-    texts = [prompt(1000, n) for n in range(100)]
-    async with aiohttp.ClientSession() as session, session.ws_connect(server.url) as ws:
-        cpu0, t0, me0 = server.cpu_seconds(), time.perf_counter(), _self_cpu()
-        for text in texts:
-            await ws.send_str(request(text))
-        answers = [await read_answer(ws, text) for text in texts]
-        wall, cpu, me = time.perf_counter() - t0, server.cpu_seconds() - cpu0, _self_cpu() - me0
-    verifier = Verifier()
-    for frames, text in zip(answers, texts, strict=True):
-        verifier.answer(frames, text)
-    chunks = sum(len(a) for a in answers)
-    return Result({"chunks/s": chunks / wall, "server µs/chunk": cpu / chunks * 1e6,
+    plan = Plan(url=server.url, connections=1, requests=100, concurrent=100,
+                prompt_chars=1000, verify_text=True)
+    tally, wall, cpu, me = await bench_load(server, plan)
+    return Result({"chunks/s": tally.chunks / wall, "server µs/chunk": cpu / tally.chunks * 1e6,
                    "loadgen CPU %": me / wall * 100})
 
 
 async def scenario_fanout(server: Server) -> Result:
     """100 connections, each 5 sequential requests of 200 characters."""
-    first_chunk: list[float] = []
-
-    async def one(session: aiohttp.ClientSession, c: int) -> int:
-        verifier, chunks = Verifier(), 0
-        async with session.ws_connect(server.url) as ws:
-            for r in range(5):
-                chunks += await timed_answer(ws, prompt(200, c + r), verifier, first_chunk)
-        return chunks
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        cpu0, t0, me0 = server.cpu_seconds(), time.perf_counter(), _self_cpu()
-        chunks = sum(await asyncio.gather(*(one(session, c) for c in range(100))))
-        wall, cpu, me = time.perf_counter() - t0, server.cpu_seconds() - cpu0, _self_cpu() - me0
-    q = statistics.quantiles(first_chunk, n=100)
-    return Result({"chunks/s": chunks / wall, "server µs/chunk": cpu / chunks * 1e6,
+    plan = Plan(url=server.url, connections=100, requests=5, prompt_chars=200, verify_text=True)
+    tally, wall, cpu, me = await bench_load(server, plan)
+    q = statistics.quantiles(tally.ttfc, n=100)
+    return Result({"chunks/s": tally.chunks / wall, "server µs/chunk": cpu / tally.chunks * 1e6,
                    "TTFC p50 ms": q[49] * 1e3, "TTFC p99 ms": q[98] * 1e3,
                    "loadgen CPU %": me / wall * 100})
 
@@ -334,10 +328,11 @@ async def scenario_proxy(server: Server) -> Result:
     async with aiohttp.ClientSession() as session:
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         if server.name == "daemon":
-            verifier = Verifier()
-            async with session.ws_connect(server.url) as ws:
-                for text in texts:
-                    chunks += await timed_answer(ws, text, verifier, first_chunk)
+            plan = Plan(url=server.url, connections=1, requests=200, prompt_chars=100,
+                        verify_text=True)
+            tally = await load(plan)
+            assert not tally.failures, tally.failures
+            chunks, first_chunk = tally.chunks, tally.ttfc
         else:
             url = f"http://127.0.0.1:{server.port}/v1/chat/completions"
             for text in texts:

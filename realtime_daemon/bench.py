@@ -25,11 +25,13 @@ from typing import Any
 
 import aiohttp
 import click
+import msgspec
 
-__all__ = ["bench"]
+__all__ = ["Plan", "Tally", "bench", "load", "make_prompt"]
 
 ALPHABET = "aé中🙂"  # 1- to 4-byte UTF-8
 _GAP_SAMPLES = 200_000
+_decode = msgspec.json.Decoder().decode  # the client's per-chunk cost: msgspec, not json
 
 # Requests done and failed, two counters per client process, shared with the parent
 # for its progress line; each process writes only its own pair.
@@ -48,15 +50,23 @@ def make_prompt(chars: int, salt: int) -> str:
 
 @dataclass
 class Plan:
+    """The load one client process puts on the server.
+
+    ``concurrent`` requests are in flight per connection; with
+    ``request_ids`` they carry ids (and the session is asked for that
+    concurrency), without, they are pipelined and their answers read in order.
+    """
+
     url: str
     connections: int
     requests: int
-    concurrent: int
-    duration: float
-    prompt_chars: int
-    rate: float  # requests per second for this process; 0: closed loop
-    verify_text: bool
-    model: str
+    concurrent: int = 1
+    duration: float = 0.0
+    prompt_chars: int = 100
+    rate: float = 0.0  # requests per second for this process; 0: closed loop
+    verify_text: bool = False
+    model: str = "bench"
+    request_ids: bool = False
 
 
 @dataclass
@@ -94,7 +104,7 @@ class _Connection:
         self.pending: dict[str, _Pending] = {}
         self.order: collections.deque[str] = collections.deque()
         self.room = asyncio.Semaphore(plan.concurrent)
-        self.ids = plan.concurrent > 1
+        self.ids = plan.request_ids
 
     async def run(self, session: aiohttp.ClientSession, deadline: float) -> None:
         try:
@@ -155,7 +165,7 @@ class _Connection:
                 tally.failures[kind] += len(self.pending) or 1
                 return
             tally.bytes += len(msg.data)
-            envelope = json.loads(msg.data)
+            envelope = _decode(msg.data)
             if envelope.get("id") != str(self.next_id):
                 tally.failures["ids not consecutive"] += 1
                 self.next_id = int(envelope.get("id") or 0)
@@ -196,6 +206,11 @@ class _Connection:
         if _progress is not None:
             _progress[_slot + (failure is not None)] += 1
         self.room.release()
+
+
+async def load(plan: Plan, first_index: int = 0) -> Tally:
+    """Run ``plan`` in this process (``benchmarks/run.py`` does); what came back."""
+    return await _load(plan, first_index)
 
 
 async def _load(plan: Plan, first_index: int) -> Tally:
@@ -272,19 +287,24 @@ def _print_table(report: dict[str, Any]) -> None:
 
 @click.command(context_settings={"show_default": True})
 @click.argument("url", required=False, default="ws://127.0.0.1:8000/v1/realtime")
-@click.option("--connections", type=click.IntRange(min=1), default=10)
+@click.option("--connections", type=click.IntRange(min=1), default=10, help="WebSockets opened.")
 @click.option("--requests", type=click.IntRange(min=0), default=10,
               help="Requests per connection (0 with --duration: until it ends).")
 @click.option("--concurrent", type=click.IntRange(min=1), default=1,
               help="Requests in flight per connection (above 1, with request ids).")
 @click.option("--duration", type=click.FloatRange(min=0), default=0.0,
               help="Seconds to run, instead of a request count.")
-@click.option("--prompt-chars", type=click.IntRange(min=1), default=100)
+@click.option(
+    "--prompt-chars",
+    type=click.IntRange(min=1),
+    default=100,
+    help="Characters per prompt (1- to 4-byte UTF-8 mixed).",
+)
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0,
               help="Requests per second overall, sent on schedule (open loop); 0: closed loop.")
 @click.option("--processes", type=click.IntRange(min=1), default=1,
               help="Client processes the connections are spread over.")
-@click.option("--model", default="bench")
+@click.option("--model", default="bench", help="The requests' model.")
 @click.option("--verify-text", is_flag=True, help="Check each answer equals its prompt (echo).")
 @click.option("--json", "json_output", is_flag=True, help="The report as one JSON object.")
 def bench(url: str, processes: int, json_output: bool, **options: Any) -> None:
@@ -299,7 +319,11 @@ def bench(url: str, processes: int, json_output: bool, **options: Any) -> None:
         share = per + (n < extra)
         if share:
             rate = options["rate"] * share / options["connections"]
-            plan = Plan(url=url, **{**options, "connections": share, "rate": rate})
+            plan = Plan(
+                url=url,
+                **{**options, "connections": share, "rate": rate},
+                request_ids=options["concurrent"] > 1,
+            )
             plans.append((plan, n * (per + 1), 2 * len(plans)))
     started = time.monotonic()
     context = multiprocessing.get_context("spawn")
