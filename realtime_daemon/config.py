@@ -28,6 +28,9 @@ LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("asyncio", "uvloop")
 
+_SECRETS = frozenset({"upstream_api_key"})
+"""Settings never shown: masked in reprs, logs and ``realtime-daemon config``."""
+
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -146,7 +149,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __repr__(self) -> str:
         # Keep the API key out of reprs, tracebacks and logs.
         fields = (
-            f"{name}={'***' if name == 'upstream_api_key' and value else value!r}"
+            f"{name}={'***' if name in _SECRETS and value else value!r}"
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Config({', '.join(fields)})"
@@ -186,8 +189,6 @@ def read_config_file(path: Path) -> dict[str, object]:
         raise ConfigFileError(f"{path}: {exc}") from None
     return {name: getattr(config, name) for name in raw}
 
-
-_SECRETS = frozenset({"upstream_api_key"})
 
 
 def to_toml(config: Config) -> str:

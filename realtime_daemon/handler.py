@@ -43,7 +43,7 @@ from .events import Refuse
 from .metrics import Metrics
 from .outbox import Outbox
 from .output import Output
-from .protocol import ErrorDetail, FrameError
+from .protocol import INVALID_UTF8, ErrorDetail, FrameError
 from .session import Ending, Session
 
 __all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "Limits", "choose_close"]
@@ -90,7 +90,6 @@ class Limits:
 _PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 _SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
 _COMPLETE = Close(WSCloseCode.OK, "stream complete")
-_INVALID_UTF8 = "malformed JSON frame: invalid UTF-8 in text frame"
 _TOO_SLOW = Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", sent=True)
 
 
@@ -276,7 +275,7 @@ class Connection:
                     # are; JSON decoding checks only the strings it keeps.
                     msg.data.decode()
                 except UnicodeDecodeError:
-                    return Close(WSCloseCode.INVALID_TEXT, _INVALID_UTF8)
+                    return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {INVALID_UTF8}")
                 try:
                     await self.channel.put(msg.data)
                 except FrameError as exc:

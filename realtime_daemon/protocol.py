@@ -14,6 +14,7 @@ from __future__ import annotations
 import msgspec
 
 __all__ = [
+    "INVALID_UTF8",
     "CancelMessage",
     "ChatCompletionChunk",
     "ChatMessage",
@@ -32,6 +33,7 @@ __all__ = [
     "Usage",
     "decode_request",
     "encode_envelope",
+    "is_finish",
     "message_text",
 ]
 
@@ -206,6 +208,9 @@ class FrameError(ValueError):
     """A client frame that is not a chat-completion request; the message says why."""
 
 
+INVALID_UTF8 = "invalid UTF-8 in text frame"
+"""Why a Text frame that is not UTF-8 is refused (RFC 6455 8.1: 1007)."""
+
 _request_decoder = msgspec.json.Decoder(ChatRequest)
 _encoder = msgspec.json.Encoder()
 
@@ -226,11 +231,23 @@ def decode_request(frame: bytes) -> Request:
         raise FrameError(str(exc)) from None
     except UnicodeDecodeError:
         # msgspec validates UTF-8 inside strings but reports it this way.
-        raise FrameError("invalid UTF-8 in text frame") from None
+        raise FrameError(INVALID_UTF8) from None
     except RecursionError:
         # Deeply nested arrays or objects exhaust msgspec's recursion limit.
         raise FrameError("JSON nested too deeply") from None
     return Request(chat=chat, raw=frame)
+
+
+def is_finish(envelope: Envelope) -> bool:
+    """Whether ``envelope`` ends an answer: an error, or a chunk with a ``finish_reason``."""
+    data = envelope.data
+    if data.__class__ is ChatCompletionChunk:
+        # A loop, not any(): this runs per chunk, and a generator costs 3x.
+        for choice in data.choices:  # noqa: SIM110
+            if choice.finish_reason is not None:
+                return True
+        return False
+    return envelope.event == "error"
 
 
 def encode_envelope(envelope: Envelope) -> bytes:

@@ -23,14 +23,13 @@ import structlog
 from .answers import Answer, Ending, SessionOver
 from .channel import RequestChannel
 from .dialects import Dialect
-from .dialects.chat import is_finish
 from .engines.base import Context, RequestContext, RequestFailed, aclose
 from .engines.routes import Route, Routes
 from .engines.stream import StreamEnded
 from .events import Cancel, Event, Submit, Update
 from .metrics import Metrics
 from .outbox import ClientTooSlow, Outbox, PeerGone
-from .protocol import ErrorDetail, Request
+from .protocol import ErrorDetail, Request, is_finish
 
 __all__ = ["CUT_NOTICE", "Ending", "Session"]
 

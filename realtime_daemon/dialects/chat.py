@@ -20,7 +20,6 @@ from ..events import Cancel, Event, Refuse, Submit, Update
 from ..outbox import Outbox
 from ..protocol import (
     CancelMessage,
-    ChatCompletionChunk,
     Envelope,
     ErrorDetail,
     FrameError,
@@ -28,7 +27,7 @@ from ..protocol import (
     decode_request,
 )
 
-__all__ = ["REQUEST_ID", "ChatDialect", "is_finish"]
+__all__ = ["REQUEST_ID", "ChatDialect"]
 
 REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
 """A request id: 1 to 64 printable ASCII characters."""
@@ -283,15 +282,3 @@ def _check_defaults(defaults: dict[str, msgspec.Raw]) -> str | None:
     except FrameError as exc:
         return str(exc).replace("`$.", "`$.session.request_defaults.")
     return None
-
-
-def is_finish(envelope: Envelope) -> bool:
-    """Whether ``envelope`` ends an answer: an error, or a chunk with a ``finish_reason``."""
-    data = envelope.data
-    if data.__class__ is ChatCompletionChunk:
-        # A loop, not any(): this runs per chunk, and a generator costs 3x.
-        for choice in data.choices:  # noqa: SIM110
-            if choice.finish_reason is not None:
-                return True
-        return False
-    return envelope.event == "error"
