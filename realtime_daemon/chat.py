@@ -71,12 +71,14 @@ async def one_shot(options: Options, prompt: str) -> None:
     """
     messages = [{"role": "system", "content": options.system}] if options.system else []
     messages.append({"role": "user", "content": prompt})
-    connector = aiohttp.UnixConnector(path=options.unix) if options.unix else None
-    async with aiohttp.ClientSession(connector=connector) as session:
-        ws = await _connect(session, options)
-        async with ws:
-            await ws.send_json(options.request(messages, "1"))
-            await _answer(ws, options)
+    conversation = Conversation(options)
+    await conversation.open()
+    try:
+        await conversation.ask(messages, "1")
+    finally:
+        await conversation.close()
+    if not options.json:
+        sys.stdout.write("\n")
 
 
 async def _connect(
@@ -111,50 +113,10 @@ async def _refusal(
     return line + (f" (Retry-After: {retry} s)" if retry else "")
 
 
-async def _answer(ws: aiohttp.ClientWebSocketResponse, options: Options) -> None:
-    """Stream one answer; return when its finish chunk is out."""
-    out = sys.stdout
-    started, first, chunks = time.monotonic(), None, 0
-    while True:
-        msg = await ws.receive()
-        if msg.type is aiohttp.WSMsgType.CLOSE:
-            reason = f"closed by the daemon: {msg.data} {msg.extra or ''}".strip()
-            raise ChatFailed("closed", reason)
-        if msg.type is not aiohttp.WSMsgType.TEXT:
-            raise ChatFailed("connection", "connection lost")
-        envelope = json.loads(msg.data)
-        if options.json:
-            out.write(msg.data + "\n")
-        if envelope.get("event") == "error":
-            error = envelope.get("error") or {}
-            code = error.get("code", "error")
-            raise ChatFailed("error", f"error: {code}: {envelope['comment'][0]}")
-        data = envelope.get("data") or {}
-        choices = data.get("choices") or [{}]
-        if first is None:
-            first = time.monotonic()
-        chunks += 1
-        if not options.json:
-            out.write(choices[0].get("delta", {}).get("content") or "")
-        out.flush()
-        if choices[0].get("finish_reason") or envelope.get("event") == "cancelled":
-            break
-    if not options.json:
-        out.write("\n")
-    if options.stats:
-        elapsed = time.monotonic() - started
-        ttfc = (first or started) - started
-        click.echo(
-            f"time to first chunk {ttfc * 1000:.1f} ms, {chunks} chunks, "
-            f"{chunks / elapsed if elapsed else 0:.0f} chunks/s",
-            err=True,
-        )
-
-
 class Conversation:
-    """One connection for an interactive session; runs in its own event-loop thread, so
-    that the terminal (readline, Ctrl-C) stays in the main thread and pings are answered
-    while the user types."""
+    """One connection and its turns. Interactively it runs in an event-loop thread of its
+    own, so that the terminal (readline, Ctrl-C) stays in the main thread and pings are
+    answered (by the reader task) while the user types."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -183,30 +145,52 @@ class Conversation:
                 return
 
     async def ask(self, messages: list[dict[str, str]], request_id: str) -> tuple[str, bool]:
-        """Send one turn and print its answer; the text, and whether it was cancelled."""
+        """Send one turn and stream its answer to stdout (no newline after it).
+
+        Returns:
+            the answer's text, and whether it was cancelled.
+
+        Raises:
+            ChatFailed: the daemon closed, the connection was lost, or the
+                answer ended with an error envelope.
+        """
         assert self._ws is not None
-        await self._ws.send_json(self.options.request(messages, request_id))
-        text = ""
+        options, out = self.options, sys.stdout
+        await self._ws.send_json(options.request(messages, request_id))
+        started, first, chunks, text = time.monotonic(), 0.0, 0, ""
         while True:
             msg = await self._inbox.get()
             if msg.type is aiohttp.WSMsgType.CLOSE:
-                raise ChatFailed("closed", f"closed by the daemon: {msg.data} {msg.extra or ''}")
+                reason = f"closed by the daemon: {msg.data} {msg.extra or ''}".strip()
+                raise ChatFailed("closed", reason)
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 raise ChatFailed("connection", "connection lost")
             envelope = json.loads(msg.data)
-            if envelope.get("event") == "cancelled":
-                return text, True
+            if options.json:
+                out.write(msg.data + "\n")
             if envelope.get("event") == "error":
                 code = (envelope.get("error") or {}).get("code", "error")
-                click.echo(f"\nerror: {code}: {envelope['comment'][0]}", err=True)
-                return text, False
+                raise ChatFailed("error", f"error: {code}: {envelope['comment'][0]}")
+            if envelope.get("event") == "cancelled":
+                return text, True
             choice = (envelope.get("data") or {}).get("choices", [{}])[0]
             piece = choice.get("delta", {}).get("content") or ""
             text += piece
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+            chunks += 1
+            first = first or time.monotonic()
+            if not options.json:
+                out.write(piece)
+            out.flush()
             if choice.get("finish_reason"):
-                return text, False
+                break
+        if options.stats:
+            elapsed = time.monotonic() - started
+            click.echo(
+                f"time to first chunk {(first - started) * 1000:.1f} ms, {chunks} chunks, "
+                f"{chunks / elapsed if elapsed else 0:.0f} chunks/s",
+                err=True,
+            )
+        return text, False
 
     async def cancel(self, request_id: str) -> None:
         assert self._ws is not None
@@ -266,13 +250,20 @@ def interactive(options: Options) -> None:
             answer = asyncio.run_coroutine_threadsafe(
                 conversation.ask(system + history, str(turn)), loop
             )
+            text, ending = "", ""
             while True:
                 try:
                     text, cancelled = answer.result()
+                    ending = " [stopped]" if cancelled else ""
                     break
                 except KeyboardInterrupt:
                     run(conversation.cancel(str(turn)))
-            print(" [stopped]" if cancelled else "")
+                except ChatFailed as failed:
+                    if failed.kind != "error":
+                        raise
+                    click.echo(f"\n{failed}", err=True)  # an answer's error: the session goes on
+                    break
+            print(ending)
             history.append({"role": "assistant", "content": text})
     finally:
         run(conversation.close())
