@@ -110,6 +110,14 @@ async def receive_answer(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, 
             return envelopes
 
 
+async def receive_until(ws: aiohttp.ClientWebSocketResponse, event: str) -> list[dict[str, Any]]:
+    """The envelopes up to and including the first whose ``event`` is ``event``."""
+    envelopes = [await receive_envelope(ws)]
+    while envelopes[-1].get("event") != event:
+        envelopes.append(await receive_envelope(ws))
+    return envelopes
+
+
 async def receive_close(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
     """Wait for the server's Close; return its code and reason."""
     async with asyncio.timeout(2):

@@ -19,6 +19,7 @@ from .conftest import (
     closed_port_url,
     receive_answer,
     receive_envelope,
+    receive_until,
     request,
 )
 from .engines import EndlessEngine, FailingEngine, InBandErrorEngine
@@ -44,8 +45,8 @@ async def test_cancel_closes_the_upstream_response_at_once(
             await upstream.streaming.wait()
         await ws.send_json({"type": "request.cancel", "request_id": "long"})
         sent = asyncio.get_running_loop().time()
-        while (envelope := await receive_envelope(ws)).get("event") != "cancelled":
-            assert envelope["request_id"] == "long"
+        cancelled = await receive_until(ws, "cancelled")
+        assert {e["request_id"] for e in cancelled} == {"long"}
         async with asyncio.timeout(2):
             await upstream.disconnected.wait()
         assert upstream.disconnected_at is not None
@@ -192,8 +193,7 @@ async def test_upstream_protocol_errors_and_timeouts_have_their_codes(
     client = await proxy(upstream, upstream_read_timeout=0.3)
     async with client.ws_connect(PATH) as ws:
         await ws.send_json(request("x", request_id="r"))
-        while (envelope := await receive_envelope(ws)).get("event") != "error":
-            pass
+        envelope = (await receive_until(ws, "error"))[-1]
     assert envelope["error"]["code"] == code
     assert envelope["error"]["upstream"]["replica"] == 0
 
@@ -221,8 +221,7 @@ async def test_shutdown_cut_is_shutting_down_then_1001(serve_engine: StartServer
         async with asyncio.timeout(2):
             await engine.streaming.wait()
         shutdown = asyncio.create_task(client.app.shutdown())
-        while (envelope := await receive_envelope(ws)).get("event") != "error":
-            pass
+        envelope = (await receive_until(ws, "error"))[-1]
         close = await ws.receive()
         await shutdown
     assert envelope["error"]["code"] == "shutting_down"

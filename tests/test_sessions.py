@@ -24,6 +24,7 @@ from .conftest import (
     content,
     receive_answer,
     receive_envelope,
+    receive_until,
     request,
 )
 from .engines import EndlessEngine, PromptGatedEngine
@@ -158,9 +159,7 @@ async def test_cancel_stops_a_running_answer_and_the_session_goes_on(
         async with asyncio.timeout(2):
             await engine.streaming.wait()
         await ws.send_json({"type": "request.cancel", "request_id": "r1"})
-        envelopes = []
-        while not envelopes or envelopes[-1].get("event") != "cancelled":
-            envelopes.append(await receive_envelope(ws))
+        envelopes = await receive_until(ws, "cancelled")
         async with asyncio.timeout(2):
             await engine.ended.wait()
         assert engine.stopped_when_ended is True
