@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "PROTOCOL",
+    "REALTIME_PROTOCOL",
+    "REALTIME_TOKEN_PREFIX",
     "TOKEN_PROTOCOL_PREFIX",
     "Admission",
     "Refusal",
@@ -35,6 +37,12 @@ PROTOCOL = "realtime-daemon"
 
 TOKEN_PROTOCOL_PREFIX = "bearer."
 """A browser's token travels as the subprotocol ``bearer.<token>``."""
+
+REALTIME_PROTOCOL = "realtime"
+"""The subprotocol OpenAI's browser clients offer, echoed back to them."""
+
+REALTIME_TOKEN_PREFIX = "openai-insecure-api-key."
+"""OpenAI's browser clients send their key as this subprotocol."""
 
 
 class TokenFileError(Exception):
@@ -160,8 +168,9 @@ class Admission:
             return self.tokens.accepts(token.strip())
         for offered in headers.get("Sec-WebSocket-Protocol", "").split(","):
             offered = offered.strip()
-            if offered.startswith(TOKEN_PROTOCOL_PREFIX):
-                return self.tokens.accepts(offered[len(TOKEN_PROTOCOL_PREFIX) :])
+            for prefix in (TOKEN_PROTOCOL_PREFIX, REALTIME_TOKEN_PREFIX):
+                if offered.startswith(prefix):
+                    return self.tokens.accepts(offered[len(prefix) :])
         return False
 
 

@@ -17,14 +17,25 @@ from typing import Literal
 import structlog
 from aiohttp import web
 
-from .admission import PROTOCOL, Admission, Tokens, TrustedProxies, client_address
+from .admission import (
+    PROTOCOL,
+    REALTIME_PROTOCOL,
+    Admission,
+    Tokens,
+    TrustedProxies,
+    client_address,
+)
 from .config import Config
 from .connections import Connections
+from .dialects.chat import ChatDialect
+from .dialects.choice import choose_protocol
+from .dialects.realtime import BETA, GA, RealtimeDialect
 from .engines.base import Engine, StreamEngine
 from .engines.load import as_engine, build_routes
 from .engines.routes import Routes
-from .handler import CLOSE_TIMEOUT, Connection, Limits
+from .handler import CLOSE_TIMEOUT, Connection, DialectFactory, Limits
 from .metrics import CONTENT_TYPE, Metrics
+from .outbox import Outbox
 
 __all__ = ["STATE", "State", "build_app", "websocket_handler"]
 
@@ -198,7 +209,7 @@ def websocket_handler(
                 status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
             )
         ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
-            protocols=(PROTOCOL,),
+            protocols=(PROTOCOL, REALTIME_PROTOCOL),
             heartbeat=config.heartbeat or None,
             # aiohttp refuses a message of exactly max_msg_size bytes; ours is
             # the largest accepted. No permessage-deflate: streamed chunks are
@@ -213,6 +224,7 @@ def websocket_handler(
         connection = Connection(
             ws,
             routes,
+            dialect_for(config, routes, request),
             queue_size=config.request_queue_size,
             session_id=session_id,
             peer=peer,
@@ -244,3 +256,31 @@ def websocket_handler(
         return ws
 
     return handle
+
+
+def dialect_for(config: Config, routes: Routes, request: web.Request) -> DialectFactory:
+    """The dialect an upgrade asks for (see :func:`~.dialects.choice.choose_protocol`)."""
+    protocol = choose_protocol(config.protocol, request.query, request.headers)
+    limit = config.max_concurrent_requests
+    if protocol == "chat":
+
+        def chat(outbox: Outbox, session_id: str) -> ChatDialect:
+            return ChatDialect(outbox, session_id, routes.models, limit)
+
+        return chat
+    names = BETA if protocol == "openai-realtime-beta" else GA
+    model = request.query.get("model") or None
+
+    def realtime(outbox: Outbox, session_id: str) -> RealtimeDialect:
+        return RealtimeDialect(
+            outbox,
+            session_id,
+            names=names,
+            model=model,
+            models=routes.models,
+            concurrency_limit=limit,
+            max_items=config.max_conversation_items,
+            max_bytes=config.max_conversation_bytes,
+        )
+
+    return realtime

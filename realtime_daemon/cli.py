@@ -22,6 +22,7 @@ from .config import (
     LOG_FORMATS,
     LOG_LEVELS,
     LOOPS,
+    PROTOCOLS,
     Config,
     ConfigFileError,
     read_config_file,
@@ -119,6 +120,25 @@ def main() -> None:
     "--engine",
     default=_DEFAULTS.engine,
     help="Engine: a built-in name (echo, openai), an installed one, or module:attr.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default=_DEFAULTS.protocol,
+    help="Wire of the WebSocket: auto (the OpenAI Realtime API for upgrades with ?model= or "
+    "OpenAI-Beta: realtime=v1, chat-completion frames for the others), chat, openai-realtime.",
+)
+@click.option(
+    "--max-conversation-items",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.max_conversation_items,
+    help="Realtime API: items a session's conversation keeps at most.",
+)
+@click.option(
+    "--max-conversation-bytes",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.max_conversation_bytes,
+    help="Realtime API: JSON bytes of a session's conversation items at most.",
 )
 @click.option(
     "--echo-delay-ms",

@@ -17,6 +17,7 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
     "LOOPS",
+    "PROTOCOLS",
     "Config",
     "ConfigFileError",
     "ModelConfig",
@@ -27,6 +28,7 @@ __all__ = [
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("asyncio", "uvloop")
+PROTOCOLS = ("auto", "chat", "openai-realtime")
 
 _SECRETS = frozenset({"upstream_api_key"})
 """Settings never shown: masked in reprs, logs and ``realtime-daemon config``."""
@@ -75,6 +77,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         port: TCP port; 0 picks a free one.
         path: URL path of the WebSocket endpoint.
         engine: built-in or installed engine name, or ``module:attr``.
+        protocol: the wire: ``chat``, ``openai-realtime``, or ``auto`` (the
+            Realtime API for upgrades with ``?model=`` or ``OpenAI-Beta:
+            realtime=v1``, chat frames for the others).
+        max_conversation_items: items a Realtime session's conversation keeps.
+        max_conversation_bytes: JSON bytes of those items at most.
         echo_delay_ms: the echo engine's pause before each character.
         max_concurrent_requests: the most answers a session may ask to run
             at once (``session.update``); sessions start at 1.
@@ -116,6 +123,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     port: Port = 8000
     path: str = "/v1/realtime"
     engine: str = "echo"
+    protocol: str = "auto"
+    max_conversation_items: AtLeastOne = 1000
+    max_conversation_bytes: AtLeastOne = 2 * 1024 * 1024
     echo_delay_ms: NonNegative = 10.0
     request_queue_size: AtLeastOne = 64
     max_concurrent_requests: AtLeastOne = 4

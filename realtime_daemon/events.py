@@ -11,7 +11,7 @@ import dataclasses
 
 from .protocol import ErrorDetail, Request
 
-__all__ = ["Cancel", "Event", "Refuse", "Submit", "Update"]
+__all__ = ["Cancel", "Event", "Refuse", "Reply", "Submit"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,8 +30,12 @@ class Cancel:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Update:
-    """The session's settings changed (the dialect applied them): confirm them."""
+class Reply:
+    """A frame the dialect handled itself (a settings change, a conversation edit):
+    the session hands ``payload`` back to :meth:`Dialect.reply` in its turn, so
+    that the answer is written in order with everything else."""
+
+    payload: object = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,7 +54,7 @@ class Refuse:
     in_order: bool = False
 
 
-Event = Submit | Cancel | Update | Refuse
+Event = Submit | Cancel | Reply | Refuse
 """Everything a frame can become; requests (and their refusals) keep their order."""
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from typing import Literal
 
 import structlog
@@ -36,7 +37,7 @@ from aiohttp.base_protocol import BaseProtocol
 from .admission import TokenBucket
 from .aiohttp_private import stop_heartbeat
 from .channel import ChannelClosed, RequestChannel
-from .dialects.chat import ChatDialect
+from .dialects import Dialect
 from .engines.base import Context
 from .engines.routes import Routes
 from .events import Refuse
@@ -46,7 +47,7 @@ from .output import Output
 from .protocol import INVALID_UTF8, ErrorDetail, FrameError
 from .session import Ending, Session
 
-__all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "Limits", "choose_close"]
+__all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "DialectFactory", "Limits", "choose_close"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -86,6 +87,9 @@ class Limits:
     def rate_message(self) -> str:
         return f"rate limit: at most {self.rate:g} requests per second; request dropped"
 
+
+DialectFactory = Callable[[Outbox, str], Dialect]
+"""Makes a connection's dialect from its outbox and its session id."""
 
 _PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 _SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
@@ -139,6 +143,7 @@ class Connection:
     Args:
         ws: the prepared WebSocket, text frames undecoded.
         routes: which engine answers which model.
+        dialect: makes the wire dialect the client speaks.
         queue_size: the request channel's bound.
         session_id: the fresh id of this connection.
         peer: the client's address, for the log.
@@ -168,6 +173,7 @@ class Connection:
         self,
         ws: web.WebSocketResponse[Literal[False]],
         routes: Routes,
+        dialect: DialectFactory,
         *,
         queue_size: int,
         session_id: str,
@@ -181,12 +187,10 @@ class Connection:
         self._limits = limits
         self._output = Output(transport, protocol)
         self.outbox = Outbox(self._output, limits.send_timeout)
-        self._dialect = dialect = ChatDialect(
-            self.outbox, session_id, routes.models, limits.max_concurrent_requests
-        )
-        self.channel = RequestChannel(queue_size, dialect.receive, observer=metrics)
+        self._dialect = speaks = dialect(self.outbox, session_id)
+        self.channel = RequestChannel(queue_size, speaks.receive, observer=metrics)
         self.session = Session(
-            routes, dialect, self.channel, self.outbox, Context(session_id), metrics, peer
+            routes, speaks, self.channel, self.outbox, Context(session_id), metrics, peer
         )
         self.peer = peer
         self._reader: asyncio.Task[Close] | None = None
@@ -243,7 +247,7 @@ class Connection:
             deadline: event-loop time after which unfinished answers are cut.
         """
         self._draining = True
-        self._dialect.draining = True
+        self._dialect.drain()
         self.channel.drain()
         self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
 
@@ -267,7 +271,10 @@ class Connection:
                     if refused > bucket.capacity:
                         return Close(WSCloseCode.POLICY_VIOLATION, "request rate limit exceeded")
                     detail = ErrorDetail(code="rate_limited", message=self._limits.rate_message)
-                    await self.channel.put_event(Refuse(detail))
+                    try:
+                        await self.channel.put_event(Refuse(detail))
+                    except ChannelClosed:
+                        return _COMPLETE
                     continue
                 refused = 0
                 try:
@@ -283,7 +290,13 @@ class Connection:
                 except ChannelClosed:
                     return _COMPLETE
             elif msg.type is WSMsgType.BINARY:
-                return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
+                event = self._dialect.binary()
+                if event is None:
+                    return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
+                try:
+                    await self.channel.put_event(event)
+                except ChannelClosed:
+                    return _COMPLETE
             elif msg.type is WSMsgType.CLOSE:
                 if not _may_be_sent(msg.data):
                     # RFC 6455 7.4: these codes never appear on the wire.

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 
-__all__ = ["CONTENT_TYPE", "OUTCOMES", "Metrics"]
+__all__ = ["CONTENT_TYPE", "DIALECTS", "OUTCOMES", "Metrics"]
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 OUTCOMES = ("completed", "cancelled", "error")
+DIALECTS = ("chat", "openai-realtime")
 
 # Streaming LLM latencies: first chunks in milliseconds to seconds, whole
 # answers in seconds to minutes.
@@ -64,9 +65,10 @@ class Metrics:
         )
         self.requests = Counter(
             "realtime_daemon_requests",
-            "Requests answered, by engine, model and outcome (completed, cancelled, error),"
-            " with the reason a request was cancelled or the code of its error.",
-            ["engine", "model", "outcome", "reason"],
+            "Requests (Realtime responses) answered, by engine, model and outcome (completed,"
+            " cancelled, error), with the reason a request was cancelled or the code of its"
+            " error, and the dialect (chat, openai-realtime).",
+            ["engine", "model", "outcome", "reason", "dialect"],
             registry=r,
         )
         self.chunks = Counter(
@@ -113,7 +115,8 @@ class Metrics:
         )
         self._queue_high_water = 0
         for engine, model in routes:
-            self.requests.labels(engine, model, "completed", "")
+            for dialect in DIALECTS:
+                self.requests.labels(engine, model, "completed", "", dialect)
 
     def took(self, depth: int) -> None:
         """A session took a request; ``depth`` were queued: raise the high-water mark."""

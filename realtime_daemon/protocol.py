@@ -158,6 +158,8 @@ class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     code: str
     message: str
     upstream: UpstreamDetail | None = None
+    param: str | None = None  # the field at fault (the Realtime dialect's errors)
+    event_id: str | None = None  # the client event at fault (the Realtime dialect's)
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -26,7 +26,7 @@ from .dialects import Dialect
 from .engines.base import Context, RequestContext, RequestFailed, aclose
 from .engines.routes import Route, Routes
 from .engines.stream import StreamEnded
-from .events import Cancel, Event, Submit, Update
+from .events import Cancel, Event, Reply, Submit
 from .metrics import Metrics
 from .outbox import ClientTooSlow, Outbox, PeerGone
 from .protocol import ErrorDetail, Request, is_finish
@@ -106,6 +106,7 @@ class Session:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self.context._spawn = self._spawn
+                self._dialect.opened()
                 # The loop is here, not in a coroutine of its own: an idle
                 # connection waits in it, and every frame costs memory.
                 while (event := await self._channel.get(self._has_room, self._idle)) is not None:
@@ -160,8 +161,8 @@ class Session:
             self._start(event.request, event.request_id)
         elif isinstance(event, Cancel):
             self._cancel(event.request_id)
-        elif isinstance(event, Update):
-            self._dialect.updated()
+        elif isinstance(event, Reply):
+            self._dialect.reply(event.payload)
         else:
             self._dialect.error(event.detail, event.request_id)
 
@@ -195,6 +196,7 @@ class Session:
                 self._dialect.release(request_id)
             return
         self._index += 1
+        self._dialect.started(request_id)
         context = RequestContext(self.context, self._index, model, request_id)
         answer = Answer(context, route, self._loop.time())
         self._running.append(answer)
@@ -295,7 +297,8 @@ class Session:
             self._dialect.release(request_id)
 
     def _count(self, route: Route, outcome: str, reason: str) -> None:
-        self._metrics.requests.labels(route.engine_name, route.model_label, outcome, reason).inc()
+        labels = (route.engine_name, route.model_label, outcome, reason, self._dialect.name)
+        self._metrics.requests.labels(*labels).inc()
 
     def _log(self) -> structlog.typing.FilteringBoundLogger:
         log: structlog.typing.FilteringBoundLogger = logger.bind(

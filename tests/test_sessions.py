@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from realtime_daemon.config import ModelConfig
 from realtime_daemon.dialects.chat import ChatDialect
-from realtime_daemon.events import Cancel, Refuse, Submit, Update
+from realtime_daemon.events import Cancel, Refuse, Reply, Submit
 from realtime_daemon.outbox import Outbox
 from realtime_daemon.protocol import FrameError
 
@@ -393,4 +393,4 @@ def test_any_control_shaped_frames_decode_or_are_refused(frames: list[dict[str, 
         except FrameError as exc:
             assert str(exc)
         else:
-            assert isinstance(event, Submit | Cancel | Update | Refuse)
+            assert isinstance(event, Submit | Cancel | Reply | Refuse)

@@ -28,6 +28,23 @@ def vllm_chunks(body: dict[str, Any], words: list[str]) -> list[dict[str, Any]]:
     return chunks
 
 
+def tool_call_chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chunks of a model calling the request's first tool with ``{"city": "Oslo"}``,
+    the arguments streamed in three pieces, as vLLM streams tool calls."""
+    base = {"id": "chatcmpl-upstream-2", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": body["model"]}
+    name = body["tools"][0]["function"]["name"]
+    first = {"index": 0, "id": "call_up1", "type": "function",
+             "function": {"name": name, "arguments": ""}}
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "tool_calls": [first]}]
+    deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+               for piece in ('{"city"', ': "Os', 'lo"}')]
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+              for d in deltas]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return chunks
+
+
 def prompt_words(body: dict[str, Any]) -> list[str]:
     return str(body["messages"][-1]["content"]).split(" ")
 
@@ -81,7 +98,10 @@ class Upstream:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         response.set_cookie("route", "replica-sticky")  # as some load balancers do
         await response.prepare(request)
-        chunks = vllm_chunks(body, prompt_words(body))
+        if mode == "tool_call":
+            chunks, mode = tool_call_chunks(body), "ok"
+        else:
+            chunks = vllm_chunks(body, prompt_words(body))
         self.sent.append(chunks)
         try:
             await getattr(self, "_" + mode)(response, chunks)

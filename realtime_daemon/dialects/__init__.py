@@ -4,8 +4,13 @@ A dialect decodes client frames into :mod:`~realtime_daemon.events` (keeping
 whatever per-session protocol state its wire has) and encodes what the
 session tells it into frames, which it writes through the session's
 :class:`~realtime_daemon.outbox.Outbox`. :mod:`.chat` is the chat-completion
-dialect of ``/v1/realtime``; another wire is another module with the same
-shape.
+dialect of ``/v1/realtime``, :mod:`.realtime` the OpenAI Realtime API's;
+another wire is another module with the same shape.
+
+The session calls, per answer: :meth:`Dialect.started`, then
+:meth:`Dialect.chunk` for each envelope the engine yields, and ends it with
+at most one of :meth:`Dialect.error` or :meth:`Dialect.cancelled`; then
+:meth:`Dialect.release` once it is over, whichever way.
 """
 
 from __future__ import annotations
@@ -19,37 +24,49 @@ __all__ = ["Dialect"]
 
 
 class Dialect(Protocol):
-    """What the session needs of a dialect.
+    """What the session and the transport need of a dialect."""
 
-    Attributes:
-        draining: set when the daemon stops: new requests are refused
-            (``shutting_down``), control messages still answered.
-    """
-
-    draining: bool
+    @property
+    def name(self) -> str:
+        """The dialect's name, for metrics (``chat``, ``openai-realtime``)."""
 
     @property
     def max_concurrent(self) -> int:
         """How many answers the session may run at once."""
 
+    def opened(self) -> None:
+        """The session starts: send what the client gets before it says anything."""
+
     def receive(self, frame: bytes) -> Event:
-        """Decode one client frame.
+        """Decode one client Text frame (valid UTF-8).
 
         Raises:
             FrameError: a frame that ends the connection (1007).
         """
 
-    def release(self, request_id: str) -> None:
-        """``request_id`` is answered: a new request may use it."""
+    def binary(self) -> Event | None:
+        """A Binary frame: what it becomes, or None to close the connection (1003)."""
+
+    def drain(self) -> None:
+        """The daemon stops: refuse new requests (``shutting_down``), still answer
+        control messages, and say so if the wire has a way to."""
+
+    def started(self, request_id: str | None) -> None:
+        """An answer starts (its engine is about to run)."""
 
     def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
         """Send one envelope of an answer; whether to ``await outbox.settle()`` now."""
 
     def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
-        """Send an error envelope."""
+        """Send an error: of the answer ``request_id`` when it names one that runs
+        (which then ends), else of the session."""
 
     def cancelled(self, request_id: str) -> None:
-        """Send the end of an answer cut by ``request.cancel``."""
+        """Send the end of an answer cut by a cancel."""
 
-    def updated(self) -> None:
-        """Send the session's effective settings."""
+    def release(self, request_id: str) -> None:
+        """``request_id``'s answer is over (answered, cut, failed or dropped): its id
+        is free again, and whatever of it is still open on the wire is closed."""
+
+    def reply(self, payload: object) -> None:
+        """Send the answer to a frame the dialect handled itself (:class:`~.events.Reply`)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from ..events import Cancel, Event, Refuse, Submit, Update
+from ..events import Cancel, Event, Refuse, Reply, Submit
 from ..outbox import Outbox
 from ..protocol import (
     CancelMessage,
@@ -100,6 +100,8 @@ class ChatDialect:
         self.max_concurrent = 1
         self.detailed = False  # error envelopes carry `error`
         self.draining = False
+
+    name = "chat"
 
     # -- client to server -------------------------------------------------------
 
@@ -218,7 +220,15 @@ class ChatDialect:
             if problem is not None:
                 return Refuse(_error("invalid_session_update", problem))
         self.model, self.max_concurrent, self._defaults = model, concurrent, defaults
-        return Update()
+        return Reply()
+
+    def binary(self) -> None:
+        """Binary frames are not part of this wire: the connection closes 1003."""
+        return None
+
+    def drain(self) -> None:
+        """Refuse requests from now on (``shutting_down``); nothing is sent unasked."""
+        self.draining = True
 
     def release(self, request_id: str) -> None:
         """``request_id`` is answered (or dropped): it may be used again."""
@@ -226,6 +236,16 @@ class ChatDialect:
             self._active.discard(request_id)
 
     # -- server to client -------------------------------------------------------
+
+    def opened(self) -> None:
+        """Nothing: a chat client speaks first."""
+
+    def started(self, request_id: str | None) -> None:
+        """Nothing: an answer's first envelope is its first chunk."""
+
+    def reply(self, payload: object) -> None:
+        """The only frame this dialect answers itself is ``session.update``."""
+        self.updated()
 
     def _send(self, envelope: Envelope) -> None:
         outbox = self._outbox

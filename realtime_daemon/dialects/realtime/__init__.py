@@ -1,0 +1,12 @@
+"""The OpenAI Realtime API (text) as a dialect of ``/v1/realtime``.
+
+:mod:`.wire` holds its names and settings checks, :mod:`.conversation` the
+session's items and their chat messages, :mod:`.response` a response's
+events, :mod:`.dialect` the dialect the session drives. See
+docs/openai-realtime.md for what is supported and what is refused.
+"""
+
+from .dialect import RealtimeDialect
+from .wire import BETA, GA, Names
+
+__all__ = ["BETA", "GA", "Names", "RealtimeDialect"]

@@ -1,0 +1,359 @@
+"""The OpenAI Realtime dialect (text): Realtime client events in, Realtime server events out.
+
+The session's conversation lives here. ``response.create`` turns it (or the
+response's own ``input``) into one chat-completion request, which any engine
+answers as it answers the chat dialect; the engine's chunks become the
+response's events (:mod:`.response`). Every other client event is answered
+by the dialect itself, through :class:`~realtime_daemon.events.Reply`, in
+its turn among the session's writes. A refused event gets an ``error`` event
+and the session goes on, as OpenAI's does; so do malformed JSON and Binary
+frames (the chat dialect closes the connection for those).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import msgspec
+
+from ...events import Cancel, Event, Refuse, Reply, Submit
+from ...outbox import Outbox
+from ...protocol import Envelope, ErrorDetail, FrameError, decode_request
+from .conversation import Conversation, chat_messages, check_item
+from .response import Response, Writer
+from .wire import Invalid, Names, Settings, check_settings, unsupported
+
+__all__ = ["RealtimeDialect"]
+
+_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+
+_AUDIO_EVENTS = frozenset(
+    {
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "output_audio_buffer.clear",
+        "conversation.item.truncate",
+        "transcription_session.update",
+    }
+)
+_SERVER_ERRORS = frozenset({"shutting_down", "engine_error", "request_failed"})
+_MAX_METADATA = 16
+
+
+def _refusal(exc: Invalid, event_id: str | None = None) -> Refuse:
+    return Refuse(ErrorDetail(code=exc.code, message=str(exc), param=exc.param,
+                              event_id=event_id))
+
+
+class RealtimeDialect:
+    """One connection's Realtime session: its settings, conversation and responses.
+
+    Args:
+        outbox: where events go.
+        session_id: the connection's id (``sess_<id>``, ``conv_<id>``).
+        names: the GA or the beta shape.
+        model: the model the client connected for (``?model=``), if any.
+        models: the models a session may choose; None when any is taken.
+        concurrency_limit: responses running at once (one in band, the rest
+            out of band).
+        max_items: items the conversation keeps at most.
+        max_bytes: bytes of items the conversation keeps at most.
+    """
+
+    name = "openai-realtime"
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        session_id: str,
+        *,
+        names: Names,
+        model: str | None,
+        models: Collection[str] | None,
+        concurrency_limit: int,
+        max_items: int,
+        max_bytes: int,
+    ) -> None:
+        self._writer = Writer(outbox)
+        self._emit = self._writer.event
+        self._session_id = session_id
+        self._names = names
+        self._models = models
+        self._settings = Settings()
+        self._conversation = Conversation(max_items, max_bytes)
+        self._responses: dict[str, Response] = {}
+        self._in_band: str | None = None  # the response writing to the conversation
+        self._unknown_model: str | None = None
+        self.model: str | None = None
+        if model is not None:
+            if self._known(model):
+                self.model = model
+            else:
+                self._unknown_model = model
+        self.max_concurrent = concurrency_limit
+        self.draining = False
+
+    def _known(self, model: str) -> bool:
+        return self._models is None or model in self._models
+
+    def _model_not_found(self, model: str, param: str) -> Invalid:
+        available = ", ".join(self._models or ())
+        return Invalid("model_not_found", f"unknown model: {model!r} (available: {available})",
+                       param)
+
+    # -- client to server -------------------------------------------------------
+
+    def receive(self, frame: bytes) -> Event:
+        """Decode one client event; a refused one becomes an ``error`` event."""
+        try:
+            event = _decoder.decode(frame)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            return _refusal(Invalid("invalid_json", f"malformed JSON frame: {exc}"))
+        event_id = event.get("event_id")
+        event_id = event_id if isinstance(event_id, str) else None
+        kind = event.get("type")
+        try:
+            if kind == "session.update":
+                return self._update(event)
+            if kind == "conversation.item.create":
+                return self._create_item(event)
+            if kind == "conversation.item.delete":
+                item_id = _field(event, "item_id", str)
+                self._conversation.delete(item_id)
+                return Reply(("conversation.item.deleted", {"item_id": item_id}))
+            if kind == "conversation.item.retrieve":
+                item = self._conversation.get(_field(event, "item_id", str))
+                if item is None:
+                    raise Invalid("item_not_found", f"item {event['item_id']!r} not found",
+                                  "item_id")
+                return Reply(("conversation.item.retrieved", {"item": item}))
+            if kind == "response.create":
+                return self._create_response(event)
+            if kind == "response.cancel":
+                return self._cancel(event)
+            if kind in _AUDIO_EVENTS:
+                raise unsupported("type", kind)
+            raise Invalid(
+                "invalid_value",
+                f"Invalid value: {kind!r}. Supported values are: session.update,"
+                " conversation.item.create, conversation.item.delete,"
+                " conversation.item.retrieve, response.create and response.cancel.",
+                "type",
+            )
+        except Invalid as exc:
+            return _refusal(exc, event_id)
+
+    def binary(self) -> Event:
+        """Realtime events are JSON Text frames: a Binary frame is refused in band."""
+        return _refusal(Invalid("invalid_request", "binary frames not supported: "
+                                "send JSON events as Text frames"))
+
+    def _update(self, event: dict[str, Any]) -> Event:
+        """Check every field first; apply them all, or none."""
+        fields = _field(event, "session", dict)
+        names = self._names
+        settings, others = check_settings(
+            fields, self._settings, names, "session", extra=frozenset({"type", "model"})
+        )
+        kind = others.get("type", "realtime")
+        if kind == "transcription":
+            raise unsupported("session.type", "a transcription session")
+        if kind != "realtime":
+            raise Invalid("invalid_value", "session.type must be realtime", "session.type")
+        model = others.get("model", self.model)
+        if "model" in others:
+            if not isinstance(model, str):
+                raise Invalid("invalid_type", "session.model must be a string", "session.model")
+            if not self._known(model):
+                raise self._model_not_found(model, "session.model")
+        self._settings, self.model = settings, model
+        return Reply(("session.updated", None))
+
+    def _create_item(self, event: dict[str, Any]) -> Event:
+        item = check_item(event.get("item"), self._names)
+        previous = event.get("previous_item_id")
+        if previous is not None and not isinstance(previous, str):
+            raise Invalid("invalid_type", "previous_item_id must be a string", "previous_item_id")
+        previous = self._conversation.add(item, previous)
+        return Reply(("item", {"previous_item_id": previous, "item": item}))
+
+    def _create_response(self, event: dict[str, Any]) -> Event:
+        if self.draining:
+            raise Invalid("shutting_down", "server shutting down: no new responses")
+        fields = event.get("response") or {}
+        if not isinstance(fields, dict):
+            raise Invalid("invalid_type", "response must be an object", "response")
+        extra = frozenset({"conversation", "input", "metadata"})
+        settings, others = check_settings(
+            fields, self._settings, self._names, "response", extra=extra
+        )
+        where = others.get("conversation", "auto")
+        if where not in ("auto", "none"):
+            raise Invalid("invalid_value", "response.conversation must be auto or none",
+                          "response.conversation")
+        in_band = where == "auto"
+        if in_band and self._in_band is not None:
+            raise Invalid(
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {self._in_band}."
+                " Wait until the response is finished before creating a new one.",
+            )
+        metadata = _metadata(others.get("metadata"))
+        items = self._conversation.items()
+        if "input" in others:
+            items = self._input(others["input"])
+        if self.model is None:
+            if self._unknown_model is not None:
+                raise self._model_not_found(self._unknown_model, "session.model")
+            raise Invalid("missing_required_parameter", "no model: connect with ?model=NAME"
+                          " or send session.update with session.model", "session.model")
+        body = {
+            "model": self.model,
+            "messages": chat_messages(items, settings.instructions),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **settings.chat_fields(),
+        }
+        try:
+            request = decode_request(_encoder.encode(body))
+        except FrameError as exc:  # a conversation chat completions cannot say
+            raise Invalid("invalid_request", str(exc)) from None
+        response_id = self._conversation.new_id("resp")
+        self._responses[response_id] = Response(
+            response_id,
+            self._names,
+            self._writer,
+            settings,
+            self._conversation if in_band else None,
+            f"conv_{self._session_id}",
+            metadata,
+        )
+        if in_band:
+            self._in_band = response_id
+        return Submit(request, response_id)
+
+    def _input(self, value: Any) -> list[dict[str, Any]]:
+        """A response's own ``input``: items, and references to the conversation's."""
+        if not isinstance(value, list):
+            raise Invalid("invalid_type", "response.input must be a list", "response.input")
+        items = []
+        for i, entry in enumerate(value):
+            param = f"response.input[{i}]"
+            if isinstance(entry, dict) and entry.get("type") == "item_reference":
+                item = self._conversation.get(entry.get("id"))  # type: ignore[arg-type]
+                if item is None:
+                    raise Invalid("item_not_found", f"{param}.id: no such item", f"{param}.id")
+                items.append(item)
+            else:
+                items.append(check_item(entry, self._names, param))
+        return items
+
+    def _cancel(self, event: dict[str, Any]) -> Event:
+        response_id = event.get("response_id") or self._in_band
+        response = self._responses.get(response_id) if isinstance(response_id, str) else None
+        if response is None or response.done:
+            raise Invalid("response_cancel_not_active",
+                          "Cancellation failed: no active response found.", "response_id")
+        return Cancel(response.id)
+
+    def release(self, request_id: str) -> None:
+        """A response is over: close it (``response.done``) if nothing else did."""
+        response = self._responses.pop(request_id, None)
+        if response is not None:
+            response.complete()
+        if self._in_band == request_id:
+            self._in_band = None
+
+    # -- server to client -------------------------------------------------------
+
+    def opened(self) -> None:
+        """``session.created``, the first event of every session."""
+        self._emit("session.created", {"session": self._session()})
+        if self._unknown_model is not None:
+            self.error(self._refusal_detail(self._model_not_found(self._unknown_model, "model")))
+
+    @staticmethod
+    def _refusal_detail(exc: Invalid) -> ErrorDetail:
+        return ErrorDetail(code=exc.code, message=str(exc), param=exc.param)
+
+    def _session(self) -> dict[str, Any]:
+        session: dict[str, Any] = {"id": f"sess_{self._session_id}", "object": "realtime.session"}
+        if not self._names.beta:
+            session["type"] = "realtime"
+        session["model"] = self.model
+        session.update(self._settings.shown(self._names))
+        return session
+
+    def drain(self) -> None:
+        """No new responses; the client hears why before the close (1001)."""
+        self.draining = True
+        self.error(ErrorDetail(
+            code="shutting_down",
+            message="server shutting down: responses in progress finish, new ones are refused",
+        ))
+
+    def started(self, request_id: str | None) -> None:
+        assert request_id is not None
+        self._responses[request_id].start()
+
+    def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
+        assert request_id is not None
+        return self._responses[request_id].feed(envelope)
+
+    def cancelled(self, request_id: str) -> None:
+        response = self._responses.get(request_id)
+        if response is not None:
+            response.cancel()
+
+    def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
+        """A response's failure ends it (``response.done``, ``failed``); any other is
+        an ``error`` event."""
+        kind = "server_error" if detail.code in _SERVER_ERRORS or detail.upstream else (
+            "invalid_request_error")
+        response = self._responses.get(request_id) if request_id is not None else None
+        if response is not None and not response.done:
+            response.fail(detail.code, detail.message, kind)
+            return
+        code = detail.code
+        if code == "unknown_request_id":  # a cancel that came as the response ended
+            code = "response_cancel_not_active"
+        error: dict[str, Any] = {"type": kind, "code": code, "message": detail.message,
+                                 "param": detail.param, "event_id": detail.event_id}
+        self._emit("error", {"error": error})
+
+    def reply(self, payload: object) -> None:
+        """The answer to a session or conversation event, in its turn."""
+        assert isinstance(payload, tuple)
+        kind, fields = payload
+        if kind == "session.updated":
+            self._emit(kind, {"session": self._session()})
+        elif kind == "item":
+            self._emit(self._names.item_added, fields)
+            if self._names.item_done is not None:
+                self._emit(self._names.item_done, fields)
+        else:
+            self._emit(kind, fields)
+
+
+def _field(event: dict[str, Any], name: str, kind: type) -> Any:
+    value = event.get(name)
+    if not isinstance(value, kind):
+        what = "an object" if kind is dict else "a string"
+        raise Invalid("missing_required_parameter", f"{name} must be {what}", name)
+    return value
+
+
+def _metadata(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or len(value) > _MAX_METADATA
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
+        raise Invalid("invalid_value", "response.metadata must map at most 16 strings to strings",
+                      "response.metadata")
+    return value
