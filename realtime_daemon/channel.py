@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from .events import Event, Submit, is_request
+from .events import Event, Submit, is_request, needs_room
 from .protocol import decode_request
 
 __all__ = ["ChannelClosed", "ChannelObserver", "RequestChannel"]
@@ -151,7 +151,8 @@ class RequestChannel:
     async def get(
         self, can_take: Callable[[], bool] = _always, idle: Callable[[], bool] = _always
     ) -> Event | None:
-        """The next control event, else (while ``can_take()``) the next request.
+        """The next control event, else the next request (while ``can_take()``; a reply
+        in order at the head of the queue needs no room).
 
         Returns None once the channel is closed and has nothing more to give;
         when draining, once it has nothing more to give and ``idle()``; at once
@@ -166,7 +167,7 @@ class RequestChannel:
                 event = self._control.pop(0)
                 _wake_all(self._putters)
                 return event
-            if self._requests and can_take():
+            if self._requests and (not needs_room(self._requests[0]) or can_take()):
                 depth = len(self._requests)
                 event = self._requests.pop(0)
                 _wake_all(self._putters)

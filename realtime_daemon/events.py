@@ -11,7 +11,7 @@ import dataclasses
 
 from .protocol import ErrorDetail, Request
 
-__all__ = ["Cancel", "Event", "Refuse", "Reply", "Submit"]
+__all__ = ["Cancel", "Event", "Refuse", "Reply", "Submit", "is_request", "needs_room"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,11 +31,19 @@ class Cancel:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reply:
-    """A frame the dialect handled itself (a settings change, a conversation edit):
-    the session hands ``payload`` back to :meth:`Dialect.reply` in its turn, so
-    that the answer is written in order with everything else."""
+    """A frame the dialect handled itself (a settings change, a conversation edit, a
+    refusal): the session hands ``payload`` back to :meth:`Dialect.reply` in its
+    turn, so that the answer is written in order with everything else.
+
+    Attributes:
+        payload: what the dialect needs to write the answer.
+        in_order: the reply keeps its place behind the requests that came before
+            it (a wire that answers every event in arrival order, as the Realtime
+            API does); it never waits for room to run, as a request does.
+    """
 
     payload: object = None
+    in_order: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,5 +67,12 @@ Event = Submit | Cancel | Reply | Refuse
 
 
 def is_request(event: Event) -> bool:
-    """Whether ``event`` takes a place in the request queue (a request, or its refusal)."""
-    return isinstance(event, Submit) or (isinstance(event, Refuse) and event.in_order)
+    """Whether ``event`` takes a place in the request queue (a request, its refusal, or
+    a reply in order)."""
+    return isinstance(event, Submit) or (isinstance(event, Refuse | Reply) and event.in_order)
+
+
+def needs_room(event: Event) -> bool:
+    """Whether ``event``, at the head of the request queue, waits until the session may
+    start another answer: a request, or the refusal standing in for one."""
+    return not isinstance(event, Reply)

@@ -40,7 +40,6 @@ from .channel import ChannelClosed, RequestChannel
 from .dialects import Dialect
 from .engines.base import Context
 from .engines.routes import Routes
-from .events import Refuse
 from .metrics import Metrics
 from .outbox import Outbox
 from .output import Output
@@ -272,7 +271,7 @@ class Connection:
                         return Close(WSCloseCode.POLICY_VIOLATION, "request rate limit exceeded")
                     detail = ErrorDetail(code="rate_limited", message=self._limits.rate_message)
                     try:
-                        await self.channel.put_event(Refuse(detail))
+                        await self.channel.put_event(self._dialect.refused(detail))
                     except ChannelClosed:
                         return _COMPLETE
                     continue

@@ -25,7 +25,7 @@ from .conftest import (
     receive_envelope,
     request,
 )
-from .engines import GatedEngine, InBandErrorEngine
+from .engines import GatedEngine, InBandErrorEngine, TurnCounter
 from .test_metrics import closed, requests, scrape
 
 REALTIME = PATH + "?model=echo"
@@ -268,3 +268,65 @@ def test_any_event_shaped_frame_becomes_an_event(frames: list[dict[str, Any]]) -
     for frame in frames:
         event = dialect.receive(json.dumps(frame).encode())
         assert isinstance(event, Submit | Cancel | Reply | Refuse)
+
+
+async def test_a_session_long_engine_answers_realtime_responses(
+    serve_engine: StartServer,
+) -> None:
+    """An engine of the generate() interface serves Realtime responses without knowing it."""
+    engine = TurnCounter()
+    daemon = await serve_engine(engine)
+    async with daemon.ws_connect(REALTIME) as ws:
+        texts = []
+        for text in ("a", "b"):
+            await ws.send_json({"type": "conversation.item.create", "item": user(text)})
+            await ws.send_json({"type": "response.create"})
+            done = (await until(ws, "response.done"))[-1]["response"]
+            texts.append(done["output"][0]["content"][0]["text"])
+    assert texts == ["turn 1: a", "turn 2: b"]
+    assert engine.sessions == 1
+
+
+async def test_drain_deadline_fails_the_running_response(serve_engine: StartServer) -> None:
+    """A response still running at the shutdown deadline ends failed (shutting_down), then 1001."""
+    engine = GatedEngine()
+    daemon = await serve_engine(engine, shutdown_timeout=0.05)
+    async with daemon.ws_connect(REALTIME) as ws:
+        await ws.send_json({"type": "response.create"})
+        await until(ws, "response.created")
+        await daemon.app.shutdown()
+        events = await until(ws, "response.done")
+        code, _ = await receive_close(ws)
+    response = events[-1]["response"]
+    assert response["status"] == "failed"
+    assert response["status_details"]["error"]["code"] == "shutting_down"
+    assert code == aiohttp.WSCloseCode.GOING_AWAY
+
+
+async def test_rate_limit_is_an_error_event(serve_engine: StartServer) -> None:
+    """Over --max-requests-per-second, a Realtime event is refused with rate_limited."""
+    daemon = await serve_engine(max_requests_per_second=1)
+    async with daemon.ws_connect(REALTIME) as ws:
+        await ws.send_json({"type": "session.update", "session": {}})
+        await ws.send_json({"type": "session.update", "session": {}, "event_id": "e"})
+        events = await until(ws, "error")
+    assert [e["type"] for e in events] == ["session.created", "session.updated", "error"]
+    assert events[-1]["error"]["code"] == "rate_limited"
+
+
+async def test_events_are_answered_in_arrival_order(client: Daemon) -> None:
+    """A refusal of a later event never overtakes the answer to an earlier one."""
+    async with client.ws_connect(REALTIME) as ws:
+        frames = [
+            {"type": "conversation.item.create", "item": user("hi")},
+            {"type": "response.create"},
+            {"type": "dance"},
+            {"type": "session.update", "session": {"instructions": "x"}},
+        ]
+        for frame in frames:
+            await ws.send_json(frame)
+        events = await until(ws, "session.updated")
+    kinds = [e["type"] for e in events]
+    assert kinds.index("conversation.item.done") < kinds.index("response.created")
+    assert kinds.index("response.created") < kinds.index("error") < kinds.index(
+        "session.updated")

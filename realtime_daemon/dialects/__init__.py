@@ -44,6 +44,9 @@ class Dialect(Protocol):
             FrameError: a frame that ends the connection (1007).
         """
 
+    def refused(self, detail: ErrorDetail) -> Event:
+        """The event for a frame the transport refused unread (over the rate limit)."""
+
     def binary(self) -> Event | None:
         """A Binary frame: what it becomes, or None to close the connection (1003)."""
 

@@ -222,6 +222,10 @@ class ChatDialect:
         self.model, self.max_concurrent, self._defaults = model, concurrent, defaults
         return Reply()
 
+    def refused(self, detail: ErrorDetail) -> Refuse:
+        """An error envelope, ahead of the answers queued."""
+        return Refuse(detail)
+
     def binary(self) -> None:
         """Binary frames are not part of this wire: the connection closes 1003."""
         return None

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ...events import Cancel, Event, Refuse, Reply, Submit
+from ...events import Cancel, Event, Reply, Submit
 from ...outbox import Outbox
 from ...protocol import Envelope, ErrorDetail, FrameError, decode_request
 from .conversation import Conversation, chat_messages, check_item
@@ -43,9 +43,15 @@ _SERVER_ERRORS = frozenset({"shutting_down", "engine_error", "request_failed"})
 _MAX_METADATA = 16
 
 
-def _refusal(exc: Invalid, event_id: str | None = None) -> Refuse:
-    return Refuse(ErrorDetail(code=exc.code, message=str(exc), param=exc.param,
-                              event_id=event_id))
+def _refusal(exc: Invalid, event_id: str | None = None) -> Reply:
+    """An ``error`` event, in order with the answers to the events before it."""
+    detail = ErrorDetail(code=exc.code, message=str(exc), param=exc.param, event_id=event_id)
+    return _reply("error", detail)
+
+
+def _reply(kind: str, fields: object) -> Reply:
+    # Every event is answered in arrival order, as OpenAI's server does.
+    return Reply((kind, fields), in_order=True)
 
 
 class RealtimeDialect:
@@ -123,13 +129,13 @@ class RealtimeDialect:
             if kind == "conversation.item.delete":
                 item_id = _field(event, "item_id", str)
                 self._conversation.delete(item_id)
-                return Reply(("conversation.item.deleted", {"item_id": item_id}))
+                return _reply("conversation.item.deleted", {"item_id": item_id})
             if kind == "conversation.item.retrieve":
                 item = self._conversation.get(_field(event, "item_id", str))
                 if item is None:
                     raise Invalid("item_not_found", f"item {event['item_id']!r} not found",
                                   "item_id")
-                return Reply(("conversation.item.retrieved", {"item": item}))
+                return _reply("conversation.item.retrieved", {"item": item})
             if kind == "response.create":
                 return self._create_response(event)
             if kind == "response.cancel":
@@ -146,7 +152,11 @@ class RealtimeDialect:
         except Invalid as exc:
             return _refusal(exc, event_id)
 
-    def binary(self) -> Event:
+    def refused(self, detail: ErrorDetail) -> Reply:
+        """An ``error`` event, in order."""
+        return _reply("error", detail)
+
+    def binary(self) -> Reply:
         """Realtime events are JSON Text frames: a Binary frame is refused in band."""
         return _refusal(Invalid("invalid_request", "binary frames not supported: "
                                 "send JSON events as Text frames"))
@@ -170,7 +180,7 @@ class RealtimeDialect:
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
         self._settings, self.model = settings, model
-        return Reply(("session.updated", None))
+        return _reply("session.updated", None)
 
     def _create_item(self, event: dict[str, Any]) -> Event:
         item = check_item(event.get("item"), self._names)
@@ -178,7 +188,7 @@ class RealtimeDialect:
         if previous is not None and not isinstance(previous, str):
             raise Invalid("invalid_type", "previous_item_id must be a string", "previous_item_id")
         previous = self._conversation.add(item, previous)
-        return Reply(("item", {"previous_item_id": previous, "item": item}))
+        return _reply("item", {"previous_item_id": previous, "item": item})
 
     def _create_response(self, event: dict[str, Any]) -> Event:
         if self.draining:
@@ -330,6 +340,9 @@ class RealtimeDialect:
         kind, fields = payload
         if kind == "session.updated":
             self._emit(kind, {"session": self._session()})
+        elif kind == "error":
+            assert isinstance(fields, ErrorDetail)
+            self.error(fields)
         elif kind == "item":
             self._emit(self._names.item_added, fields)
             if self._names.item_done is not None:

@@ -18,7 +18,7 @@ from ...protocol import ChatCompletionChunk, Envelope
 from .conversation import Conversation
 from .wire import Names, Settings
 
-__all__ = ["Response", "TextDelta", "Writer"]
+__all__ = ["Response", "Writer"]
 
 
 class _Function(msgspec.Struct):
@@ -56,18 +56,6 @@ class _Chunk(msgspec.Struct):
     usage: _Usage | None = None
 
 
-class TextDelta(msgspec.Struct, kw_only=True):
-    """``response.output_text.delta`` (beta: ``response.text.delta``): the per-token event."""
-
-    type: str
-    event_id: str = ""
-    response_id: str
-    item_id: str
-    output_index: int
-    content_index: int = 0
-    delta: str
-
-
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
 _encoder = msgspec.json.Encoder()
 
@@ -90,11 +78,21 @@ class Writer:
         event_id = "event_" + outbox.next_id()
         return outbox.write(_encoder.encode({"type": kind, "event_id": event_id, **fields}))
 
-    def delta(self, event: TextDelta) -> bool:
-        """Send a text delta (the per-token path: a Struct, not a dict)."""
+    def delta(self, head: bytes, text: str) -> bool:
+        """Send a text delta: ``head`` (the event's fields up to its ``event_id``,
+        made once per item by :func:`delta_head`), then the id and the text.
+        The per-token path: no dict, no Struct."""
         outbox = self._outbox
-        event.event_id = "event_" + outbox.next_id()
-        return outbox.write(_encoder.encode(event))
+        return outbox.write(
+            b"".join((head, outbox.next_id().encode(), b'","delta":', _encoder.encode(text), b"}"))
+        )
+
+
+def delta_head(kind: str, response_id: str, item_id: str, output_index: int) -> bytes:
+    """The bytes every text delta of one content part starts with (see :meth:`Writer.delta`)."""
+    fields = {"type": kind, "response_id": response_id, "item_id": item_id,
+              "output_index": output_index, "content_index": 0}
+    return _encoder.encode(fields)[:-1] + b',"event_id":"event_'
 
 # finish_reason -> (status, status_details.reason); any other finish completes.
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -134,7 +132,7 @@ class Response:
         self.output: list[dict[str, Any]] = []
         self._previous: list[str | None] = []  # each output item's previous_item_id
         self._text: dict[str, Any] | None = None  # the open assistant message
-        self._text_index = 0  # its output_index
+        self._delta_head = b""  # its text deltas' first bytes
         self._parts: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}  # open function calls by tool index
         self._arguments: dict[int, list[str]] = {}
@@ -164,7 +162,16 @@ class Response:
             return self.fail("request_failed", message)
         if data.__class__ is ChatCompletionChunk:
             assert isinstance(data, ChatCompletionChunk)
-            return self._chunk(data.choices, data.usage)
+            choices = data.choices
+            if len(choices) == 1 and data.usage is None:
+                # The per-token path: one choice, text (Delta has no tool calls).
+                choice = choices[0]
+                content = choice.delta.content
+                settle = self._text_delta(content) if content and choice.index == 0 else False
+                if choice.finish_reason is not None:
+                    self._finish = choice.finish_reason
+                return settle
+            return self._chunk(choices, data.usage)
         if isinstance(data, msgspec.Raw):
             try:
                 chunk = _chunk_decoder.decode(data)
@@ -204,13 +211,12 @@ class Response:
         if item is None:
             item = self._text = self._open({"type": "message", "role": "assistant",
                                             "content": []})
-            self._text_index = len(self.output) - 1
+            index = len(self.output) - 1
+            self._delta_head = delta_head(self._names.text_delta, self.id, item["id"], index)
             settle = self._emit("response.content_part.added", {
                 **self._where(item), "content_index": 0, "part": {"type": "text", "text": ""}})
         self._parts.append(text)
-        event = TextDelta(type=self._names.text_delta, response_id=self.id, item_id=item["id"],
-                          output_index=self._text_index, delta=text)
-        return self._writer.delta(event) or settle
+        return self._writer.delta(self._delta_head, text) or settle
 
     def _call_delta(self, call: _ToolCall) -> bool:
         settle = False

@@ -1,0 +1,138 @@
+"""Server CPU per streamed text delta: the Realtime dialect against the chat dialect.
+
+One daemon (echo engine, no delay, uvloop) on its own CPU; one connection
+per dialect asks for RESPONSES answers of CHARS characters, one after the
+other (a Realtime session runs one in-band response at a time), and
+verifies every answer's text. In band, the conversation grows by two items
+a turn and each response sends all of it to the engine (as a chat client
+resending its history would); out of band, each response's input is its
+one question. The figure is the daemon's CPU time (user +
+system, from /proc) over the text deltas it streamed: a chat chunk, or a
+``response.output_text.delta`` event, one per character.
+
+    python benchmarks/dialects.py [--repeats 5] [--responses 200] [--chars 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import msgspec
+import uvloop
+from run import ALPHABET, Server, summary
+
+_decode = msgspec.json.decode
+DIALECTS = ("chat", "realtime", "realtime out of band")
+
+
+def text(n: int, salt: int) -> str:
+    return "".join(ALPHABET[(i + salt) % len(ALPHABET)] for i in range(n))
+
+
+async def chat(ws: aiohttp.ClientWebSocketResponse, prompt: str) -> int:
+    """One chat request; its text deltas, verified."""
+    request = {"model": "echo", "messages": [{"role": "user", "content": prompt}]}
+    await ws.send_str(msgspec.json.encode(request).decode())
+    got = []
+    while True:
+        envelope = _decode((await ws.receive()).data)
+        choice = envelope["data"]["choices"][0]
+        if choice["finish_reason"]:
+            break
+        got.append(choice["delta"]["content"])
+    assert "".join(got) == prompt
+    return len(got)
+
+
+async def realtime(ws: aiohttp.ClientWebSocketResponse, prompt: str, in_band: bool) -> int:
+    """One Realtime turn (an item, then a response; or one out-of-band response with
+    the item as its input); its text deltas, verified."""
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}
+    if in_band:
+        await ws.send_str(msgspec.json.encode({"type": "conversation.item.create", "item": item})
+                          .decode())
+        await ws.send_str('{"type":"response.create"}')
+    else:
+        create = {"type": "response.create", "response": {"conversation": "none",
+                                                           "input": [item]}}
+        await ws.send_str(msgspec.json.encode(create).decode())
+    got = []
+    while True:
+        event: dict[str, Any] = _decode((await ws.receive()).data)
+        kind = event["type"]
+        if kind == "response.output_text.delta":
+            got.append(event["delta"])
+        elif kind == "response.done":
+            assert event["response"]["status"] == "completed", event
+            break
+        elif kind == "error":
+            raise AssertionError(event)
+    assert "".join(got) == prompt
+    return len(got)
+
+
+async def run(server: Server, dialect: str, responses: int, chars: int) -> dict[str, float]:
+    path = server.url + ("?model=echo" if dialect != "chat" else "")
+    async with aiohttp.ClientSession() as session, session.ws_connect(path) as ws:
+        if dialect != "chat":
+            assert _decode((await ws.receive()).data)["type"] == "session.created"
+        cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+        deltas = 0
+        for i in range(responses):
+            prompt = text(chars, i)
+            if dialect == "chat":
+                deltas += await chat(ws, prompt)
+            else:
+                deltas += await realtime(ws, prompt, in_band=dialect == "realtime")
+        cpu, wall = server.cpu_seconds() - cpu0, time.perf_counter() - t0
+    return {"server µs/delta": cpu / deltas * 1e6, "deltas/s": deltas / wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--responses", type=int, default=200)
+    parser.add_argument("--chars", type=int, default=500)
+    args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpus = frozenset(cpus[:-1] or cpus)
+    if len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[-1]})
+    uvloop.install()
+    items = 2 * args.responses + 10
+    server = Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
+                               "--echo-delay-ms", "0", "--heartbeat", "0", "--log-level",
+                               "warning", "--loop", "uvloop", "--max-conversation-items",
+                               str(items), "--max-conversation-bytes", str(1 << 30)],
+                    cpus=server_cpus)
+    server.start()
+    results: dict[tuple[str, str], list[float]] = {}
+    try:
+        for _ in range(args.repeats):
+            for dialect in DIALECTS:
+                got = asyncio.run(run(server, dialect, args.responses, args.chars))
+                for metric, value in got.items():
+                    results.setdefault((metric, dialect), []).append(value)
+    finally:
+        server.stop()
+    print(f"# {time.strftime('%Y-%m-%d')}, {args.repeats} repeats of {args.responses} answers"
+          f" of {args.chars} characters, server on CPUs {sorted(server_cpus)},"
+          " median (min-max)\n")
+    print("| dialect | server µs/delta | deltas/s | µs/delta vs chat |")
+    print("| --- | --- | --- | --- |")
+    chat_cost = statistics.median(results[("server µs/delta", "chat")])
+    for dialect in DIALECTS:
+        cost, rate = results[("server µs/delta", dialect)], results[("deltas/s", dialect)]
+        ratio = statistics.median(cost) / chat_cost
+        print(f"| {dialect} | {summary(cost)} | {summary(rate)} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
