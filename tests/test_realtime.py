@@ -250,11 +250,20 @@ _json = st.recursive(
                                                                 max_size=3),
     max_leaves=8,
 )
+_names = st.sampled_from(["type", "role", "content", "text", "id", "item_reference",
+                          "message", "function_call", "input", "conversation", "tools",
+                          "name", "call_id", "output", "arguments", "user", "none"])
+_any = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | _names,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_names, inner, max_size=4),
+    max_leaves=12,
+)
 _events = st.fixed_dictionaries(
     {"type": st.sampled_from(["session.update", "conversation.item.create", "response.create",
                               "response.cancel", "conversation.item.delete",
-                              "conversation.item.retrieve", "input_audio_buffer.append"])},
-    optional={"session": _json, "item": _json, "response": _json, "item_id": _json,
+                              "conversation.item.retrieve", "input_audio_buffer.append"])
+     | _any},
+    optional={"session": _json | _any, "item": _any, "response": _any, "item_id": _json,
               "response_id": _json, "event_id": _json, "previous_item_id": _json},
 )
 

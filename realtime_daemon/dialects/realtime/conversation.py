@@ -77,7 +77,7 @@ def _text(value: dict[str, Any], name: str, param: str) -> str:
 
 def _message(value: dict[str, Any], names: Names, param: str) -> dict[str, Any]:
     role = value.get("role")
-    if role not in _TEXT_PARTS:
+    if not isinstance(role, str) or role not in _TEXT_PARTS:
         raise Invalid("invalid_value", f"{param}.role must be user, assistant or system",
                       f"{param}.role")
     content = value.get("content")
@@ -87,6 +87,7 @@ def _message(value: dict[str, Any], names: Names, param: str) -> dict[str, Any]:
     for i, part in enumerate(content):
         at = f"{param}.content[{i}]"
         kind = part.get("type") if isinstance(part, dict) else None
+        kind = kind if isinstance(kind, str) else None
         if kind in ("input_audio", "output_audio", "audio"):
             raise unsupported(f"{at}.type", "audio content")
         if kind in _TEXT_PARTS[role]:
@@ -123,9 +124,13 @@ class Conversation:
         return len(self._items)
 
     def new_id(self, prefix: str = "item") -> str:
-        """A fresh id for an item (or a response, a call) of this session."""
-        self._next += 1
-        return f"{prefix}_{self._next}"
+        """A fresh id for an item (or a response, a call) of this session, one no
+        client-chosen item id has taken."""
+        while True:
+            self._next += 1
+            candidate = f"{prefix}_{self._next}"
+            if candidate not in self._by_id:
+                return candidate
 
     def get(self, item_id: str) -> dict[str, Any] | None:
         return self._by_id.get(item_id)

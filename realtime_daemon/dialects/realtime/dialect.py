@@ -121,6 +121,7 @@ class RealtimeDialect:
         event_id = event.get("event_id")
         event_id = event_id if isinstance(event_id, str) else None
         kind = event.get("type")
+        kind = kind if isinstance(kind, str) else repr(kind)
         try:
             if kind == "session.update":
                 return self._update(event)
@@ -253,7 +254,8 @@ class RealtimeDialect:
         for i, entry in enumerate(value):
             param = f"response.input[{i}]"
             if isinstance(entry, dict) and entry.get("type") == "item_reference":
-                item = self._conversation.get(entry.get("id"))  # type: ignore[arg-type]
+                reference = entry.get("id")
+                item = self._conversation.get(reference) if isinstance(reference, str) else None
                 if item is None:
                     raise Invalid("item_not_found", f"{param}.id: no such item", f"{param}.id")
                 items.append(item)
