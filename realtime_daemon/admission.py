@@ -30,6 +30,7 @@ __all__ = [
     "check_proxy",
     "client_address",
     "normalize_origin",
+    "presented_token",
 ]
 
 PROTOCOL = "realtime-daemon"
@@ -163,15 +164,22 @@ class Admission:
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         assert self.tokens is not None
-        scheme, _, token = headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return self.tokens.accepts(token.strip())
-        for offered in headers.get("Sec-WebSocket-Protocol", "").split(","):
-            offered = offered.strip()
-            for prefix in (TOKEN_PROTOCOL_PREFIX, REALTIME_TOKEN_PREFIX):
-                if offered.startswith(prefix):
-                    return self.tokens.accepts(offered[len(prefix) :])
-        return False
+        token = presented_token(headers)
+        return token is not None and self.tokens.accepts(token)
+
+
+def presented_token(headers: Mapping[str, str]) -> str | None:
+    """The bearer token an upgrade presents: the Authorization header's, else a
+    browser's token subprotocol's."""
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    for offered in headers.get("Sec-WebSocket-Protocol", "").split(","):
+        offered = offered.strip()
+        for prefix in (TOKEN_PROTOCOL_PREFIX, REALTIME_TOKEN_PREFIX):
+            if offered.startswith(prefix):
+                return offered[len(prefix) :]
+    return None
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

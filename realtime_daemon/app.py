@@ -21,12 +21,15 @@ from .admission import (
     PROTOCOL,
     REALTIME_PROTOCOL,
     Admission,
+    Refusal,
     Tokens,
     TrustedProxies,
     client_address,
+    presented_token,
 )
 from .config import Config
 from .connections import Connections
+from .dialects import Resumable
 from .dialects.chat import ChatDialect
 from .dialects.choice import choose_protocol
 from .dialects.realtime import BETA, GA, RealtimeDialect
@@ -36,6 +39,7 @@ from .engines.routes import Routes
 from .handler import CLOSE_TIMEOUT, Connection, DialectFactory, Limits
 from .metrics import CONTENT_TYPE, Metrics
 from .outbox import Outbox
+from .resume import Resumes, identity_of
 
 __all__ = ["STATE", "State", "build_app", "websocket_handler"]
 
@@ -51,6 +55,7 @@ class State:
     connections: Connections
     metrics: Metrics
     admission: Admission
+    resumes: Resumes
 
 
 STATE = web.AppKey("state", State)
@@ -86,16 +91,21 @@ def build_app(
     admission = Admission(
         tokens, config.allowed_origin, config.max_connections or default_max_connections()
     )
+    unavailable = "resume needs --workers 1" if config.workers > 1 else None
+    resumes = Resumes(
+        config.resume_window, config.resume_buffer, unavailable, config.instance_name
+    )
     state = State(
         config=config,
         routes=routes,
         connections=connections,
         metrics=metrics,
         admission=admission,
+        resumes=resumes,
     )
     app = web.Application()
     app[STATE] = state
-    handler = websocket_handler(config, routes, connections, metrics, admission)
+    handler = websocket_handler(config, routes, connections, metrics, admission, resumes)
     app.router.add_get(config.path, handler)
     app.router.add_get("/health", _health)
     app.router.add_get("/live", _live)
@@ -132,7 +142,9 @@ async def _live(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = request.app[STATE].metrics.render()
+    state = request.app[STATE]
+    state.metrics.resume_buffer.set(state.resumes.buffered())
+    body = state.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -167,6 +179,7 @@ def websocket_handler(
     connections: Connections,
     metrics: Metrics,
     admission: Admission,
+    resumes: Resumes,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler of the WebSocket path."""
     proxies = TrustedProxies(config.forwarded_allow_ips)
@@ -208,6 +221,14 @@ def websocket_handler(
             return web.Response(
                 status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
             )
+        identity = identity_of(presented_token(request.headers)) if admission.tokens else None
+        token = request.query.get("resume")
+        if token is not None:
+            held = resumes.check(token, request.query.get("after"), identity)
+            if isinstance(held, Refusal):
+                metrics.resume_refused.labels(held.code).inc()
+                logger.info("resume_refused", status=held.status, reason=held.code, peer=peer)
+                return web.Response(status=held.status, text=held.reason + "\n")
         ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
             protocols=(PROTOCOL, REALTIME_PROTOCOL),
             heartbeat=config.heartbeat or None,
@@ -220,6 +241,12 @@ def websocket_handler(
             decode_text=False,
             timeout=CLOSE_TIMEOUT,
         )
+        if token is not None:
+            assert not isinstance(held, Refusal)
+            session, after = held
+            assert isinstance(session, Connection)
+            await ws.prepare(request)
+            return await _resumed(ws, session, request, after, metrics)
         session_id = uuid.uuid4().hex
         connection = Connection(
             ws,
@@ -232,6 +259,8 @@ def websocket_handler(
             limits=limits,
             transport=request.transport,
             protocol=request.protocol,
+            resumes=resumes if resumes.unavailable is None else None,
+            identity=identity,
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -258,20 +287,34 @@ def websocket_handler(
     return handle
 
 
+async def _resumed(
+    ws: web.WebSocketResponse[Literal[False]],
+    session: Connection,
+    request: web.Request,
+    after: int,
+    metrics: Metrics,
+) -> web.WebSocketResponse[Literal[False]]:
+    """Serve a held session on the prepared ``ws`` until this connection ends."""
+    close = await session.resume(ws, request.transport, request.protocol, after)
+    metrics.closes.labels(str(close.code)).inc()
+    session.log.info("connection_closed", code=int(close.code), reason=close.reason, resumed=True)
+    return ws
+
+
 def dialect_for(config: Config, routes: Routes, request: web.Request) -> DialectFactory:
     """The dialect an upgrade asks for (see :func:`~.dialects.choice.choose_protocol`)."""
     protocol = choose_protocol(config.protocol, request.query, request.headers)
     limit = config.max_concurrent_requests
     if protocol == "chat":
 
-        def chat(outbox: Outbox, session_id: str) -> ChatDialect:
-            return ChatDialect(outbox, session_id, routes.models, limit)
+        def chat(outbox: Outbox, session_id: str, resume: Resumable | None) -> ChatDialect:
+            return ChatDialect(outbox, session_id, routes.models, limit, resume)
 
         return chat
     names = BETA if protocol == "openai-realtime-beta" else GA
     model = request.query.get("model") or None
 
-    def realtime(outbox: Outbox, session_id: str) -> RealtimeDialect:
+    def realtime(outbox: Outbox, session_id: str, resume: Resumable | None) -> RealtimeDialect:
         return RealtimeDialect(
             outbox,
             session_id,
@@ -281,6 +324,7 @@ def dialect_for(config: Config, routes: Routes, request: web.Request) -> Dialect
             concurrency_limit=limit,
             max_items=config.max_conversation_items,
             max_bytes=config.max_conversation_bytes,
+            resume=resume,
         )
 
     return realtime

@@ -94,6 +94,14 @@ def _check_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def _check_instance_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{0,32}", value):
+        raise click.BadParameter(
+            f"{value!r}: up to 32 letters, digits, '-' and '_'", ctx=ctx, param=param
+        )
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="realtime-daemon")
 def main() -> None:
@@ -139,6 +147,25 @@ def main() -> None:
     type=click.IntRange(min=1),
     default=_DEFAULTS.max_conversation_bytes,
     help="Realtime API: JSON bytes of a session's conversation items at most.",
+)
+@click.option(
+    "--resume-window",
+    type=click.FloatRange(min=0),
+    default=_DEFAULTS.resume_window,
+    help="Seconds a resumable session outlives its lost connection (0: resume off).",
+)
+@click.option(
+    "--resume-buffer",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.resume_buffer,
+    help="Bytes of envelopes a resumable session keeps to replay on resume.",
+)
+@click.option(
+    "--instance-name",
+    default=_DEFAULTS.instance_name,
+    callback=_check_instance_name,
+    help="This instance's name (letters, digits, - and _), leading its resume tokens: "
+    "a reverse proxy routes a resume to the instance that holds the session.",
 )
 @click.option(
     "--echo-delay-ms",

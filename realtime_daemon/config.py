@@ -82,6 +82,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             realtime=v1``, chat frames for the others).
         max_conversation_items: items a Realtime session's conversation keeps.
         max_conversation_bytes: JSON bytes of those items at most.
+        resume_window: seconds a resumable session is held after its
+            connection is lost; 0 turns resume off.
+        resume_buffer: bytes of envelopes a resumable session keeps for replay.
+        instance_name: this instance's name, leading its resume tokens
+            (``<name>.<random>``) so that a proxy can send a resume to it.
         echo_delay_ms: the echo engine's pause before each character.
         max_concurrent_requests: the most answers a session may ask to run
             at once (``session.update``); sessions start at 1.
@@ -126,6 +131,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     protocol: str = "auto"
     max_conversation_items: AtLeastOne = 1000
     max_conversation_bytes: AtLeastOne = 2 * 1024 * 1024
+    resume_window: NonNegative = 30.0
+    resume_buffer: AtLeastOne = 1024 * 1024
+    instance_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,32}$")] = ""
     echo_delay_ms: NonNegative = 10.0
     request_queue_size: AtLeastOne = 64
     max_concurrent_requests: AtLeastOne = 4

@@ -37,13 +37,15 @@ from aiohttp.base_protocol import BaseProtocol
 from .admission import TokenBucket
 from .aiohttp_private import stop_heartbeat
 from .channel import ChannelClosed, RequestChannel
-from .dialects import Dialect
+from .dialects import Dialect, Resumable
 from .engines.base import Context
 from .engines.routes import Routes
 from .metrics import Metrics
 from .outbox import Outbox
 from .output import Output
 from .protocol import INVALID_UTF8, ErrorDetail, FrameError
+from .replay import Gap
+from .resume import Resumes
 from .session import Ending, Session
 
 __all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "DialectFactory", "Limits", "choose_close"]
@@ -87,12 +89,16 @@ class Limits:
         return f"rate limit: at most {self.rate:g} requests per second; request dropped"
 
 
-DialectFactory = Callable[[Outbox, str], Dialect]
-"""Makes a connection's dialect from its outbox and its session id."""
+DialectFactory = Callable[[Outbox, str, "Resumable | None"], Dialect]
+"""Makes a connection's dialect from its outbox, its session id, and the session's
+resume switch (None when resume is off)."""
 
 _PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 _SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
 _COMPLETE = Close(WSCloseCode.OK, "stream complete")
+_TAKEN_OVER = Close(
+    WSCloseCode.ABNORMAL_CLOSURE, "session resumed on another connection", sent=True
+)
 _TOO_SLOW = Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", sent=True)
 
 
@@ -136,8 +142,30 @@ def close_reason(text: str) -> bytes:
     return data[:MAX_REASON_BYTES].decode(errors="ignore").encode()
 
 
+class Attachment:
+    """One WebSocket of a session: its reader, its output, how it was let go.
+
+    A session is on one attachment at a time; a resumable session outlives
+    its attachment (lost without a Close frame) and takes a new one on resume.
+    """
+
+    __slots__ = ("closed", "lost", "output", "reader", "ws")
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse[Literal[False]],
+        transport: asyncio.Transport | None,
+        protocol: BaseProtocol,
+    ) -> None:
+        self.ws = ws
+        self.output = Output(transport, protocol)
+        self.reader: asyncio.Task[Close] | None = None
+        self.lost: Close | None = None  # set when the session let go of it
+        self.closed: asyncio.Future[Close] | None = None  # a resumed one's handler waits
+
+
 class Connection:
-    """The reader, the session and the close of one WebSocket.
+    """The session of a WebSocket: its reader, the session, and one close.
 
     Args:
         ws: the prepared WebSocket, text frames undecoded.
@@ -150,21 +178,27 @@ class Connection:
         limits: the per-connection limits.
         transport: the connection's transport: frames are written to it.
         protocol: aiohttp's protocol of the connection, for its drain.
+        resumes: the app's resumable sessions; None when resume is off.
+        identity: the client's identity (:func:`~.resume.identity_of`).
     """
 
     # Slots, and no bound logger until one is needed: thousands of idle
     # connections are the common case.
     __slots__ = (
+        "_attached",
         "_cut",
         "_dialect",
         "_draining",
+        "_expiry",
+        "_first",
         "_limits",
-        "_output",
-        "_reader",
-        "_ws",
+        "_metrics",
+        "_resumes",
         "channel",
+        "identity",
         "outbox",
         "peer",
+        "resume_token",
         "session",
     )
 
@@ -181,20 +215,27 @@ class Connection:
         limits: Limits,
         transport: asyncio.Transport | None,
         protocol: BaseProtocol,
+        resumes: Resumes | None = None,
+        identity: bytes | None = None,
     ) -> None:
-        self._ws = ws
         self._limits = limits
-        self._output = Output(transport, protocol)
-        self.outbox = Outbox(self._output, limits.send_timeout)
-        self._dialect = speaks = dialect(self.outbox, session_id)
+        self._metrics = metrics
+        self._first: Attachment = Attachment(ws, transport, protocol)
+        self._attached: Attachment | None = self._first
+        self.outbox = Outbox(self._first.output, limits.send_timeout)
+        self._resumes = resumes
+        self.identity = identity
+        self.resume_token: str | None = None
+        offer = self if resumes is not None and resumes.unavailable is None else None
+        self._dialect = speaks = dialect(self.outbox, session_id, offer)
         self.channel = RequestChannel(queue_size, speaks.receive, observer=metrics)
         self.session = Session(
             routes, speaks, self.channel, self.outbox, Context(session_id), metrics, peer
         )
         self.peer = peer
-        self._reader: asyncio.Task[Close] | None = None
         self._draining = False
         self._cut: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     @property
     def session_id(self) -> str:
@@ -209,30 +250,51 @@ class Connection:
         return log
 
     async def run(self) -> Close:
-        """Serve the connection until it ends; return how it ended."""
-        # The reader is a task the connection owns (not a TaskGroup's: an
-        # idle connection's memory counts); it is cancelled and awaited here.
-        reader = self._reader = asyncio.create_task(self._read())
-        reader.add_done_callback(self._reader_done)
+        """Serve the session until it ends; return how its first connection ended."""
+        first = self._first
+        self._start_reader(first)
         try:
             ending = await self.session.run()
         finally:
             if self._cut is not None:
                 self._cut.cancel()
-            if not reader.done():
+            if self._expiry is not None:  # held when it ended (a drain, an engine failure)
+                self._expiry.cancel()
+                self._metrics.sessions_held.dec()
+            self.disable_resume()
+            current = self._attached
+            reader = current.reader if current is not None else None
+            if reader is not None and not reader.done():
                 reader.cancel()
                 await asyncio.wait((reader,))
-        read = None if reader.cancelled() else reader.result()
-        close = choose_close(read, ending, draining=self._draining)
-        try:
-            await self._close(close)
-        finally:
-            stop_heartbeat(self._ws)
-        return close
+        current = self._attached
+        if current is not None:
+            assert current.reader is not None
+            read = None if current.reader.cancelled() else current.reader.result()
+            close = choose_close(read, ending, draining=self._draining)
+            if current is first:
+                return await self._close(first, close)
+            assert current.closed is not None
+            current.closed.set_result(close)  # its own handler closes it
+        assert first.lost is not None
+        return await self._close(first, first.lost)
 
-    def _reader_done(self, reader: asyncio.Task[Close]) -> None:
-        """Reading ended by itself (the client is done): so does the session."""
-        if not reader.cancelled():
+    def _start_reader(self, attachment: Attachment) -> None:
+        # The reader is a task the connection owns (not a TaskGroup's: an
+        # idle connection's memory counts); it is cancelled and awaited in run.
+        reader = attachment.reader = asyncio.create_task(self._read(attachment))
+        reader.add_done_callback(lambda task: self._reader_done(attachment, task))
+
+    def _reader_done(self, attachment: Attachment, reader: asyncio.Task[Close]) -> None:
+        """Reading ended by itself: the session ends, or is held if it is resumable and
+        the connection was lost (no Close frame)."""
+        if reader.cancelled() or attachment is not self._attached:
+            return
+        read = reader.result()
+        lost = read.sent and read.code == WSCloseCode.ABNORMAL_CLOSURE
+        if lost and self.resume_token is not None and not self._draining:
+            self._let_go(attachment, read)
+        else:
             self.channel.abort()
 
     def drain(self, deadline: float) -> None:
@@ -250,9 +312,96 @@ class Connection:
         self.channel.drain()
         self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
 
-    async def _read(self) -> Close:
+    # -- resume (see resume.py) ---------------------------------------------------------
+
+    def enable_resume(self) -> str:
+        """Make the session resumable (the dialect asks, for its client); its token."""
+        assert self._resumes is not None
+        if self.resume_token is None:
+            self.resume_token = self._resumes.add(self)
+            self.outbox.keep(self._resumes.buffer)
+        return self.resume_token
+
+    def disable_resume(self) -> None:
+        """The session is no longer resumable: its token is forgotten."""
+        if self._resumes is not None:
+            self._resumes.forget(self.resume_token)
+        self.resume_token = None
+
+    def buffered(self) -> int:
+        """Bytes of envelopes kept for replay."""
+        replay = self.outbox.replay
+        return replay.bytes if replay is not None else 0
+
+    def check_after(self, after: int) -> None:
+        """Raises Gap: what came after envelope ``after`` is not all held."""
+        assert self.outbox.replay is not None
+        self.outbox.replay.after(after, self.outbox.count)
+
+    def take_over(self) -> None:
+        """A resume is coming: drop the connection the session is on, if any."""
+        current = self._attached
+        if current is not None:
+            if current.reader is not None:
+                current.reader.cancel()
+            current.output.abort()
+            self._let_go(current, _TAKEN_OVER)
+
+    def _let_go(self, attachment: Attachment, close: Close) -> None:
+        """Hold the session without ``attachment`` for the resume window."""
+        attachment.lost = close
+        if attachment.closed is not None:
+            attachment.closed.set_result(close)
+        self._attached = None
+        self.outbox.detach()
+        assert self._resumes is not None
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(self._resumes.window, self._expire)
+        self._metrics.sessions_held.inc()
+        self.log.info("session_held", window_s=self._resumes.window, envelopes=self.outbox.count)
+
+    def _expire(self) -> None:
+        """The window passed without a resume: the session ends (engines stopped)."""
+        self._expiry = None
+        self.disable_resume()
+        self._metrics.sessions_held.dec()
+        self._metrics.resume_expired.inc()
+        self.log.info("session_expired")
+        self.outbox.give_up()
+        self.channel.abort()
+
+    async def resume(
+        self,
+        ws: web.WebSocketResponse[Literal[False]],
+        transport: asyncio.Transport | None,
+        protocol: BaseProtocol,
+        after: int,
+    ) -> Close:
+        """Serve the held session on a new (prepared) WebSocket, first replaying what
+        came after envelope ``after``; return how this connection ended."""
+        attachment = Attachment(ws, transport, protocol)
+        attachment.closed = asyncio.get_running_loop().create_future()
+        try:
+            replayed = self.outbox.attach(attachment.output, after)
+        except Gap as exc:
+            # The envelopes went while the upgrade was written (the old
+            # connection took them): nothing to resume from.
+            return await self._close(attachment, Close(WSCloseCode.POLICY_VIOLATION, str(exc)))
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+            self._metrics.sessions_held.dec()
+        self._attached = attachment
+        self._metrics.resumed.inc()
+        self._metrics.replayed.inc(replayed)
+        self.log.info("session_resumed", after=after, replayed=replayed)
+        self._start_reader(attachment)
+        close = await attachment.closed
+        return await self._close(attachment, close)
+
+    async def _read(self, attachment: Attachment) -> Close:
         """Read frames into the channel until the client is done; say how it ended."""
-        ws = self._ws
+        ws = attachment.ws
         idle = self._limits.idle_timeout or None
         bucket = TokenBucket(self._limits.rate) if self._limits.rate else None
         refused = 0
@@ -313,13 +462,19 @@ class Connection:
                     code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
                 return Close(code, str(data or "peer gone"), sent=True)
 
-    async def _close(self, close: Close) -> None:
-        """The one close: every frame written so far, then the Close frame."""
-        self._output.flush()  # every frame before the Close
-        if close.sent or self._ws.closed:
-            return
-        with contextlib.suppress(ConnectionError, TimeoutError):
-            # aiohttp waits for the peer's Close and cuts the transport when
-            # cancelled; this bounds the drain of a peer that does not read.
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self._ws.close(code=close.code, message=close_reason(close.reason))
+    async def _close(self, attachment: Attachment, close: Close) -> Close:
+        """The one close of ``attachment``: every frame written so far, then the Close
+        frame; returns ``close``."""
+        attachment.output.flush()  # every frame before the Close
+        ws = attachment.ws
+        try:
+            if not close.sent and not ws.closed:
+                with contextlib.suppress(ConnectionError, TimeoutError):
+                    # aiohttp waits for the peer's Close and cuts the transport
+                    # when cancelled; this bounds the drain of a peer that does
+                    # not read.
+                    async with asyncio.timeout(CLOSE_TIMEOUT):
+                        await ws.close(code=close.code, message=close_reason(close.reason))
+        finally:
+            stop_heartbeat(ws)
+        return close

@@ -113,6 +113,38 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.sessions_held = Gauge(
+            "realtime_daemon_sessions_held",
+            "Resumable sessions held now without a connection.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.resumed = Counter(
+            "realtime_daemon_sessions_resumed", "Sessions resumed on a new connection.",
+            registry=r,
+        )
+        self.resume_expired = Counter(
+            "realtime_daemon_sessions_expired",
+            "Held sessions ended because no resume came within --resume-window.",
+            registry=r,
+        )
+        self.resume_refused = Counter(
+            "realtime_daemon_resumes_refused",
+            "Resuming upgrades refused, by reason (resume_unknown, resume_forbidden,"
+            " resume_gap, resume_invalid, resume_unavailable).",
+            ["reason"],
+            registry=r,
+        )
+        self.replayed = Counter(
+            "realtime_daemon_envelopes_replayed", "Envelopes replayed to resumed sessions.",
+            registry=r,
+        )
+        self.resume_buffer = Gauge(
+            "realtime_daemon_resume_buffer_bytes",
+            "Bytes of envelopes resumable sessions keep for replay (at the last scrape).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self._queue_high_water = 0
         for engine, model in routes:
             for dialect in DIALECTS:

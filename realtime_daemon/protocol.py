@@ -196,6 +196,7 @@ class SessionFields(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     model: str | msgspec.UnsetType | None = msgspec.UNSET
     max_concurrent_requests: int | msgspec.UnsetType = msgspec.UNSET
     request_defaults: dict[str, msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    resumable: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class SessionUpdateMessage(

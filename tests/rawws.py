@@ -20,14 +20,17 @@ class RawWebSocket:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str) -> RawWebSocket:
+    async def connect(
+        cls, host: str, port: int, path: str, headers: dict[str, str] | None = None
+    ) -> RawWebSocket:
         reader, writer = await asyncio.open_connection(host, port)
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         writer.write(
             (
                 f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
+                f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
             ).encode()
         )
         head = await reader.readuntil(b"\r\n\r\n")
@@ -74,3 +77,4 @@ class RawWebSocket:
     def abort(self) -> None:
         """Drop the TCP connection at once: no Close frame, a reset."""
         self.writer.transport.abort()
+        self.writer.close()

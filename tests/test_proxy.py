@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import signal
@@ -25,6 +26,7 @@ from .conftest import (
     request,
     serve_json,
 )
+from .rawws import RawWebSocket
 
 DEPLOY = Path(__file__).parent.parent / "docs" / "deploy.md"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -58,8 +60,8 @@ async def connections_total(port: int) -> int:
 @pytest.fixture
 async def proxy(daemon: StartDaemon, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     """Two daemons and nginx running the documented block in front of them."""
-    a, port_a = await serve_json(daemon, "--echo-delay-ms", "20")
-    b, port_b = await serve_json(daemon, "--echo-delay-ms", "20")
+    a, port_a = await serve_json(daemon, "--echo-delay-ms", "20", "--instance-name", "d1")
+    b, port_b = await serve_json(daemon, "--echo-delay-ms", "20", "--instance-name", "d2")
     listen = free_port()
     block = (
         documented_nginx_block()
@@ -103,7 +105,8 @@ http {{
         while b"start worker process" not in (line := await nginx.stderr.readline()):
             assert line, "nginx exited"
     try:
-        yield {"url": f"ws://127.0.0.1:{listen}{PATH}", "a": (a, port_a), "b": (b, port_b)}
+        yield {"url": f"ws://127.0.0.1:{listen}{PATH}", "a": (a, port_a), "b": (b, port_b),
+               "port": listen}
     finally:
         nginx.terminate()
         await nginx.wait()
@@ -159,3 +162,25 @@ async def test_draining_one_instance_moves_new_connections_to_the_other(
         assert await receive_close(on_a) == (WSCloseCode.GOING_AWAY, "server shutting down")
     code, _ = await a.finish()
     assert code == 0
+
+
+async def test_a_resume_reaches_the_instance_holding_the_session(proxy: dict[str, Any]) -> None:
+    """Sessions on both instances, each cut and resumed through nginx: every resume is
+    routed by its token's instance name and gets the rest of its answer."""
+    prefixes = set()
+    for n in range(4):
+        raw = await RawWebSocket.connect("127.0.0.1", proxy["port"], PATH)
+        raw.send_frame(b'{"type": "session.update", "session": {"resumable": true}}')
+        token = json.loads((await raw.read_frame())[1])["data"]["resume_token"]
+        prefixes.add(token.split(".")[0])
+        prompt = f"resume me {n}"
+        raw.send_frame(json.dumps(request(prompt)).encode())
+        first = json.loads((await raw.read_frame())[1])
+        raw.abort()
+        path = f"{PATH}?resume={token}&after={first['id']}"
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"ws://127.0.0.1:{proxy['port']}{path}"
+        ) as ws:
+            rest = await receive_answer(ws)
+        assert content([first, *rest]) == prompt
+    assert prefixes == {"d1", "d2"}

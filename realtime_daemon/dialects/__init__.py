@@ -20,7 +20,17 @@ from typing import Protocol
 from ..events import Event
 from ..protocol import Envelope, ErrorDetail
 
-__all__ = ["Dialect"]
+__all__ = ["Dialect", "Resumable"]
+
+
+class Resumable(Protocol):
+    """The session's resume switch, for a dialect whose client asks for it."""
+
+    def enable_resume(self) -> str:
+        """Make the session resumable; its resume token (the same until disabled)."""
+
+    def disable_resume(self) -> None:
+        """The session is no longer resumable."""
 
 
 class Dialect(Protocol):

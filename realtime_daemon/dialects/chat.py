@@ -26,8 +26,13 @@ from ..protocol import (
     SessionUpdateMessage,
     decode_request,
 )
+from . import Resumable
 
-__all__ = ["REQUEST_ID", "ChatDialect"]
+__all__ = ["REQUEST_ID", "RESUME_UNAVAILABLE", "ChatDialect"]
+
+RESUME_UNAVAILABLE = (
+    "resume is not available on this daemon (--resume-window 0, or --workers above 1)"
+)
 
 REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
 """A request id: 1 to 64 printable ASCII characters."""
@@ -68,6 +73,7 @@ class ChatDialect:
         session_id: the connection's session id (shown in ``session.updated``).
         models: the models a session may choose; None when any is taken.
         concurrency_limit: the most answers a session may ask to run at once.
+        resume: the session's resume switch; None when resume is off.
     """
 
     __slots__ = (
@@ -76,11 +82,13 @@ class ChatDialect:
         "_defaults",
         "_models",
         "_outbox",
+        "_resume",
         "_session_id",
         "detailed",
         "draining",
         "max_concurrent",
         "model",
+        "resumable",
     )
 
     def __init__(
@@ -89,8 +97,11 @@ class ChatDialect:
         session_id: str,
         models: Collection[str] | None = None,
         concurrency_limit: int = 1,
+        resume: Resumable | None = None,
     ) -> None:
         self._outbox = outbox
+        self._resume = resume
+        self.resumable = False
         self._session_id = session_id
         self._models = models
         self._concurrency_limit = concurrency_limit
@@ -219,7 +230,13 @@ class ChatDialect:
             problem = _check_defaults(defaults)
             if problem is not None:
                 return Refuse(_error("invalid_session_update", problem))
+        resumable = self.resumable
+        if fields.resumable is not msgspec.UNSET:
+            resumable = fields.resumable
+            if resumable and self._resume is None:
+                return Refuse(_error("resume_unavailable", RESUME_UNAVAILABLE))
         self.model, self.max_concurrent, self._defaults = model, concurrent, defaults
+        self.resumable = resumable
         return Reply()
 
     def refused(self, detail: ErrorDetail) -> Refuse:
@@ -293,6 +310,12 @@ class ChatDialect:
             "max_concurrent_requests": self.max_concurrent,
             "request_defaults": self._defaults,
         }
+        if self._resume is not None:
+            if self.resumable:
+                session["resumable"] = True
+                session["resume_token"] = self._resume.enable_resume()
+            else:
+                self._resume.disable_resume()
         self._send(Envelope(event="session.updated", data=msgspec.Raw(_encoder.encode(session))))
 
 

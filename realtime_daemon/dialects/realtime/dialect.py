@@ -20,6 +20,8 @@ import msgspec
 from ...events import Cancel, Event, Reply, Submit
 from ...outbox import Outbox
 from ...protocol import Envelope, ErrorDetail, FrameError, decode_request
+from .. import Resumable
+from ..chat import RESUME_UNAVAILABLE
 from .conversation import Conversation, chat_messages, check_item
 from .response import Response, Writer
 from .wire import Invalid, Names, Settings, check_settings, unsupported
@@ -67,6 +69,7 @@ class RealtimeDialect:
             out of band).
         max_items: items the conversation keeps at most.
         max_bytes: bytes of items the conversation keeps at most.
+        resume: the session's resume switch; None when resume is off.
     """
 
     name = "openai-realtime"
@@ -82,7 +85,10 @@ class RealtimeDialect:
         concurrency_limit: int,
         max_items: int,
         max_bytes: int,
+        resume: Resumable | None = None,
     ) -> None:
+        self._resume = resume
+        self._resumable = False
         self._writer = Writer(outbox)
         self._emit = self._writer.event
         self._session_id = session_id
@@ -167,8 +173,15 @@ class RealtimeDialect:
         fields = _field(event, "session", dict)
         names = self._names
         settings, others = check_settings(
-            fields, self._settings, names, "session", extra=frozenset({"type", "model"})
+            fields, self._settings, names, "session",
+            extra=frozenset({"type", "model", "resumable"}),
         )
+        resumable = others.get("resumable", self._resumable)
+        if not isinstance(resumable, bool):
+            raise Invalid("invalid_type", "session.resumable must be a boolean",
+                          "session.resumable")
+        if resumable and self._resume is None:
+            raise Invalid("resume_unavailable", RESUME_UNAVAILABLE, "session.resumable")
         kind = others.get("type", "realtime")
         if kind == "transcription":
             raise unsupported("session.type", "a transcription session")
@@ -180,7 +193,7 @@ class RealtimeDialect:
                 raise Invalid("invalid_type", "session.model must be a string", "session.model")
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
-        self._settings, self.model = settings, model
+        self._settings, self.model, self._resumable = settings, model, resumable
         return _reply("session.updated", None)
 
     def _create_item(self, event: dict[str, Any]) -> Event:
@@ -297,6 +310,12 @@ class RealtimeDialect:
             session["type"] = "realtime"
         session["model"] = self.model
         session.update(self._settings.shown(self._names))
+        if self._resume is not None:
+            if self._resumable:
+                session["resumable"] = True
+                session["resume_token"] = self._resume.enable_resume()
+            else:
+                self._resume.disable_resume()
         return session
 
     def drain(self) -> None:
