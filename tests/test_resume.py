@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -11,6 +12,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from realtime_daemon.app import STATE
+from realtime_daemon.handler import Connection
 
 from .conftest import PATH, Daemon, Start, StartServer, request
 from .engines import EndlessEngine
@@ -378,3 +382,46 @@ async def test_the_readme_client_resumes_through_a_cut(slow: Daemon) -> None:
     server.close()
     assert out.decode() == PROMPT + "\n"
     assert cuts == 2
+
+
+async def test_a_held_session_ends_with_the_drain(serve_engine: StartServer) -> None:
+    """SIGTERM's drain ends a held session like any other: its answer is cut at the
+    deadline, and it is no longer resumable."""
+    engine = EndlessEngine()
+    daemon = await serve_engine(engine, shutdown_timeout=0.1)
+    ws = await connect(daemon)
+    token = await make_resumable(ws)
+    send(ws, request("x"))
+    await read_chunks(ws, 2)
+    ws.abort()
+    async with asyncio.timeout(5):
+        await daemon.app.shutdown()
+        await engine.ended.wait()
+    assert token not in daemon.app[STATE].resumes.tokens()
+
+
+async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServer) -> None:
+    """Once a held session expires, its connection object (session, outbox, replay
+    buffer, engines' state) is freed."""
+    daemon = await serve_engine(resume_window=0.05)
+    ws = await connect(daemon)
+    token = await make_resumable(ws)
+    send(ws, request("some answer"))
+    await read_to_finish(ws)
+    held = daemon.app[STATE].resumes.session(token)
+    assert isinstance(held, Connection)
+    session_id = held.session_id
+    del held
+
+    def alive() -> bool:
+        gc.collect()
+        return any(isinstance(o, Connection) and o.session_id == session_id
+                   for o in gc.get_objects())
+
+    assert alive()
+    ws.abort()
+    async with asyncio.timeout(5):
+        while (await scrape(daemon))[("realtime_daemon_sessions_expired_total", ())] < 1:
+            pass
+        await daemon.app[STATE].connections.wait_closed()
+    assert not alive()
