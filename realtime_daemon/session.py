@@ -237,15 +237,21 @@ class Session:
         try:
             stream = answer.route.engine.answer(request, context)
             try:
-                async for envelope in stream:
+                async for item in stream:
                     if answer.chunks == 0:
                         self._metrics.first_chunk.observe(self._loop.time() - answer.started)
-                    answer.chunks += 1
-                    if not context.finished and is_finish(envelope):
-                        context.finished = True
-                        if envelope.event == "error":
-                            answer.error = "request_failed"
-                    if dialect.chunk(envelope, request_id):
+                    # An engine may hand over several envelopes at once (all
+                    # it read from its upstream in one go): one pass for all.
+                    batch = item if isinstance(item, list) else (item,)
+                    settle = False
+                    for envelope in batch:
+                        answer.chunks += 1
+                        if not context.finished and is_finish(envelope):
+                            context.finished = True
+                            if envelope.event == "error":
+                                answer.error = "request_failed"
+                        settle |= dialect.chunk(envelope, request_id)
+                    if settle:
                         await outbox.settle()
             finally:
                 await aclose(stream)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime_daemon.engines.sse import EventTooLarge, sse_data
+from realtime_daemon.engines.sse import DEFAULT_LIMIT, EventTooLarge, SSEParser
 
 
-async def _pieces(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
+def _pieces(data: bytes, cuts: list[int]) -> Iterator[bytes]:
     last = 0
     for cut in sorted(set(cuts)):
         yield data[last:cut]
@@ -20,11 +19,11 @@ async def _pieces(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
     yield data[last:]
 
 
-def parse(data: bytes, cuts: list[int]) -> list[bytes]:
-    async def run() -> list[bytes]:
-        return [event async for event in sse_data(_pieces(data, cuts))]
-
-    return asyncio.run(run())
+def parse(data: bytes, cuts: list[int], limit: int = DEFAULT_LIMIT) -> list[bytes]:
+    """The events of ``data`` fed in pieces cut at ``cuts``, then the stream's end."""
+    parser = SSEParser(limit)
+    events = [event for piece in _pieces(data, cuts) for event in parser.feed(piece)]
+    return events + parser.close()
 
 
 def test_data_lines_comments_and_fields() -> None:
@@ -80,8 +79,5 @@ def test_a_long_event_in_small_pieces_comes_out_whole() -> None:
 def test_an_event_over_the_limit_raises(stream: bytes) -> None:
     """An event, or an unfinished line, over the limit raises EventTooLarge."""
 
-    async def run() -> list[bytes]:
-        return [e async for e in sse_data(_pieces(stream, [100, 700]), limit=1000)]
-
     with pytest.raises(EventTooLarge):
-        asyncio.run(run())
+        parse(stream, [100, 700], limit=1000)

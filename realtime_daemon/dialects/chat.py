@@ -279,11 +279,21 @@ class ChatDialect:
         Returns:
             whether to ``await outbox.settle()`` now (see :meth:`Outbox.write`).
         """
+        outbox = self._outbox
+        data = envelope.data
+        plain = envelope.event is None and envelope.comment is None and envelope.error is None
+        if data.__class__ is msgspec.Raw and plain:
+            # A relayed chunk (the per-chunk path of the openai engine): the
+            # envelope's bytes around the upstream's, as the encoder writes them.
+            assert isinstance(data, msgspec.Raw)
+            tail = b'"}' if request_id is None else b'","request_id":%s}' % _encoder.encode(
+                request_id
+            )
+            return outbox.write(b'{"data":%b,"id":"%b%b' % (data, outbox.next_id().encode(), tail))
         if envelope.event is not None and envelope.error is None and self.detailed:
             # An engine's own error envelope: give it a code too.
             message = (envelope.comment or ["request failed"])[0]
             envelope = msgspec.structs.replace(envelope, error=_error("request_failed", message))
-        outbox = self._outbox
         envelope = msgspec.structs.replace(envelope, id=outbox.next_id(), request_id=request_id)
         return outbox.write(_encoder.encode(envelope))
 

@@ -7,7 +7,9 @@ ids, accounting and errors on the wire.
 
 Duties of an engine:
 
-- yield the answer's envelopes; :class:`RequestContext` builds chunks
+- yield the answer's envelopes, one at a time or several in a list (an
+  engine relaying an upstream hands over all it read at once, so the
+  daemon writes them in one pass); :class:`RequestContext` builds chunks
   (``context.delta(...)``, ``context.finish(...)``) with the chunk id,
   ``created``, the model and the first chunk's role filled in;
 - stop when cancelled: a cancelled answer gets :class:`asyncio.CancelledError`
@@ -230,8 +232,10 @@ class RequestFailed(Exception):
 class Engine(Protocol):
     """Anything with an ``answer`` of this shape is an engine."""
 
-    def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
-        """One request's answer, as envelopes."""
+    def answer(
+        self, request: Request, context: RequestContext
+    ) -> AsyncIterator[Envelope | list[Envelope]]:
+        """One request's answer, as envelopes (or lists of them)."""
         ...
 
 

@@ -34,7 +34,7 @@ import structlog
 from ..config import Config
 from ..protocol import Envelope, Request, UpstreamDetail
 from .base import RequestContext, RequestFailed
-from .sse import EventTooLarge, sse_data
+from .sse import EventTooLarge, SSEParser
 
 __all__ = ["OpenAIEngine", "UpstreamError"]
 
@@ -172,15 +172,17 @@ class OpenAIEngine:
             context.session.state[self] = replicas
         return replicas
 
-    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+    async def answer(
+        self, request: Request, context: RequestContext
+    ) -> AsyncIterator[list[Envelope]]:
         """Stream the answer from the session's replica, failing over before the first byte."""
         body = self._body(request)
         replicas = self._replicas(context)
         errors: list[str] = []
         for replica in list(replicas):
             try:
-                async for envelope in self._stream(replica, body, context):
-                    yield envelope
+                async for batch in self._stream(replica, body, context):
+                    yield batch
             except UpstreamError as exc:
                 errors.append(str(exc))
                 logger.warning(
@@ -212,8 +214,8 @@ class OpenAIEngine:
 
     async def _stream(
         self, replica: int, body: bytes, context: RequestContext
-    ) -> AsyncIterator[Envelope]:
-        """One upstream request's chunks as envelopes.
+    ) -> AsyncIterator[list[Envelope]]:
+        """One upstream request's chunks as envelopes, a list per upstream read.
 
         Raises:
             UpstreamError: the request failed; ``retry`` while nothing was sent.
@@ -238,28 +240,39 @@ class OpenAIEngine:
                     probe.upstream(replica, response.status),
                     retry=response.status in _RETRY_STATUSES,
                 )
-            limit = self._config.upstream_max_event_size
-            async for data in sse_data(response.content.iter_any(), limit):
-                if data == _DONE:
-                    return
-                try:
-                    probe = _probe_decoder.decode(data)
-                except msgspec.DecodeError as exc:
-                    raise failed(
-                        "upstream_protocol_error", f"sent a malformed chunk: {exc}"
-                    ) from None
-                if probe.error is not None:
-                    raise UpstreamError(
-                        "upstream_error",
-                        f"{name} reported an error: {probe.message}",
-                        probe.upstream(replica, response.status),
-                        retry=False,
-                    )
-                for choice in probe.choices:
-                    if choice.finish_reason is not None:
-                        context.finished = True
-                streamed = True
-                yield Envelope(data=msgspec.Raw(data))
+            parser = SSEParser(self._config.upstream_max_event_size)
+            content = response.content
+            # Per upstream read, not per chunk: every event the bytes just
+            # read complete, checked, then handed over as one batch.
+            while read := await content.readany():
+                batch: list[Envelope] = []
+                for data in parser.feed(read):
+                    if data == _DONE:
+                        if batch:
+                            yield batch
+                        return
+                    try:
+                        probe = _probe_decoder.decode(data)
+                    except msgspec.DecodeError as exc:
+                        raise failed(
+                            "upstream_protocol_error", f"sent a malformed chunk: {exc}"
+                        ) from None
+                    if probe.error is not None:
+                        raise UpstreamError(
+                            "upstream_error",
+                            f"{name} reported an error: {probe.message}",
+                            probe.upstream(replica, response.status),
+                            retry=False,
+                        )
+                    for choice in probe.choices:
+                        if choice.finish_reason is not None:
+                            context.finished = True
+                    batch.append(Envelope(data=msgspec.Raw(data)))
+                if batch:
+                    streamed = True
+                    yield batch
+            if _DONE in parser.close():
+                return
             raise failed("upstream_protocol_error", "ended the stream without [DONE]")
         except EventTooLarge as exc:
             error = failed("upstream_protocol_error", f"sent {exc}")

@@ -12,9 +12,7 @@ not re-split, until its end arrives. An event (or an unfinished line) over
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-__all__ = ["DEFAULT_LIMIT", "EventTooLarge", "SSEParser", "sse_data"]
+__all__ = ["DEFAULT_LIMIT", "EventTooLarge", "SSEParser"]
 
 DEFAULT_LIMIT = 4 * 1024 * 1024
 """Bytes an event may have: far above any chat chunk, far below memory trouble."""
@@ -94,23 +92,3 @@ class SSEParser:
             # ":" comments, and event:, id:, retry: fields, are not needed.
         self._data, self._size = data, size
         return events
-
-
-async def sse_data(
-    chunks: AsyncIterator[bytes], limit: int = DEFAULT_LIMIT
-) -> AsyncIterator[bytes]:
-    """The ``data`` of each event in a byte stream, as it completes.
-
-    Args:
-        chunks: the response body in whatever pieces the network gives.
-        limit: the most bytes an event may have.
-
-    Raises:
-        EventTooLarge: an event or a line is over ``limit``.
-    """
-    parser = SSEParser(limit)
-    async for chunk in chunks:
-        for data in parser.feed(chunk):
-            yield data
-    for data in parser.close():
-        yield data
