@@ -243,7 +243,8 @@ def main() -> None:
     "--upstream-max-connections",
     type=click.IntRange(min=1),
     default=_DEFAULTS.upstream_max_connections,
-    help="openai engine: size of the upstream connection pool.",
+    help="openai engine: upstream connections per process, the most requests relayed at "
+    "once; more wait (logged as upstream_pool_wait).",
 )
 @click.option(
     "--upstream-max-event-size",

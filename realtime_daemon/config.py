@@ -146,7 +146,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     upstream_model: str | None = None
     upstream_connect_timeout: Positive = 5.0
     upstream_read_timeout: Positive = 60.0
-    upstream_max_connections: AtLeastOne = 100
+    upstream_max_connections: AtLeastOne = 1000
     upstream_max_event_size: AtLeastOne = 4 * 1024 * 1024
     models: tuple[ModelConfig, ...] = ()
     auth_token_file: str | None = None

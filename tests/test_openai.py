@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from .conftest import (
     PATH,
     Start,
     closed_port_url,
+    content,
     receive_answer,
     receive_envelope,
     request,
@@ -251,3 +253,27 @@ async def test_an_upstream_event_over_the_limit_ends_the_request(
             await upstreams[0].disconnected.wait()
     assert error["error"]["code"] == "upstream_protocol_error"
     assert error["comment"] == ["upstream replica 0 sent a line over 4096 bytes"]
+
+
+async def test_a_request_waiting_for_a_pool_slot_is_logged(
+    proxy: Start, upstreams: list[Upstream]
+) -> None:
+    """With every upstream connection busy, the next request waits for one, and the log
+    says so (upstream_pool_wait); it is answered once a connection is free."""
+    upstream = upstreams[0]
+    upstream.mode = "hold_done"
+    client = await proxy(upstream, upstream_max_connections=1)
+    with capture_logs() as logs:
+        async with client.ws_connect(PATH) as first, client.ws_connect(PATH) as second:
+            await first.send_json(request("one"))
+            await receive_answer(first)  # its connection is held until [DONE]
+            await second.send_json(request("two"))
+            async with asyncio.timeout(2):
+                # The log line is the one thing that shows the wait: yield to
+                # the daemon (same loop) until it is written.
+                while not any(e["event"] == "upstream_pool_wait" for e in logs):  # noqa: ASYNC110
+                    await asyncio.sleep(0)
+            upstream.release_done.set()
+            assert content(await receive_answer(second)) == "two"
+    wait = next(e for e in logs if e["event"] == "upstream_pool_wait")
+    assert (wait["limit"], wait["waits"]) == (1, 1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +45,8 @@ _TRUE = msgspec.Raw(b"true")
 _DONE = b"[DONE]"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ERROR_BODY_LIMIT = 4096
+POOL_LOG_EVERY = 10.0
+"""Seconds between two ``upstream_pool_wait`` log lines."""
 
 
 class _ErrorDetail(msgspec.Struct):
@@ -134,6 +137,8 @@ class OpenAIEngine:
         self._config = config
         self._turn = itertools.count()
         self._session: aiohttp.ClientSession | None = None
+        self._pool_waits = 0  # requests that waited for a pool slot, in all
+        self._pool_logged = -POOL_LOG_EVERY
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=config.upstream_connect_timeout,
@@ -150,12 +155,29 @@ class OpenAIEngine:
         # Created on first use, inside the running loop; one pool for the daemon.
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._config.upstream_max_connections)
+            trace = aiohttp.TraceConfig()
+            trace.on_connection_queued_start.append(self._pool_full)
             # No cookie jar: cookies an upstream sets for one client's request
             # must not ride along on other clients' requests.
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+                connector=connector,
+                timeout=self._timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=[trace],
             )
         return self._session
+
+    async def _pool_full(self, *_: object) -> None:
+        """A request waits for a pool slot: say so, at most once per POOL_LOG_EVERY seconds."""
+        self._pool_waits += 1
+        now = time.monotonic()
+        if now >= self._pool_logged + POOL_LOG_EVERY:
+            logger.warning(
+                "upstream_pool_wait",
+                limit=self._config.upstream_max_connections,
+                waits=self._pool_waits,
+            )
+            self._pool_logged = now
 
     async def aclose(self) -> None:
         """Close the connection pool."""
