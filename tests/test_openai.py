@@ -184,6 +184,20 @@ async def test_stalled_upstream_times_out(proxy: Start, upstreams: list[Upstream
     assert "timed out: no chunk within 0.3 s" in error["comment"][0]
 
 
+async def test_a_replica_silent_before_its_first_chunk_fails_over(
+    proxy: Start, upstreams: list[Upstream]
+) -> None:
+    """Headers and then silence past --upstream-read-timeout: the next replica answers."""
+    first, second = upstreams
+    first.mode = "silent"
+    client = await proxy(first, second, upstream_read_timeout=0.3)
+    async with client.ws_connect(PATH) as ws:
+        await ws.send_json(request("hello"))
+        got = await receive_until_done(ws, 3)
+    assert datas(got) == second.sent[0]
+    assert len(first.bodies) == 1
+
+
 async def test_nothing_is_retried_after_the_first_chunk(
     proxy: Start, upstreams: list[Upstream]
 ) -> None:

@@ -142,6 +142,10 @@ class Upstream:
         await response.write(b"data: " + json.dumps(chunks[0]).encode() + b"\n\n")
         await asyncio.Event().wait()
 
+    async def _silent(self, response: web.StreamResponse, chunks: list[dict[str, Any]]) -> None:
+        """Headers, then nothing: a model server that accepted the request and hangs."""
+        await asyncio.Event().wait()
+
     async def _drop_after_first(
         self, response: web.StreamResponse, chunks: list[dict[str, Any]]
     ) -> None:

@@ -22,6 +22,7 @@ passed through as :class:`msgspec.Raw`, never re-encoded.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import time
@@ -36,6 +37,7 @@ from ..config import Config
 from ..protocol import Envelope, Request, UpstreamDetail
 from .base import RequestContext, RequestFailed
 from .sse import EventTooLarge, SSEParser
+from .watchdog import Watch, Watchdog
 
 __all__ = ["OpenAIEngine", "UpstreamError"]
 
@@ -139,11 +141,10 @@ class OpenAIEngine:
         self._session: aiohttp.ClientSession | None = None
         self._pool_waits = 0  # requests that waited for a pool slot, in all
         self._pool_logged = -POOL_LOG_EVERY
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=config.upstream_connect_timeout,
-            sock_read=config.upstream_read_timeout,
-        )
+        # No sock_read: aiohttp would re-arm a timer on every read; the
+        # watchdog checks every stream's silences with one.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=config.upstream_connect_timeout)
+        self._watchdog = Watchdog(config.upstream_read_timeout)
         self._headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if config.upstream_api_key:
             self._headers["Authorization"] = f"Bearer {config.upstream_api_key}"
@@ -181,6 +182,7 @@ class OpenAIEngine:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
+        self._watchdog.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -242,18 +244,24 @@ class OpenAIEngine:
         Raises:
             UpstreamError: the request failed; ``retry`` while nothing was sent.
         """
-        streamed = False
         name = f"upstream replica {replica}"
         response: aiohttp.ClientResponse | None = None
+        watch: Watch | None = None
+        read_timeout = self._config.upstream_read_timeout
+        streamed = False
 
-        def failed(code: str, what: str, status: int | None = None) -> UpstreamError:
-            upstream = UpstreamDetail(replica=replica, status=status)
+        def failed(code: str, what: str) -> UpstreamError:
+            upstream = UpstreamDetail(replica=replica)
             return UpstreamError(code, f"{name} {what}", upstream, retry=not streamed)
 
         try:
-            response = await self._client().post(
-                self._urls[replica], data=body, headers=self._headers
-            )
+            # One timer for the answer's head; its body's silences are the
+            # watchdog's (no timer per read).
+            async with asyncio.timeout(read_timeout):
+                response = await self._client().post(
+                    self._urls[replica], data=body, headers=self._headers
+                )
+            watch = self._watchdog.watch(response.close)
             if response.status // 100 != 2:
                 probe, detail = await _error_body(response)
                 raise UpstreamError(
@@ -262,61 +270,87 @@ class OpenAIEngine:
                     probe.upstream(replica, response.status),
                     retry=response.status in _RETRY_STATUSES,
                 )
-            parser = SSEParser(self._config.upstream_max_event_size)
-            content = response.content
-            # Per upstream read, not per chunk: every event the bytes just
-            # read complete, checked, then handed over as one batch.
-            while read := await content.readany():
-                batch: list[Envelope] = []
-                for data in parser.feed(read):
-                    if data == _DONE:
-                        if batch:
-                            yield batch
-                        return
-                    try:
-                        probe = _probe_decoder.decode(data)
-                    except msgspec.DecodeError as exc:
-                        raise failed(
-                            "upstream_protocol_error", f"sent a malformed chunk: {exc}"
-                        ) from None
-                    if probe.error is not None:
-                        raise UpstreamError(
-                            "upstream_error",
-                            f"{name} reported an error: {probe.message}",
-                            probe.upstream(replica, response.status),
-                            retry=False,
-                        )
-                    for choice in probe.choices:
-                        if choice.finish_reason is not None:
-                            context.finished = True
-                    batch.append(Envelope(data=msgspec.Raw(data)))
-                if batch:
-                    streamed = True
-                    yield batch
-            if _DONE in parser.close():
-                return
-            raise failed("upstream_protocol_error", "ended the stream without [DONE]")
+            async for batch in self._chunks(response, watch, context, name, replica):
+                streamed = True
+                yield batch
         except EventTooLarge as exc:
             error = failed("upstream_protocol_error", f"sent {exc}")
             error.retry = False  # the same request would get the same answer
             raise error from None
-        except TimeoutError as exc:
-            # aiohttp's timeouts are TimeoutErrors (and ClientConnectionErrors).
+        except (TimeoutError, aiohttp.ClientError) as exc:
             if isinstance(exc, aiohttp.ConnectionTimeoutError):
                 what = f"no connection within {self._config.upstream_connect_timeout:g} s"
-            else:
+            elif isinstance(exc, TimeoutError) or (watch is not None and watch.expired):
                 silence = "no chunk" if streamed else "no answer"
-                what = f"{silence} within {self._config.upstream_read_timeout:g} s"
+                what = f"{silence} within {read_timeout:g} s"
+            else:
+                error = failed("upstream_unreachable", f"connection failed: {_failure(exc)}")
+                error.log_detail = str(exc)  # aiohttp's words name the host: the log only
+                raise error from None
             raise failed("upstream_timeout", f"timed out: {what}") from None
-        except aiohttp.ClientError as exc:
-            error = failed("upstream_unreachable", f"connection failed: {_failure(exc)}")
-            error.log_detail = str(exc)  # aiohttp's words name the host: the log only
-            raise error from None
         finally:
+            if watch is not None:
+                self._watchdog.forget(watch)
             if response is not None:
                 # Closing, not releasing: an unfinished stream drops the
                 # connection, which is how the upstream learns to stop.
                 response.close()
+
+    async def _chunks(
+        self,
+        response: aiohttp.ClientResponse,
+        watch: Watch,
+        context: RequestContext,
+        name: str,
+        replica: int,
+    ) -> AsyncIterator[list[Envelope]]:
+        """The answer's chunks, checked, a list per upstream read, until ``[DONE]``.
+
+        Raises:
+            UpstreamError: a malformed chunk, an error in the stream, no ``[DONE]``.
+            TimeoutError: the watchdog closed the stream.
+        """
+        parser = SSEParser(self._config.upstream_max_event_size)
+        content = response.content
+        streamed = False
+
+        def broken(what: str) -> UpstreamError:
+            upstream = UpstreamDetail(replica=replica)
+            return UpstreamError("upstream_protocol_error", f"{name} {what}", upstream,
+                                 retry=not streamed)
+
+        # Per upstream read, not per chunk: every event the bytes just read
+        # complete, checked, then handed over as one batch.
+        while read := await content.readany():
+            watch.touch()
+            batch: list[Envelope] = []
+            for data in parser.feed(read):
+                if data == _DONE:
+                    if batch:
+                        yield batch
+                    return
+                try:
+                    probe = _probe_decoder.decode(data)
+                except msgspec.DecodeError as exc:
+                    raise broken(f"sent a malformed chunk: {exc}") from None
+                if probe.error is not None:
+                    raise UpstreamError(
+                        "upstream_error",
+                        f"{name} reported an error: {probe.message}",
+                        probe.upstream(replica, response.status),
+                        retry=False,
+                    )
+                for choice in probe.choices:
+                    if choice.finish_reason is not None:
+                        context.finished = True
+                batch.append(Envelope(data=msgspec.Raw(data)))
+            if batch:
+                streamed = True
+                yield batch
+        if watch.expired:
+            raise TimeoutError
+        if _DONE not in parser.close():
+            raise broken("ended the stream without [DONE]")
 
 
 async def _error_body(response: aiohttp.ClientResponse) -> tuple[_ChunkProbe, str]:
