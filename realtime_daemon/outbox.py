@@ -42,6 +42,9 @@ class Sink(Protocol):
     def write(self, payload: bytes) -> None:
         """Queue one Text frame."""
 
+    def flush(self) -> None:
+        """Write the queued frames now."""
+
     async def drain(self) -> None:
         """Wait until the client caught up; ConnectionError if it is gone."""
 
@@ -110,6 +113,12 @@ class Outbox:
         assert sink is not None
         sink.write(payload)
         return sink.paused or sink.closing or self._loop.time() >= self._slice_end
+
+    def flush(self) -> None:
+        """Send what was written now, not at the end of the event-loop pass (an engine
+        that handed over all it had read will wait for its upstream next)."""
+        if self._sink is not None:
+            self._sink.flush()
 
     async def settle(self) -> None:
         """Wait while the client lags, and yield once per time slice.

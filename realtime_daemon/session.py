@@ -253,6 +253,10 @@ class Session:
                         settle |= dialect.chunk(envelope, request_id)
                     if settle:
                         await outbox.settle()
+                    elif batch is item:
+                        # A batch is all the engine had read: it waits for its
+                        # upstream next, so nothing more joins these frames.
+                        outbox.flush()
             finally:
                 await aclose(stream)
             outcome = "completed"

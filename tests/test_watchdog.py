@@ -21,7 +21,6 @@ async def test_a_silent_stream_is_closed_within_a_sweep_of_its_timeout() -> None
 
 async def test_a_stream_that_reads_is_left_alone() -> None:
     """Reads (touch) keep a stream open while a silent one beside it is closed."""
-    loop = asyncio.get_running_loop()
     silent_closed = asyncio.Event()
     dog = Watchdog(0.08)
     busy = dog.watch(lambda: None)
