@@ -6,7 +6,8 @@ request after another on each, for DURATION seconds:
 
 - ``direct``: the load generator reads the upstream itself (HTTP + SSE);
 - ``daemon``: through ``realtime-daemon serve --engine openai``;
-- ``baseline``: through ``relay_baseline.py``, a bare aiohttp relay.
+- ``baseline``: through ``relay_baseline.py``, a bare aiohttp relay;
+- ``probe``: through ``relay_probe.py``, plain asyncio Protocols (a lower bound).
 
 Reported per target: the relay's CPU per relayed chunk, the latency from
 the upstream's write to the load generator's read (p50/p99/p99.9, and
@@ -201,6 +202,9 @@ def main() -> None:
                 elif target == "baseline":
                     relay = Server("baseline", [sys.executable, "benchmarks/relay_baseline.py",
                                                 "{port}", base], cpus=relay_cpus)
+                elif target == "probe":
+                    relay = Server("probe", [sys.executable, "benchmarks/relay_probe.py", "{port}",
+                                             f"127.0.0.1:{upstream.port}"], cpus=relay_cpus)
                 if relay is not None:
                     relay.start()
                     url = relay.url
