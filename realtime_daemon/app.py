@@ -27,6 +27,7 @@ from .admission import (
     client_address,
     presented_token,
 )
+from .closes import CLOSE_TIMEOUT
 from .config import Config
 from .connections import Connections
 from .dialects import Resumable
@@ -36,9 +37,10 @@ from .dialects.realtime import BETA, GA, RealtimeDialect
 from .engines.base import Engine, StreamEngine
 from .engines.load import as_engine, build_routes
 from .engines.routes import Routes
-from .handler import CLOSE_TIMEOUT, Connection, DialectFactory, Limits
+from .handler import Connection, DialectFactory
 from .metrics import CONTENT_TYPE, Metrics
 from .outbox import Outbox
+from .reader import Limits
 from .resume import Resumes, identity_of
 
 __all__ = ["STATE", "State", "build_app", "websocket_handler"]

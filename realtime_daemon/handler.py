@@ -1,145 +1,52 @@
-"""One WebSocket connection: the reader, the session, and one close.
+"""A session's connections: its WebSocket (and, resumed, the next), the session, one close.
 
-The reader (``Connection._read``, a task) is the only caller of
-``ws.receive()``: it puts Text frames into the bounded
+The reader (:func:`~.reader.read_frames`, a task per WebSocket) is the only
+caller of ``ws.receive()``: it puts frames into the bounded
 :class:`~.channel.RequestChannel` and returns the close that ended reading.
-The session (:class:`~.session.Session`, in the handler's own task) answers
-what the channel gives, writing envelopes through the outbox and its
+The session (:class:`~.session.Session`, in the first handler's own task)
+answers what the channel gives, writing envelopes through the outbox and its
 coalescing :class:`~.output.Output`. Reader and session are siblings: when
-the reader ends it aborts the channel, which ends the session; when the
-session ends the reader is cancelled (aiohttp keeps the connection open when
-``receive()`` is cancelled). :func:`choose_close` then picks the close from
-how each ended, and ``ws.close()`` is called once: a second racing close
-would send the default code instead (aiohttp issue #3448).
-
-Close codes (see the README's wire contract):
-
-- 1000: the client closed, a bidirectional engine ended the session, or it sat idle;
-- 1001: the daemon is shutting down (after a drain);
-- 1003: a binary frame; 1007: a frame that is not a chat-completion request;
-- 1008: the client kept sending over its rate limit, or stopped reading;
-- 1009: a message over ``max_message_size`` (aiohttp closes this one itself);
-- 1011: an engine raised.
+the reader ends it aborts the channel, which ends the session (unless the
+session is resumable and the connection was lost: then it is held, see
+:mod:`.resume`); when the session ends the reader is cancelled (aiohttp
+keeps the connection open when ``receive()`` is cancelled).
+:func:`~.closes.choose_close` then picks the close from how each ended, and
+``ws.close()`` is called once: a second racing close would send the default
+code instead (aiohttp issue #3448).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
 import structlog
-from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 from aiohttp.base_protocol import BaseProtocol
 
-from .admission import TokenBucket
 from .aiohttp_private import stop_heartbeat
-from .channel import ChannelClosed, RequestChannel
+from .channel import RequestChannel
+from .closes import CLOSE_TIMEOUT, TAKEN_OVER, Close, choose_close, close_reason
 from .dialects import Dialect, Resumable
 from .engines.base import Context
 from .engines.routes import Routes
 from .metrics import Metrics
 from .outbox import Outbox
 from .output import Output
-from .protocol import INVALID_UTF8, ErrorDetail, FrameError
+from .reader import Limits, read_frames
 from .replay import Gap
 from .resume import Resumes
-from .session import Ending, Session
+from .session import Session
 
-__all__ = ["CLOSE_TIMEOUT", "Close", "Connection", "DialectFactory", "Limits", "choose_close"]
+__all__ = ["Attachment", "Connection", "DialectFactory"]
 
 logger = structlog.get_logger("realtime_daemon")
-
-CLOSE_TIMEOUT = 5.0
-"""Seconds the closing handshake may take before the transport is cut."""
-
-MAX_REASON_BYTES = 123
-"""A Close frame is a control frame: 125 bytes, two of them the code."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Close:
-    """How a connection ends.
-
-    Attributes:
-        code: the WebSocket close code.
-        reason: the close reason, for the frame and the log.
-        sent: the connection is already closed (by aiohttp or the peer), so
-            nothing is left to send.
-    """
-
-    code: int
-    reason: str = ""
-    sent: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one connection may do; see the matching options."""
-
-    rate: float = 0.0
-    idle_timeout: float = 0.0
-    send_timeout: float = 30.0
-    max_concurrent_requests: int = 4
-
-    @property
-    def rate_message(self) -> str:
-        return f"rate limit: at most {self.rate:g} requests per second; request dropped"
-
 
 DialectFactory = Callable[[Outbox, str, "Resumable | None"], Dialect]
 """Makes a connection's dialect from its outbox, its session id, and the session's
 resume switch (None when resume is off)."""
-
-_PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
-_SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
-_COMPLETE = Close(WSCloseCode.OK, "stream complete")
-_TAKEN_OVER = Close(
-    WSCloseCode.ABNORMAL_CLOSURE, "session resumed on another connection", sent=True
-)
-_TOO_SLOW = Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", sent=True)
-
-
-def choose_close(read: Close | None, ending: Ending, *, draining: bool) -> Close:
-    """The close of a connection, from how its reader and its session ended.
-
-    Args:
-        read: how reading ended; None when the reader was stopped (by the
-            session ending, or a drain).
-        ending: how the session ended.
-        draining: whether the daemon is shutting down.
-    """
-    kind = ending.kind
-    if kind == "too_slow":
-        return _TOO_SLOW
-    if kind == "engine_failed":
-        return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {ending.message}")
-    if kind == "stream_ended":
-        return _COMPLETE
-    if read is not None:
-        return read
-    if kind == "peer_gone":
-        return _PEER_GONE
-    if kind == "shutdown_cut" or draining:
-        return _SHUTDOWN
-    return _COMPLETE
-
-
-def _may_be_sent(code: int) -> bool:
-    """Whether a peer may send close ``code`` (RFC 6455 7.4.1, 7.4.2)."""
-    if code in (1005, 1006, 1015):
-        return False
-    return 1000 <= code <= 1015 or 3000 <= code <= 4999
-
-
-def close_reason(text: str) -> bytes:
-    """``text`` as UTF-8, cut on a character boundary to fit a Close frame."""
-    data = text.encode()
-    if len(data) <= MAX_REASON_BYTES:
-        return data
-    return data[:MAX_REASON_BYTES].decode(errors="ignore").encode()
 
 
 class Attachment:
@@ -282,8 +189,13 @@ class Connection:
     def _start_reader(self, attachment: Attachment) -> None:
         # The reader is a task the connection owns (not a TaskGroup's: an
         # idle connection's memory counts); it is cancelled and awaited in run.
-        reader = attachment.reader = asyncio.create_task(self._read(attachment))
+        reader = attachment.reader = asyncio.create_task(
+            read_frames(attachment.ws, self.channel, self._dialect, self._limits, self._busy)
+        )
         reader.add_done_callback(lambda task: self._reader_done(attachment, task))
+
+    def _busy(self) -> bool:
+        return self.session.busy
 
     def _reader_done(self, attachment: Attachment, reader: asyncio.Task[Close]) -> None:
         """Reading ended by itself: the session ends, or is held if it is resumable and
@@ -345,7 +257,7 @@ class Connection:
             if current.reader is not None:
                 current.reader.cancel()
             current.output.abort()
-            self._let_go(current, _TAKEN_OVER)
+            self._let_go(current, TAKEN_OVER)
 
     def _let_go(self, attachment: Attachment, close: Close) -> None:
         """Hold the session without ``attachment`` for the resume window."""
@@ -398,69 +310,6 @@ class Connection:
         self._start_reader(attachment)
         close = await attachment.closed
         return await self._close(attachment, close)
-
-    async def _read(self, attachment: Attachment) -> Close:
-        """Read frames into the channel until the client is done; say how it ended."""
-        ws = attachment.ws
-        idle = self._limits.idle_timeout or None
-        bucket = TokenBucket(self._limits.rate) if self._limits.rate else None
-        refused = 0
-        while True:
-            try:
-                msg = await ws.receive(timeout=idle)
-            except TimeoutError:
-                if self.session.busy:
-                    continue
-                return Close(WSCloseCode.OK, "idle timeout")
-            if msg.type is WSMsgType.TEXT:
-                if bucket is not None and not bucket.take():
-                    # Refused before decoding: a flood costs no parsing.
-                    refused += 1
-                    if refused > bucket.capacity:
-                        return Close(WSCloseCode.POLICY_VIOLATION, "request rate limit exceeded")
-                    detail = ErrorDetail(code="rate_limited", message=self._limits.rate_message)
-                    try:
-                        await self.channel.put_event(self._dialect.refused(detail))
-                    except ChannelClosed:
-                        return _COMPLETE
-                    continue
-                refused = 0
-                try:
-                    # RFC 6455 8.1: a Text frame is UTF-8 wherever the bytes
-                    # are; JSON decoding checks only the strings it keeps.
-                    msg.data.decode()
-                except UnicodeDecodeError:
-                    return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {INVALID_UTF8}")
-                try:
-                    await self.channel.put(msg.data)
-                except FrameError as exc:
-                    return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
-                except ChannelClosed:
-                    return _COMPLETE
-            elif msg.type is WSMsgType.BINARY:
-                event = self._dialect.binary()
-                if event is None:
-                    return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
-                try:
-                    await self.channel.put_event(event)
-                except ChannelClosed:
-                    return _COMPLETE
-            elif msg.type is WSMsgType.CLOSE:
-                if not _may_be_sent(msg.data):
-                    # RFC 6455 7.4: these codes never appear on the wire.
-                    return Close(WSCloseCode.PROTOCOL_ERROR, f"invalid close code {msg.data}")
-                return Close(WSCloseCode.OK)
-            else:
-                # CLOSED or ERROR: aiohttp has already closed (EOF, reset, or a
-                # protocol error: an oversized message, closed 1009, a broken
-                # frame, 1002). For an error, the code it sent is the error's:
-                # ws.close_code is by now whatever the peer answered, or 1006.
-                data = msg.data
-                if isinstance(data, WebSocketError):
-                    code = data.code
-                else:
-                    code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
-                return Close(code, str(data or "peer gone"), sent=True)
 
     async def _close(self, attachment: Attachment, close: Close) -> Close:
         """The one close of ``attachment``: every frame written so far, then the Close

@@ -16,10 +16,10 @@ from aiohttp import web
 
 from .admission import Admission, TokenFileError
 from .app import STATE, build_app
+from .closes import CLOSE_TIMEOUT
 from .config import Config
 from .connections import Connections
 from .engines.routes import Routes
-from .handler import CLOSE_TIMEOUT
 from .systemd import Notifier, listen_sockets, watchdog_interval
 
 __all__ = [

@@ -32,8 +32,10 @@ def test_session_dialects_and_outbox_load_without_aiohttp() -> None:
     for module in (
         "realtime_daemon.session",
         "realtime_daemon.dialects.chat",
+        "realtime_daemon.dialects.realtime",
         "realtime_daemon.events",
         "realtime_daemon.outbox",
+        "realtime_daemon.replay",
     ):
         loaded = _modules_after_import(module)
         assert "aiohttp" not in loaded, module
