@@ -160,10 +160,29 @@ async def shutdown(args: argparse.Namespace, work: Path) -> None:
 # -- hostile frames --------------------------------------------------------------------
 
 
-def hostile_frames(rng: random.Random) -> tuple[bytes, int, bool, bool]:
+_REALTIME_TYPES = ["session.update", "conversation.item.create", "response.create",
+                   "response.cancel", "conversation.item.delete", "conversation.item.retrieve",
+                   "input_audio_buffer.append", "nope"]
+_JUNK: list[object] = [None, 1, "", "x" * 70, [], {}, [{"type": "item_reference", "id": [1]}],
+                       {"resumable": True}, {"type": "message", "role": ["user"], "content": 3},
+                       {"tools": [{"name": 5}]}, {"conversation": "none", "input": "x"}]
+
+
+def realtime_frame(rng: random.Random) -> bytes:
+    """A Realtime client event with junk in its fields."""
+    event = {"type": rng.choice(_REALTIME_TYPES)}
+    for name in rng.sample(["session", "item", "response", "item_id", "response_id",
+                            "event_id", "previous_item_id"], rng.randrange(0, 4)):
+        event[name] = rng.choice(_JUNK)
+    return json.dumps(event).encode()
+
+
+def hostile_frames(rng: random.Random, realtime: bool = False) -> tuple[bytes, int, bool, bool]:
     """(payload, opcode, fin, masked) of one generated bad frame."""
     good = request("x").encode()
     kind = rng.randrange(12)
+    if realtime and kind in (3, 9, 10):
+        return realtime_frame(rng), 1, True, True
     if kind == 0:
         return rng.randbytes(rng.randrange(1, 80)), 1, True, True  # random bytes as text
     if kind == 1:
@@ -199,11 +218,12 @@ async def hostile(args: argparse.Namespace, work: Path) -> None:
     await daemon.ready()
     rng = random.Random(7)
     rss_start, sent, connections, served = daemon.rss_mb(), 0, 0, 0
+    path = PATH + ("?model=echo" if args.realtime else "")
     while sent < args.frames:
-        ws = await RawWebSocket.connect("127.0.0.1", daemon.port, PATH)
+        ws = await RawWebSocket.connect("127.0.0.1", daemon.port, path)
         connections += 1
         for _ in range(rng.randrange(1, 8)):
-            payload, opcode, fin, masked = hostile_frames(rng)
+            payload, opcode, fin, masked = hostile_frames(rng, args.realtime)
             ws.send_frame(payload, opcode=opcode, fin=fin, masked=masked)
             sent += 1
         ws.abort()
@@ -224,7 +244,8 @@ async def hostile(args: argparse.Namespace, work: Path) -> None:
     for line in lines:
         if line.get("event") == "connection_closed":
             codes[int(line["code"])] = codes.get(int(line["code"]), 0) + 1
-    print(f"hostile: {sent} generated frames over {connections} connections")
+    dialect = "Realtime" if args.realtime else "chat"
+    print(f"hostile ({dialect}): {sent} generated frames over {connections} connections")
     print(f"  tracebacks: {tracebacks}; error lines: {errors}; closes by code: "
           f"{dict(sorted(codes.items()))} (1011: {codes.get(1011, 0)})")
     print(f"  good client served after every 200 connections: {served} times")
@@ -358,6 +379,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--realtime", action="store_true",
+                        help="hostile: connect as Realtime clients (?model=echo), events with junk")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=10)
     args = parser.parse_args()

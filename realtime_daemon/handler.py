@@ -207,7 +207,13 @@ class Connection:
         if lost and self.resume_token is not None and not self._draining:
             self._let_go(attachment, read)
         else:
-            self.channel.abort()
+            self._end()
+
+    def _end(self) -> None:
+        """End the session now: its queue is dropped, and writers waiting for a
+        connection to come back (a resumable session's) give up."""
+        self.outbox.give_up()
+        self.channel.abort()
 
     def drain(self, deadline: float) -> None:
         """Take no new requests; let answers in progress finish until ``deadline``.
@@ -222,7 +228,12 @@ class Connection:
         self._draining = True
         self._dialect.drain()
         self.channel.drain()
-        self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
+        self._cut = asyncio.get_running_loop().call_at(deadline, self._cut_answers)
+
+    def _cut_answers(self) -> None:
+        """The drain's deadline: cut what still runs, held sessions included."""
+        self.session.cut()
+        self.outbox.give_up()
 
     # -- resume (see resume.py) ---------------------------------------------------------
 
@@ -279,8 +290,7 @@ class Connection:
         self._metrics.sessions_held.dec()
         self._metrics.resume_expired.inc()
         self.log.info("session_expired")
-        self.outbox.give_up()
-        self.channel.abort()
+        self._end()
 
     async def resume(
         self,

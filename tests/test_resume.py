@@ -425,3 +425,41 @@ async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServe
             pass
         await daemon.app[STATE].connections.wait_closed()
     assert not alive()
+
+
+async def test_the_drain_ends_a_held_session_whose_answer_is_paused(
+    serve_engine: StartServer,
+) -> None:
+    """A held session paused on its full buffer still ends at the drain's deadline."""
+    engine = EndlessEngine()
+    daemon = await serve_engine(engine, resume_buffer=2000, shutdown_timeout=0.1)
+    ws = await connect(daemon)
+    await make_resumable(ws)
+    send(ws, request("x"))
+    await read_chunks(ws, 2)
+    ws.abort()
+    async with asyncio.timeout(5):
+        while (await scrape(daemon))[("realtime_daemon_resume_buffer_bytes", ())] < 2000:
+            pass
+        await daemon.app.shutdown()
+        await engine.ended.wait()
+
+
+async def test_a_protocol_error_ends_a_resumable_session_at_once(
+    serve_engine: StartServer,
+) -> None:
+    """A connection the daemon closes for a protocol error (here a reserved opcode) is
+    not a lost one: the session ends, its answer stopped, its token refused."""
+    engine = EndlessEngine()
+    daemon = await serve_engine(engine)
+    ws = await connect(daemon)
+    token = await make_resumable(ws)
+    send(ws, request("x"))
+    await read_chunks(ws, 2)
+    # A frame to answer, then the broken one in the same write: the session is
+    # writing its answer when the daemon closes the connection.
+    send(ws, {"type": "session.update", "session": {}})
+    ws.send_frame(b"junk", opcode=0x3)
+    async with asyncio.timeout(5):
+        await engine.ended.wait()
+    assert await refused_status(daemon, resume_path(token, 0)) == 404
