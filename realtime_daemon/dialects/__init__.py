@@ -15,12 +15,12 @@ at most one of :meth:`Dialect.error` or :meth:`Dialect.cancelled`; then
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..events import Event
 from ..protocol import Envelope, ErrorDetail
 
-__all__ = ["Dialect", "Resumable"]
+__all__ = ["Dialect", "Resumable", "resume_state"]
 
 
 class Resumable(Protocol):
@@ -83,3 +83,15 @@ class Dialect(Protocol):
 
     def reply(self, payload: object) -> None:
         """Send the answer to a frame the dialect handled itself (:class:`~.events.Reply`)."""
+
+
+def resume_state(session: dict[str, Any], resume: Resumable | None, resumable: bool) -> None:
+    """Switch resume as the client asked, and show it in ``session`` (the object of
+    ``session.updated``): ``resumable`` and ``resume_token`` while it is on."""
+    if resume is None:
+        return
+    if resumable:
+        session["resumable"] = True
+        session["resume_token"] = resume.enable_resume()
+    else:
+        resume.disable_resume()

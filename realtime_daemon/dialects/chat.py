@@ -26,7 +26,7 @@ from ..protocol import (
     SessionUpdateMessage,
     decode_request,
 )
-from . import Resumable
+from . import Resumable, resume_state
 
 __all__ = ["REQUEST_ID", "RESUME_UNAVAILABLE", "ChatDialect"]
 
@@ -320,12 +320,7 @@ class ChatDialect:
             "max_concurrent_requests": self.max_concurrent,
             "request_defaults": self._defaults,
         }
-        if self._resume is not None:
-            if self.resumable:
-                session["resumable"] = True
-                session["resume_token"] = self._resume.enable_resume()
-            else:
-                self._resume.disable_resume()
+        resume_state(session, self._resume, self.resumable)
         self._send(Envelope(event="session.updated", data=msgspec.Raw(_encoder.encode(session))))
 
 

@@ -19,10 +19,11 @@ import msgspec
 
 from ...events import Cancel, Event, Reply, Submit
 from ...outbox import Outbox
-from ...protocol import Envelope, ErrorDetail, FrameError, decode_request
-from .. import Resumable
+from ...protocol import Envelope, ErrorDetail
+from .. import Resumable, resume_state
 from ..chat import RESUME_UNAVAILABLE
-from .conversation import Conversation, chat_messages, check_item
+from .conversation import Conversation, check_item
+from .request import ResponseCreate
 from .response import Response, Writer
 from .wire import Invalid, Names, Settings, check_settings, unsupported
 
@@ -42,7 +43,6 @@ _AUDIO_EVENTS = frozenset(
     }
 )
 _SERVER_ERRORS = frozenset({"shutting_down", "engine_error", "request_failed"})
-_MAX_METADATA = 16
 
 
 def _refusal(exc: Invalid, event_id: str | None = None) -> Reply:
@@ -207,74 +207,33 @@ class RealtimeDialect:
     def _create_response(self, event: dict[str, Any]) -> Event:
         if self.draining:
             raise Invalid("shutting_down", "server shutting down: no new responses")
-        fields = event.get("response") or {}
-        if not isinstance(fields, dict):
-            raise Invalid("invalid_type", "response must be an object", "response")
-        extra = frozenset({"conversation", "input", "metadata"})
-        settings, others = check_settings(
-            fields, self._settings, self._names, "response", extra=extra
-        )
-        where = others.get("conversation", "auto")
-        if where not in ("auto", "none"):
-            raise Invalid("invalid_value", "response.conversation must be auto or none",
-                          "response.conversation")
-        in_band = where == "auto"
-        if in_band and self._in_band is not None:
+        asked = ResponseCreate.check(event.get("response"), self._settings, self._names,
+                                     self._conversation)
+        if asked.in_band and self._in_band is not None:
             raise Invalid(
                 "conversation_already_has_active_response",
                 f"Conversation already has an active response in progress: {self._in_band}."
                 " Wait until the response is finished before creating a new one.",
             )
-        metadata = _metadata(others.get("metadata"))
-        items = self._conversation.items()
-        if "input" in others:
-            items = self._input(others["input"])
         if self.model is None:
             if self._unknown_model is not None:
                 raise self._model_not_found(self._unknown_model, "session.model")
             raise Invalid("missing_required_parameter", "no model: connect with ?model=NAME"
                           " or send session.update with session.model", "session.model")
-        body = {
-            "model": self.model,
-            "messages": chat_messages(items, settings.instructions),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            **settings.chat_fields(),
-        }
-        try:
-            request = decode_request(_encoder.encode(body))
-        except FrameError as exc:  # a conversation chat completions cannot say
-            raise Invalid("invalid_request", str(exc)) from None
+        request = asked.request(self.model)
         response_id = self._conversation.new_id("resp")
         self._responses[response_id] = Response(
             response_id,
             self._names,
             self._writer,
-            settings,
-            self._conversation if in_band else None,
+            asked.settings,
+            self._conversation if asked.in_band else None,
             f"conv_{self._session_id}",
-            metadata,
+            asked.metadata,
         )
-        if in_band:
+        if asked.in_band:
             self._in_band = response_id
         return Submit(request, response_id)
-
-    def _input(self, value: Any) -> list[dict[str, Any]]:
-        """A response's own ``input``: items, and references to the conversation's."""
-        if not isinstance(value, list):
-            raise Invalid("invalid_type", "response.input must be a list", "response.input")
-        items = []
-        for i, entry in enumerate(value):
-            param = f"response.input[{i}]"
-            if isinstance(entry, dict) and entry.get("type") == "item_reference":
-                reference = entry.get("id")
-                item = self._conversation.get(reference) if isinstance(reference, str) else None
-                if item is None:
-                    raise Invalid("item_not_found", f"{param}.id: no such item", f"{param}.id")
-                items.append(item)
-            else:
-                items.append(check_item(entry, self._names, param))
-        return items
 
     def _cancel(self, event: dict[str, Any]) -> Event:
         response_id = event.get("response_id") or self._in_band
@@ -310,12 +269,7 @@ class RealtimeDialect:
             session["type"] = "realtime"
         session["model"] = self.model
         session.update(self._settings.shown(self._names))
-        if self._resume is not None:
-            if self._resumable:
-                session["resumable"] = True
-                session["resume_token"] = self._resume.enable_resume()
-            else:
-                self._resume.disable_resume()
+        resume_state(session, self._resume, self._resumable)
         return session
 
     def drain(self) -> None:
@@ -377,17 +331,4 @@ def _field(event: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind):
         what = "an object" if kind is dict else "a string"
         raise Invalid("missing_required_parameter", f"{name} must be {what}", name)
-    return value
-
-
-def _metadata(value: Any) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or len(value) > _MAX_METADATA
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-    ):
-        raise Invalid("invalid_value", "response.metadata must map at most 16 strings to strings",
-                      "response.metadata")
     return value
