@@ -7,13 +7,17 @@ import json
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime_daemon.dialects.realtime import GA, RealtimeDialect
+from realtime_daemon.dialects.realtime.response import Response, Writer
+from realtime_daemon.dialects.realtime.wire import Settings
 from realtime_daemon.events import Cancel, Refuse, Reply, Submit
 from realtime_daemon.outbox import Outbox
+from realtime_daemon.protocol import Envelope
 
 from .conftest import (
     PATH,
@@ -339,3 +343,48 @@ async def test_events_are_answered_in_arrival_order(client: Daemon) -> None:
     assert kinds.index("conversation.item.done") < kinds.index("response.created")
     assert kinds.index("response.created") < kinds.index("error") < kinds.index(
         "session.updated")
+
+
+class _Frames:
+    """A sink that keeps what a response writes (for the response alone, no socket)."""
+
+    closing = False
+    paused = False
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def write(self, payload: bytes) -> None:
+        self.events.append(json.loads(payload))
+
+    def flush(self) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("finish", "status", "reason"),
+    [("stop", "completed", None), ("tool_calls", "completed", None),
+     ("length", "incomplete", "max_output_tokens"),
+     ("content_filter", "incomplete", "content_filter")],
+)
+async def test_finish_reasons_map_to_response_status(
+    finish: str, status: str, reason: str | None
+) -> None:
+    """A relayed chunk's finish_reason decides response.done's status and reason."""
+    frames = _Frames()
+    response = Response("resp_1", GA, Writer(Outbox(frames, 1.0)), Settings(), None, "c", None)
+    response.start()
+    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": finish}],
+             "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}
+    response.feed(Envelope(data=msgspec.Raw(json.dumps(chunk).encode())))
+    response.complete()
+    done = frames.events[-1]["response"]
+    assert (done["status"], (done["status_details"] or {}).get("reason")) == (status, reason)
+    assert done["usage"]["input_tokens"] == 2 and done["usage"]["output_tokens"] == 1
+    assert done["output"][0]["content"][0]["text"] == "hi"

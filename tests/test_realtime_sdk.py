@@ -114,14 +114,15 @@ async def test_a_conversation_through_an_openai_compatible_upstream(
         await conn.conversation.item.create(item=user("one two"))
         first = await answer(conn)
         await conn.conversation.item.create(item=user("three four five"))
-        second = await answer(conn, max_output_tokens=50)
+        second = await answer(conn, max_output_tokens=50, instructions="Shout.")
     assert text_of(first) == "onetwo"
     assert text_of(second) == "threefourfive"
     assert second[-1].response.usage.input_tokens == 3
     assert second[-1].response.usage.output_tokens == 3
+    assert upstream.bodies[0]["messages"][0] == {"role": "system", "content": "Be terse."}
     body = upstream.bodies[1]
     assert body["messages"] == [
-        {"role": "system", "content": "Be terse."},
+        {"role": "system", "content": "Shout."},  # this response's own instructions
         {"role": "user", "content": "one two"},
         {"role": "assistant", "content": "onetwo"},
         {"role": "user", "content": "three four five"},
@@ -224,7 +225,8 @@ async def test_function_call_round_trip(proxy: Start, upstream: Upstream) -> Non
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
     async with sdk(client).realtime.connect(model="m") as conn:
         await conn.session.update(session={"type": "realtime", "tools": [tool],
-                                           "tool_choice": "auto"})
+                                           "tool_choice": {"type": "function",
+                                                           "name": "get_weather"}})
         await conn.conversation.item.create(item=user("weather in Oslo"))
         upstream.mode = "tool_call"
         events = await answer(conn)
@@ -239,6 +241,8 @@ async def test_function_call_round_trip(proxy: Start, upstream: Upstream) -> Non
         assert events[-1].response.status == "completed"
         assert upstream.bodies[0]["tools"] == [{"type": "function", "function": {
             k: v for k, v in tool.items() if k != "type"}}]
+        assert upstream.bodies[0]["tool_choice"] == {
+            "type": "function", "function": {"name": "get_weather"}}
         await conn.conversation.item.create(item={
             "type": "function_call_output", "call_id": "call_up1", "output": "minus three"})
         upstream.mode = "ok"
