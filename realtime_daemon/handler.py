@@ -44,6 +44,8 @@ __all__ = ["Attachment", "Connection", "DialectFactory"]
 
 logger = structlog.get_logger("realtime_daemon")
 
+_ENDED = Close(WSCloseCode.OK, "session ended")
+
 DialectFactory = Callable[[Outbox, str, "Resumable | None"], Dialect]
 """Makes a connection's dialect from its outbox, its session id, and the session's
 resume switch (None when resume is off)."""
@@ -96,6 +98,7 @@ class Connection:
         "_cut",
         "_dialect",
         "_draining",
+        "_ended",
         "_expiry",
         "_first",
         "_limits",
@@ -141,6 +144,7 @@ class Connection:
         )
         self.peer = peer
         self._draining = False
+        self._ended = False
         self._cut: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
@@ -163,6 +167,7 @@ class Connection:
         try:
             ending = await self.session.run()
         finally:
+            self._ended = True
             if self._cut is not None:
                 self._cut.cancel()
             if self._expiry is not None:  # held when it ended (a drain, an engine failure)
@@ -303,6 +308,11 @@ class Connection:
         came after envelope ``after``; return how this connection ended."""
         attachment = Attachment(ws, transport, protocol)
         attachment.closed = asyncio.get_running_loop().create_future()
+        if self._ended:
+            # It ended while the upgrade was written (the window passed, the drain).
+            return await self._close(attachment, _ENDED)
+        if self._attached is not None:
+            self.take_over()  # another resume came first: the latest one wins
         try:
             replayed = self.outbox.attach(attachment.output, after)
         except Gap as exc:

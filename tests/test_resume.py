@@ -463,3 +463,25 @@ async def test_a_protocol_error_ends_a_resumable_session_at_once(
     async with asyncio.timeout(5):
         await engine.ended.wait()
     assert await refused_status(daemon, resume_path(token, 0)) == 404
+
+
+async def test_a_second_resume_takes_over_the_first(slow: Daemon) -> None:
+    """Resumed on one connection, then on another while the first is still open: the
+    latest wins, the first is dropped, and nothing is lost or repeated."""
+    ws = await connect(slow)
+    token = await make_resumable(ws)
+    send(ws, request(PROMPT))
+    got = await read_chunks(ws, 3)
+    ws.abort()
+    first = await connect(slow, resume_path(token, got[-1]["id"]))
+    got += await read_chunks(first, 3)
+    second = await connect(slow, resume_path(token, got[-1]["id"]))
+    got += await read_to_finish(second)
+    check_ids(got)
+    assert text(got) == PROMPT
+    with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
+        async with asyncio.timeout(5):
+            while True:
+                await first.read_frame()
+    samples = await scrape(slow)
+    assert samples[("realtime_daemon_sessions_resumed_total", ())] == 2
