@@ -32,9 +32,6 @@ class Replay:
         self.bytes = 0
         self.limit = limit
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     @property
     def full(self) -> bool:
         """Whether the buffer holds its limit or more."""

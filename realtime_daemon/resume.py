@@ -83,9 +83,6 @@ class Resumes:
         )
         self._sessions: dict[str, Held] = {}
 
-    def __len__(self) -> int:
-        return len(self._sessions)
-
     def add(self, session: Held) -> str:
         """Register ``session``; its new token."""
         token = self._prefix + secrets.token_urlsafe(32)

@@ -120,9 +120,6 @@ class Conversation:
         self.max_items = max_items
         self.max_bytes = max_bytes
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def new_id(self, prefix: str = "item") -> str:
         """A fresh id for an item (or a response, a call) of this session, one no
         client-chosen item id has taken."""

@@ -135,15 +135,12 @@ class Response:
         self._delta_head = b""  # its text deltas' first bytes
         self._parts: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}  # open function calls by tool index
-        self._arguments: dict[int, list[str]] = {}
+        self._arguments: dict[str, list[str]] = {}  # their argument pieces, by item id
+        self._index: dict[str, int] = {}  # output_index by item id
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self.created = False
         self.done = False
-
-    @property
-    def in_band(self) -> bool:
-        return self._conversation is not None
 
     def start(self) -> bool:
         """Send ``response.created``."""
@@ -227,12 +224,12 @@ class Response:
             item = self._calls[call.index] = self._open(
                 {"type": "function_call", "name": function.name or "", "call_id": call_id,
                  "arguments": ""})
-            self._arguments[call.index] = []
+            self._arguments[item["id"]] = []
             settle = True
         elif function.name and not item["name"]:
             item["name"] = function.name
         if function.arguments:
-            self._arguments[call.index].append(function.arguments)
+            self._arguments[item["id"]].append(function.arguments)
             settle |= self._emit("response.function_call_arguments.delta", {
                 **self._where(item), "call_id": item["call_id"], "delta": function.arguments})
         return settle
@@ -248,6 +245,7 @@ class Response:
         """Add an output item (``in_progress``) and announce it."""
         item = {"id": self._new_id("item"), "object": "realtime.item", "status": "in_progress",
                 **fields}
+        self._index[item["id"]] = len(self.output)
         self.output.append(item)
         previous = None
         if self._conversation is not None:
@@ -260,7 +258,7 @@ class Response:
 
     def _where(self, item: dict[str, Any]) -> dict[str, Any]:
         return {"response_id": self.id, "item_id": item["id"],
-                "output_index": self.output.index(item)}
+                "output_index": self._index[item["id"]]}
 
     def _close_items(self, status: str) -> None:
         """Close every open item, in output order, with ``status``."""
@@ -275,8 +273,7 @@ class Response:
                     **where, "content_index": 0, "part": {"type": "text", "text": text}})
                 item["content"] = [{"type": self._names.text_part, "text": text}]
             else:
-                tool_index = next(i for i, c in self._calls.items() if c is item)
-                item["arguments"] = "".join(self._arguments[tool_index])
+                item["arguments"] = "".join(self._arguments[item["id"]])
                 self._emit("response.function_call_arguments.done", {
                     **where, "call_id": item["call_id"], "name": item["name"],
                     "arguments": item["arguments"]})
