@@ -233,12 +233,7 @@ class Connection:
         self._draining = True
         self._dialect.drain()
         self.channel.drain()
-        self._cut = asyncio.get_running_loop().call_at(deadline, self._cut_answers)
-
-    def _cut_answers(self) -> None:
-        """The drain's deadline: cut what still runs, held sessions included."""
-        self.session.cut()
-        self.outbox.give_up()
+        self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
 
     # -- resume (see resume.py) ---------------------------------------------------------
 

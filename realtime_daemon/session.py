@@ -155,6 +155,7 @@ class Session:
             answer.context.finished = True
             answer.cancel("shutdown")
         self._channel.abort()
+        self._outbox.give_up()  # writers waiting for a held session's connection, too
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Submit):

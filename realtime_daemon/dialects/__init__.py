@@ -20,7 +20,12 @@ from typing import Any, Protocol
 from ..events import Event
 from ..protocol import Envelope, ErrorDetail
 
-__all__ = ["Dialect", "Resumable", "resume_state"]
+__all__ = ["RESUME_UNAVAILABLE", "Dialect", "Resumable", "resume_state"]
+
+RESUME_UNAVAILABLE = (
+    "resume is not available on this daemon (--resume-window 0, or --workers above 1)"
+)
+"""Why a ``resumable`` session is refused when the daemon offers no resume."""
 
 
 class Resumable(Protocol):

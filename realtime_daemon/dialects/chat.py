@@ -26,13 +26,9 @@ from ..protocol import (
     SessionUpdateMessage,
     decode_request,
 )
-from . import Resumable, resume_state
+from . import RESUME_UNAVAILABLE, Resumable, resume_state
 
-__all__ = ["REQUEST_ID", "RESUME_UNAVAILABLE", "ChatDialect"]
-
-RESUME_UNAVAILABLE = (
-    "resume is not available on this daemon (--resume-window 0, or --workers above 1)"
-)
+__all__ = ["REQUEST_ID", "ChatDialect"]
 
 REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
 """A request id: 1 to 64 printable ASCII characters."""
@@ -281,8 +277,12 @@ class ChatDialect:
         """
         outbox = self._outbox
         data = envelope.data
-        plain = envelope.event is None and envelope.comment is None and envelope.error is None
-        if data.__class__ is msgspec.Raw and plain:
+        if (
+            data.__class__ is msgspec.Raw
+            and envelope.event is None
+            and envelope.comment is None
+            and envelope.error is None
+        ):
             # A relayed chunk (the per-chunk path of the openai engine): the
             # envelope's bytes around the upstream's, as the encoder writes them.
             assert isinstance(data, msgspec.Raw)

@@ -20,8 +20,7 @@ import msgspec
 from ...events import Cancel, Event, Reply, Submit
 from ...outbox import Outbox
 from ...protocol import Envelope, ErrorDetail
-from .. import Resumable, resume_state
-from ..chat import RESUME_UNAVAILABLE
+from .. import RESUME_UNAVAILABLE, Resumable, resume_state
 from .conversation import Conversation, check_item
 from .request import ResponseCreate
 from .response import Response, Writer
