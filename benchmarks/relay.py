@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import statistics
 import sys
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import msgspec
 import uvloop
-from run import Server
+from run import Server, _self_cpu
 
 REQUEST = '{"model": "paced", "messages": [{"role": "user", "content": "go"}]}'
 BODY = b'{"model": "paced", "messages": [{"role": "user", "content": "go"}], "stream": true}'
@@ -122,11 +121,6 @@ async def direct_stream(url: str, stats: Stats, stop_at: float, delay: float) ->
                             continue
                         stats.chunk(choice.delta.content, now, first, asked)
                         first = False
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_load(target: str, url: str, streams: int, duration: float, interval: float,

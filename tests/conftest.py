@@ -110,10 +110,13 @@ async def receive_answer(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, 
             return envelopes
 
 
-async def receive_until(ws: aiohttp.ClientWebSocketResponse, event: str) -> list[dict[str, Any]]:
-    """The envelopes up to and including the first whose ``event`` is ``event``."""
+async def receive_until(
+    ws: aiohttp.ClientWebSocketResponse, event: str, key: str = "event"
+) -> list[dict[str, Any]]:
+    """The envelopes up to and including the first whose ``key`` is ``event`` (Realtime
+    events: ``key="type"``)."""
     envelopes = [await receive_envelope(ws)]
-    while envelopes[-1].get("event") != event:
+    while envelopes[-1].get(key) != event:
         envelopes.append(await receive_envelope(ws))
     return envelopes
 

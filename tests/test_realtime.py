@@ -27,6 +27,7 @@ from .conftest import (
     closed_port_url,
     receive_close,
     receive_envelope,
+    receive_until,
     request,
 )
 from .engines import GatedEngine, InBandErrorEngine, TurnCounter
@@ -41,10 +42,7 @@ def user(text: str) -> dict[str, Any]:
 
 async def until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> list[dict[str, Any]]:
     """The events up to and including the first of type ``kind``."""
-    events = [await receive_envelope(ws)]
-    while events[-1]["type"] != kind:
-        events.append(await receive_envelope(ws))
-    return events
+    return await receive_until(ws, kind, key="type")
 
 
 async def error_of(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
