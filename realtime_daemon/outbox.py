@@ -114,6 +114,15 @@ class Outbox:
         sink.write(payload)
         return sink.paused or sink.closing or self._loop.time() >= self._slice_end
 
+    @property
+    def lagging(self) -> bool:
+        """Whether a writer must ``await settle()`` before writing more (the time
+        slice aside): the client lags or is gone, or a held session's buffer is full."""
+        sink, replay = self._sink, self.replay
+        if sink is None:
+            return replay is None or replay.full
+        return sink.paused or sink.closing
+
     def flush(self) -> None:
         """Send what was written now, not at the end of the event-loop pass (an engine
         that handed over all it had read will wait for its upstream next)."""

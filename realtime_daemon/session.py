@@ -15,21 +15,21 @@ and their accounting. It knows nothing of aiohttp: the transport
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, cast
 
 import structlog
 
 from .answers import Answer, Ending, SessionOver
 from .channel import RequestChannel
 from .dialects import Dialect
-from .engines.base import Context, RequestContext, RequestFailed, aclose
+from .engines.base import Context, Engine, RequestContext, RequestFailed, aclose
 from .engines.routes import Route, Routes
 from .engines.stream import StreamEnded
 from .events import Cancel, Event, Reply, Submit
 from .metrics import Metrics
 from .outbox import ClientTooSlow, Outbox, PeerGone
-from .protocol import ErrorDetail, Request, is_finish
+from .protocol import Envelope, ErrorDetail, Request, is_finish
 
 __all__ = ["CUT_NOTICE", "Ending", "Session"]
 
@@ -236,23 +236,20 @@ class Session:
         request_id = context.request_id
         outcome = "cancelled"
         try:
-            stream = answer.route.engine.answer(request, context)
+            engine = answer.route.engine
+            relay = getattr(engine, "relay", None)
+            if relay is not None:
+                # The engine writes from its upstream's callbacks, read by read.
+                await relay(request, context, _Delivery(self, answer))
+                outcome = "completed"
+                return
+            stream = cast(Engine, engine).answer(request, context)
             try:
                 async for item in stream:
-                    if answer.chunks == 0:
-                        self._metrics.first_chunk.observe(self._loop.time() - answer.started)
                     # An engine may hand over several envelopes at once (all
                     # it read from its upstream in one go): one pass for all.
                     batch = item if isinstance(item, list) else (item,)
-                    settle = False
-                    for envelope in batch:
-                        answer.chunks += 1
-                        if not context.finished and is_finish(envelope):
-                            context.finished = True
-                            if envelope.event == "error":
-                                answer.error = "request_failed"
-                        settle |= dialect.chunk(envelope, request_id)
-                    if settle:
+                    if self._write(answer, batch):
                         await outbox.settle()
                     elif batch is item:
                         # A batch is all the engine had read: it waits for its
@@ -274,6 +271,22 @@ class Session:
             raise self._engine_failed(answer, exc) from None
         finally:
             self._end(answer, outcome)
+
+    def _write(self, answer: Answer, batch: Sequence[Envelope]) -> bool:
+        """Hand an answer's envelopes to the dialect; whether to ``await settle()``."""
+        if answer.chunks == 0:
+            self._metrics.first_chunk.observe(self._loop.time() - answer.started)
+        context, dialect = answer.context, self._dialect
+        request_id = context.request_id
+        settle = False
+        for envelope in batch:
+            answer.chunks += 1
+            if not context.finished and is_finish(envelope):
+                context.finished = True
+                if envelope.event == "error":
+                    answer.error = "request_failed"
+            settle |= dialect.chunk(envelope, request_id)
+        return settle
 
     def _engine_failed(self, answer: Answer, exc: Exception) -> SessionOver:
         message = str(exc) or type(exc).__name__
@@ -316,3 +329,26 @@ class Session:
             conn=self.context.session_id, peer=self.peer
         )
         return log
+
+
+class _Delivery:
+    """One answer's :class:`~.engines.base.Delivery`: what a relaying engine sends
+    is written at once, in the engine's callback, and sent with the batch."""
+
+    __slots__ = ("_answer", "_session")
+
+    def __init__(self, session: Session, answer: Answer) -> None:
+        self._session = session
+        self._answer = answer
+
+    def send(self, batch: list[Envelope]) -> bool:
+        if self._answer.context.is_stopped():
+            return True  # cut or cancelled: its task ends at its next await
+        session = self._session
+        session._write(self._answer, batch)
+        outbox = session._outbox
+        outbox.flush()
+        return outbox.lagging
+
+    async def ready(self) -> None:
+        await self._session._outbox.settle()

@@ -107,7 +107,7 @@ async def test_unreachable_upstream_is_upstream_unreachable(proxy: Start) -> Non
     assert error["error"]["code"] == "upstream_unreachable"
     assert error["error"]["upstream"] == {"replica": 0}
     assert error["error"]["message"] == (
-        "upstream replica 0 connection failed: ClientConnectorError: Connection refused"
+        "upstream replica 0 connection failed: ConnectionRefusedError: Connection refused"
     )
     assert "127.0.0.1" not in str(error)
     samples = await scrape(client)

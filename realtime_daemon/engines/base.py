@@ -21,6 +21,13 @@ Duties of an engine:
   Any other exception is a failure of the engine itself: the daemon logs its
   traceback and closes the connection 1011 ``engine error: <message>``.
 
+An engine that relays an upstream from protocol callbacks may offer
+``relay(request, context, delivery)`` instead: it hands each read's
+envelopes to ``delivery.send(batch)`` as they arrive (no coroutine per
+read), stops reading while ``send`` returns True until ``await
+delivery.ready()``, and returns when the answer is complete. The duties are
+the same (cancellation arrives at its ``await``; close the upstream then).
+
 Engines written for the bidirectional interface of earlier versions (and of
 NVIDIA Dynamo's Python engines), ``generate(requests, context)`` once per
 connection, still work: :mod:`.stream` adapts them.
@@ -47,8 +54,10 @@ from ..protocol import (
 
 __all__ = [
     "Context",
+    "Delivery",
     "Engine",
     "EngineFactory",
+    "RelayEngine",
     "RequestContext",
     "RequestFailed",
     "StreamEngine",
@@ -239,6 +248,31 @@ class Engine(Protocol):
         ...
 
 
+class Delivery(Protocol):
+    """Where a :class:`RelayEngine` hands over one answer's envelopes."""
+
+    def send(self, batch: list[Envelope]) -> bool:
+        """Write ``batch`` now (from any callback).
+
+        Returns:
+            whether to read no more until ``await ready()``: the client lags
+            (or the answer was stopped, and its task is being cancelled).
+        """
+        ...
+
+    async def ready(self) -> None:
+        """Wait until the client caught up; raises if it is gone or too slow."""
+        ...
+
+
+class RelayEngine(Protocol):
+    """An engine that pushes each answer's envelopes as its upstream sends them."""
+
+    async def relay(self, request: Request, context: RequestContext, delivery: Delivery) -> None:
+        """Relay one request's answer into ``delivery``; return when it is complete."""
+        ...
+
+
 class StreamEngine(Protocol):
     """The bidirectional interface: one ``generate`` per connection (see :mod:`.stream`)."""
 
@@ -249,7 +283,7 @@ class StreamEngine(Protocol):
         ...
 
 
-EngineFactory = Callable[[Config], "Engine | StreamEngine"]
+EngineFactory = Callable[[Config], "Engine | RelayEngine | StreamEngine"]
 """Builds an engine from the daemon's settings; a class taking ``config`` qualifies."""
 
 

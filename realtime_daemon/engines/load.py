@@ -7,7 +7,7 @@ import importlib.metadata
 from typing import cast
 
 from ..config import Config
-from .base import Engine, EngineFactory, StreamEngine
+from .base import Engine, EngineFactory, RelayEngine, StreamEngine
 from .routes import Route, Routes
 from .stream import StreamAdapter
 
@@ -91,20 +91,20 @@ def build_routes(config: Config) -> Routes:
     )
 
 
-def as_engine(obj: Engine | StreamEngine) -> Engine:
+def as_engine(obj: Engine | RelayEngine | StreamEngine) -> Engine | RelayEngine:
     """``obj`` as a per-request engine: as it is, or adapted if it has only ``generate``.
 
     Raises:
-        EngineLoadError: ``obj`` has neither ``answer`` nor ``generate``.
+        EngineLoadError: ``obj`` has neither ``answer`` (or ``relay``) nor ``generate``.
     """
-    if callable(getattr(obj, "answer", None)):
+    if callable(getattr(obj, "answer", None)) or callable(getattr(obj, "relay", None)):
         return obj  # type: ignore[return-value]
     if callable(getattr(obj, "generate", None)):
         return StreamAdapter(obj)  # type: ignore[arg-type]
     raise EngineLoadError(f"{type(obj).__name__} has neither answer() nor generate()")
 
 
-def _make(spec: str, config: Config) -> Engine:
+def _make(spec: str, config: Config) -> Engine | RelayEngine:
     factory = load_engine(spec)
     try:
         return as_engine(factory(config))

@@ -2,9 +2,10 @@
 
 vLLM, SGLang, TGI, llama.cpp's server, Ollama, NVIDIA Dynamo's frontend and
 OpenAI itself all serve ``POST /v1/chat/completions`` with Server-Sent
-Events. Each request of a session becomes one such POST through one pooled
-ClientSession; each upstream chunk becomes the ``data`` of an envelope,
-passed through as :class:`msgspec.Raw`, never re-encoded.
+Events. Each request of a session becomes one such POST on a pooled
+keep-alive connection (:mod:`.h1`); each upstream chunk becomes the ``data``
+of an envelope, passed through as :class:`msgspec.Raw`, never re-encoded,
+and is written to the client in the callback that read it.
 
 - A session sticks to one replica, picked round-robin when it starts.
 - Failures before the first chunk fail over to the next replica (connection
@@ -24,15 +25,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
 
-import aiohttp
 import msgspec
 import structlog
 
+from .. import __version__
 from ..config import Config
-from ..protocol import Envelope, Request
-from .base import RequestContext, RequestFailed
+from ..protocol import Request
+from .base import Delivery, RequestContext, RequestFailed
+from .h1 import Origin, Pool
 from .upstream import UpstreamError, UpstreamStream
 from .watchdog import Watchdog
 
@@ -41,9 +42,6 @@ __all__ = ["OpenAIEngine", "UpstreamError"]
 logger = structlog.get_logger("realtime_daemon")
 
 _TRUE = msgspec.Raw(b"true")
-_DONE = b"[DONE]"
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_ERROR_BODY_LIMIT = 4096
 POOL_LOG_EVERY = 10.0
 """Seconds between two ``upstream_pool_wait`` log lines."""
 
@@ -56,46 +54,50 @@ class OpenAIEngine:
     """Streams each request from an OpenAI-compatible upstream.
 
     Raises:
-        ValueError: no ``upstream_url`` is configured.
+        ValueError: no ``upstream_url`` is configured, or one is not http(s).
     """
 
     def __init__(self, config: Config) -> None:
         if not config.upstream_url:
             raise ValueError("needs at least one --upstream-url")
         self._urls = tuple(url.rstrip("/") + "/chat/completions" for url in config.upstream_url)
+        self._origins = tuple(Origin.parse(url) for url in self._urls)
         self._config = config
         self._turn = itertools.count()
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
         self._pool_waits = 0  # requests that waited for a pool slot, in all
         self._pool_logged = -POOL_LOG_EVERY
-        # No sock_read: aiohttp would re-arm a timer on every read; the
-        # watchdog checks every stream's silences with one.
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=config.upstream_connect_timeout)
-        self._watchdog = Watchdog(config.upstream_read_timeout)
-        self._headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+        headers = [
+            b"Accept: text/event-stream",
+            b"Accept-Encoding: identity",
+            b"Content-Type: application/json",
+            b"User-Agent: realtime-daemon/" + __version__.encode(),
+        ]
         if config.upstream_api_key:
-            self._headers["Authorization"] = f"Bearer {config.upstream_api_key}"
+            headers.append(b"Authorization: Bearer " + config.upstream_api_key.encode())
+        # Each replica's request head, up to the body's length.
+        self._heads = tuple(
+            b"POST %b HTTP/1.1\r\nHost: %b\r\n%b\r\nContent-Length: "
+            % (o.path.encode(), o.host_header.encode("idna"), b"\r\n".join(headers))
+            for o in self._origins
+        )
         self._model = (
             msgspec.Raw(_encoder.encode(config.upstream_model)) if config.upstream_model else None
         )
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop; one pool for the daemon.
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._config.upstream_max_connections)
-            trace = aiohttp.TraceConfig()
-            trace.on_connection_queued_start.append(self._pool_full)
-            # No cookie jar: cookies an upstream sets for one client's request
-            # must not ride along on other clients' requests.
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trace_configs=[trace],
+    def _connections(self) -> Pool:
+        # Made on first use, inside the running loop; one pool for the daemon.
+        if self._pool is None:
+            config = self._config
+            self._pool = Pool(
+                config.upstream_max_connections,
+                connect_timeout=config.upstream_connect_timeout,
+                watchdog=Watchdog(config.upstream_read_timeout),
+                on_wait=self._pool_full,
             )
-        return self._session
+        return self._pool
 
-    async def _pool_full(self, *_: object) -> None:
+    def _pool_full(self) -> None:
         """A request waits for a pool slot: say so, at most once per POOL_LOG_EVERY seconds."""
         self._pool_waits += 1
         now = time.monotonic()
@@ -109,10 +111,10 @@ class OpenAIEngine:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        self._watchdog.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.watchdog.close()
+            self._pool.close()
+            self._pool = None
 
     def _replicas(self, context: RequestContext) -> list[int]:
         """The session's replicas, its own first: picked round-robin when it starts."""
@@ -123,31 +125,27 @@ class OpenAIEngine:
             context.session.state[self] = replicas
         return replicas
 
-    async def answer(
-        self, request: Request, context: RequestContext
-    ) -> AsyncIterator[list[Envelope]]:
-        """Stream the answer from the session's replica, failing over before the first byte."""
+    async def relay(self, request: Request, context: RequestContext, delivery: Delivery) -> None:
+        """Relay the answer from the session's replica, failing over before the first byte."""
         body = self._body(request)
+        length = b"%d\r\n\r\n" % len(body)
         replicas = self._replicas(context)
         errors: list[str] = []
         config = self._config
+        pool = self._connections()
         for replica in list(replicas):
             stream = UpstreamStream(
-                self._client(),
-                self._urls[replica],
+                pool,
+                self._origins[replica],
                 replica,
                 context,
-                self._watchdog,
+                delivery,
                 connect_timeout=config.upstream_connect_timeout,
                 read_timeout=config.upstream_read_timeout,
                 max_event_size=config.upstream_max_event_size,
             )
             try:
-                await stream.open(body, self._headers)
-                # A coroutine per upstream read: each batch is what one read completed.
-                while (batch := await stream.batch()) is not None:
-                    if batch:
-                        yield batch
+                await stream.run(b"".join((self._heads[replica], length, body)))
             except UpstreamError as exc:
                 errors.append(str(exc))
                 logger.warning(

@@ -1,27 +1,28 @@
-"""One upstream request of the openai engine: its answer's head, then its chunks, read by read.
+"""One upstream request of the openai engine: its status, then its chunks, read by read.
 
-:class:`UpstreamStream` is the per-attempt half of the engine: it posts the
-request, checks the answer's status, and then, on each call of
-:meth:`UpstreamStream.batch`, reads once from the upstream and returns every
-chunk that read completed, checked and wrapped. It is a coroutine per read,
-not a stack of async generators, because a relay's cost is per read. Every
-failure becomes an :class:`UpstreamError` that says whether another replica
-may still be asked (nothing was streamed yet).
+:class:`UpstreamStream` is the per-attempt half of the engine, the
+:class:`~.h1.Consumer` of one answer: each read the connection hands it is
+parsed in the connection's callback, and every chunk it completes is
+checked, wrapped and handed to the session's :class:`~.base.Delivery` at
+once. The attempt's task (:meth:`UpstreamStream.run`) wakes only when the
+answer ends or fails, or when the client lags (reading is paused until it
+catches up). Every failure becomes an :class:`UpstreamError` that says
+whether another replica may still be asked (nothing was streamed yet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from ..protocol import Envelope, UpstreamDetail
-from .base import RequestContext, RequestFailed
+from .base import Delivery, RequestContext, RequestFailed
+from .h1 import Connection, Origin, Pool, ProtocolError, StaleConnection
 from .sse import EventTooLarge, SSEParser
-from .watchdog import Watch, Watchdog
 
 __all__ = ["UpstreamError", "UpstreamStream"]
 
@@ -69,11 +70,12 @@ class _ChunkProbe(msgspec.Struct):
 
 
 def _failure(exc: BaseException) -> str:
-    """A connection failure in words that name no host: aiohttp's own messages do."""
-    os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError):
-        errno = os_error.errno or 0
-        reason = os.strerror(errno) if errno > 0 else os_error.strerror
+    """A connection failure in words that name no host."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"{type(exc).__name__}: {exc.verify_message}"
+    if isinstance(exc, OSError):
+        errno = exc.errno or 0
+        reason = os.strerror(errno) if errno > 0 else exc.strerror
         if reason:
             return f"{type(exc).__name__}: {reason}"
     return type(exc).__name__
@@ -84,6 +86,8 @@ def _text(value: object) -> str | None:
 
 
 _probe_decoder = msgspec.json.Decoder(_ChunkProbe)
+_LAG = "lag"  # the client lags: reading is paused until it caught up
+_END = "end"  # the answer was read to [DONE]
 
 
 class UpstreamError(RequestFailed):
@@ -103,30 +107,36 @@ class UpstreamError(RequestFailed):
 
 
 class UpstreamStream:
-    """One request to one replica.
+    """One request to one replica, read in its connection's callbacks.
 
     Args:
-        client: the engine's pool.
-        url: the replica's ``/chat/completions``.
+        pool: the engine's connection pool.
+        origin: the replica's origin and path.
         replica: its index (what clients are told, never the URL).
         context: the request's context (``finished`` is set here).
-        watchdog: the engine's read-timeout watchdog.
+        delivery: where the answer's chunks go.
         connect_timeout: for the message of a connect timeout.
-        read_timeout: silence allowed before the head, and between reads.
+        read_timeout: for the message of a read timeout (the pool's watchdog
+            keeps it).
         max_event_size: the SSE parser's limit.
     """
 
     __slots__ = (
-        "_client",
         "_connect_timeout",
+        "_connection",
         "_context",
+        "_delivery",
+        "_error_body",
+        "_loop",
+        "_origin",
+        "_outcome",
         "_parser",
+        "_pool",
         "_read_timeout",
-        "_response",
-        "_url",
-        "_watch",
-        "_watchdog",
-        "done",
+        "_reading",
+        "_reason",
+        "_status",
+        "_waiter",
         "name",
         "replica",
         "streamed",
@@ -134,110 +144,188 @@ class UpstreamStream:
 
     def __init__(
         self,
-        client: aiohttp.ClientSession,
-        url: str,
+        pool: Pool,
+        origin: Origin,
         replica: int,
         context: RequestContext,
-        watchdog: Watchdog,
+        delivery: Delivery,
         *,
         connect_timeout: float,
         read_timeout: float,
         max_event_size: int,
     ) -> None:
-        self._client = client
-        self._url = url
+        self._pool = pool
+        self._origin = origin
         self.replica = replica
         self.name = f"upstream replica {replica}"
         self._context = context
-        self._watchdog = watchdog
+        self._delivery = delivery
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._parser = SSEParser(max_event_size)
-        self._response: aiohttp.ClientResponse | None = None
-        self._watch: Watch | None = None
+        self._loop = asyncio.get_running_loop()
+        self._connection: Connection | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._outcome: str | BaseException | None = None
+        self._status = 0
+        self._reason = ""
+        self._error_body: bytearray | None = None  # a failed answer's body, as read
+        self._reading = False  # the answer is still being read
         self.streamed = False
-        self.done = False
 
     def _failed(self, code: str, what: str) -> UpstreamError:
         upstream = UpstreamDetail(replica=self.replica)
         return UpstreamError(code, f"{self.name} {what}", upstream, retry=not self.streamed)
 
-    def _mapped(self, exc: BaseException) -> UpstreamError:
-        """A timeout, connection failure or oversized event as the client is told of it."""
-        if isinstance(exc, EventTooLarge):
+    async def run(self, request: bytes) -> None:
+        """Send the request and relay its answer to the end.
+
+        Raises:
+            UpstreamError: no answer, not a 2xx one, a malformed or failed one.
+        """
+        fresh = False
+        while True:
+            self._reading = True
+            try:
+                self._connection = await self._pool.send(self._origin, request, self, fresh=fresh)
+            except TimeoutError:
+                raise self._failed(
+                    "upstream_timeout",
+                    f"timed out: no connection within {self._connect_timeout:g} s",
+                ) from None
+            except OSError as exc:
+                error = self._failed("upstream_unreachable", f"connection failed: {_failure(exc)}")
+                error.log_detail = str(exc)  # may name the host: the log only
+                raise error from None
+            try:
+                await self._relayed()
+                return
+            except StaleConnection:
+                fresh = True  # dropped while idle: once more, on a new connection
+
+    async def _relayed(self) -> None:
+        """Wait for the answer's end, and for the client while it lags."""
+        connection = self._connection
+        assert connection is not None
+        while True:
+            if self._outcome is None:
+                self._waiter = self._loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+            outcome, self._outcome = self._outcome, None
+            if outcome is _END:
+                return
+            if outcome is _LAG:
+                await self._delivery.ready()
+                connection.resume_reading()
+                continue
+            assert isinstance(outcome, BaseException)
+            raise outcome
+
+    def _signal(self, outcome: str | BaseException) -> None:
+        """Wake the task: an end or failure supersedes a lag not yet seen to."""
+        if self._outcome is None or self._outcome is _LAG:
+            self._outcome = outcome
+        if outcome is not _LAG:
+            self._reading = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- h1.Consumer: called in the connection's callbacks ------------------------------
+
+    def head(self, status: int, reason: str) -> None:
+        self._status = status
+        if status // 100 != 2:
+            self._error_body = bytearray()  # the upstream's words, for the error
+            self._reason = reason
+
+    def body(self, data: bytes) -> None:
+        if self._error_body is not None:
+            self._error_body += data
+            if len(self._error_body) >= _ERROR_BODY_LIMIT:
+                self._stop(self._refused())  # the rest is not read
+            return
+        try:
+            events = self._parser.feed(data)
+            batch: list[Envelope] = []
+            for event in events:
+                if event == _DONE:
+                    # Anything after [DONE] is not relayed; the connection
+                    # reads the body's end on its own, to be kept.
+                    assert self._connection is not None
+                    self._connection.discard()
+                    self._signal(_END)
+                    break
+                batch.append(self._checked(event))
+            if batch:
+                self.streamed = True
+                if self._delivery.send(batch) and self._reading:
+                    assert self._connection is not None
+                    self._connection.pause_reading()
+                    self._signal(_LAG)
+        except EventTooLarge as exc:
             error = self._failed("upstream_protocol_error", f"sent {exc}")
             error.retry = False  # the same request would get the same answer
-            return error
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            what = f"no connection within {self._connect_timeout:g} s"
-        elif isinstance(exc, TimeoutError) or (self._watch is not None and self._watch.expired):
+            self._stop(error)
+        except Exception as exc:  # raised in the task, not in the callback
+            self._stop(exc)
+
+    def end(self) -> None:
+        if self._error_body is not None:
+            self._signal(self._refused())
+        elif self._reading:
+            try:
+                ended = _DONE in self._parser.close()
+            except EventTooLarge:
+                ended = False
+            if ended:
+                self._signal(_END)
+            else:
+                what = "ended the stream without [DONE]"
+                self._signal(self._failed("upstream_protocol_error", what))
+
+    def failed(self, exc: Exception) -> None:
+        if isinstance(exc, StaleConnection):
+            self._signal(exc)
+        elif isinstance(exc, TimeoutError):
             silence = "no chunk" if self.streamed else "no answer"
             what = f"{silence} within {self._read_timeout:g} s"
+            self._signal(self._failed("upstream_timeout", f"timed out: {what}"))
+        elif isinstance(exc, ProtocolError):
+            self._signal(self._failed("upstream_protocol_error", str(exc)))
         else:
-            error = self._failed("upstream_unreachable", f"connection failed: {_failure(exc)}")
-            error.log_detail = str(exc)  # aiohttp's words name the host: the log only
-            return error
-        return self._failed("upstream_timeout", f"timed out: {what}")
+            what = f"connection failed: {_failure(exc)}"
+            self._signal(self._failed("upstream_unreachable", what))
 
-    async def open(self, body: bytes, headers: dict[str, str]) -> None:
-        """Post the request and check the answer's status.
+    # -- the answer's checks -----------------------------------------------------------
 
-        Raises:
-            UpstreamError: no answer, or not a 2xx one.
-        """
+    def _stop(self, exc: BaseException) -> None:
+        """Fail the answer from a callback: the connection is dropped."""
+        if self._connection is not None:
+            self._connection.abort()
+        self._signal(exc)
+
+    def _refused(self) -> UpstreamError:
+        """A non-2xx answer, with the upstream's own error object and words, kept short."""
+        assert self._error_body is not None
+        raw = bytes(self._error_body[:_ERROR_BODY_LIMIT])
         try:
-            # One timer for the answer's head; its body's silences are the
-            # watchdog's (no timer per read).
-            async with asyncio.timeout(self._read_timeout):
-                response = await self._client.post(self._url, data=body, headers=headers)
-            self._response = response
-            self._watch = self._watchdog.watch(response.close)
-            if response.status // 100 != 2:
-                probe, detail = await _error_body(response)
-                raise UpstreamError(
-                    "upstream_error",
-                    f"{self.name} answered {response.status}: {detail}",
-                    probe.upstream(self.replica, response.status),
-                    retry=response.status in _RETRY_STATUSES,
-                )
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._mapped(exc) from None
+            probe = _probe_decoder.decode(raw)
+        except msgspec.DecodeError:
+            probe = _ChunkProbe()
+        detail = probe.message or raw.decode(errors="replace").strip() or self._reason
+        status = self._status
+        return UpstreamError(
+            "upstream_error",
+            f"{self.name} answered {status}: {detail or 'no detail'}",
+            probe.upstream(self.replica, status),
+            retry=status in _RETRY_STATUSES,
+        )
 
-    async def batch(self) -> list[Envelope] | None:
-        """The chunks one read from the upstream completes (perhaps none); None once
-        the answer ended with ``[DONE]``.
-
-        Raises:
-            UpstreamError: a malformed chunk, an error in the stream, a silence
-                past the read timeout, a lost connection, no ``[DONE]``.
-        """
-        response, watch = self._response, self._watch
-        assert response is not None and watch is not None
-        if self.done:
-            return None
-        try:
-            read = await response.content.readany()
-            if not read:
-                if watch.expired:
-                    raise TimeoutError
-                if _DONE not in self._parser.close():
-                    raise self._failed("upstream_protocol_error", "ended the stream without [DONE]")
-                return None
-            watch.touch()
-            events = self._parser.feed(read)
-        except (TimeoutError, aiohttp.ClientError, EventTooLarge) as exc:
-            raise self._mapped(exc) from None
-        batch: list[Envelope] = []
-        for data in events:
-            if data == _DONE:
-                self.done = True  # anything after [DONE] is not read
-                return batch or None
-            batch.append(self._checked(data, response.status))
-        if batch:
-            self.streamed = True
-        return batch
-
-    def _checked(self, data: bytes, status: int) -> Envelope:
+    def _checked(self, data: bytes) -> Envelope:
         """One chunk, as is, once it is known to be JSON and no error."""
         try:
             probe = _probe_decoder.decode(data)
@@ -249,7 +337,7 @@ class UpstreamStream:
             raise UpstreamError(
                 "upstream_error",
                 f"{self.name} reported an error: {probe.message}",
-                probe.upstream(self.replica, status),
+                probe.upstream(self.replica, self._status),
                 retry=False,
             )
         for choice in probe.choices:
@@ -258,20 +346,7 @@ class UpstreamStream:
         return Envelope(data=msgspec.Raw(data))
 
     def close(self) -> None:
-        """Closing, not releasing: an unfinished stream drops the connection, which is
-        how the upstream learns to stop."""
-        if self._watch is not None:
-            self._watchdog.forget(self._watch)
-        if self._response is not None:
-            self._response.close()
-
-
-async def _error_body(response: aiohttp.ClientResponse) -> tuple[_ChunkProbe, str]:
-    """The upstream's own error object and words for a failed request, kept short."""
-    raw = await response.content.read(_ERROR_BODY_LIMIT)
-    try:
-        probe = _probe_decoder.decode(raw)
-    except msgspec.DecodeError:
-        probe = _ChunkProbe()
-    detail = probe.message or raw.decode(errors="replace").strip() or response.reason
-    return probe, detail or "no detail"
+        """An answer not read to its end drops its connection: that is how the
+        upstream learns to stop."""
+        if self._reading and self._connection is not None:
+            self._connection.abort()
