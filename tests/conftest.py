@@ -16,12 +16,25 @@ import aiohttp
 import msgspec
 import pytest
 import trustme
+import uvloop
 from aiohttp import web
 
 from realtime_daemon.app import build_app
 from realtime_daemon.config import Config
 from realtime_daemon.engines.base import Engine
 from realtime_daemon.serve import make_runner
+
+BOTH_LOOPS = frozenset({"test_h1", "test_openai", "test_session_upstream", "test_fakellm"})
+"""Modules whose tests run on asyncio's loop and on uvloop: the openai engine's client
+works on the loop's transports, which differ (uvloop's are not asyncio.Transport)."""
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in BOTH_LOOPS:
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 PATH = "/v1/realtime"
 
@@ -135,16 +148,25 @@ def content(envelopes: list[dict[str, Any]]) -> str:
 
 
 class Certificate:
-    """A certificate for 127.0.0.1 from a throwaway CA, as files, and a client trusting it."""
+    """A certificate for 127.0.0.1 from a throwaway CA, as files (the CA's too), and a
+    client context trusting it."""
 
     def __init__(self, folder: Path) -> None:
         ca = trustme.CA()
         issued = ca.issue_cert("127.0.0.1")
         self.certfile, self.keyfile = str(folder / "cert.pem"), str(folder / "key.pem")
+        self.cafile = str(folder / "ca.pem")
+        ca.cert_pem.write_to_path(self.cafile)
         issued.private_key_and_cert_chain_pem.write_to_path(self.certfile)
         issued.private_key_pem.write_to_path(self.keyfile)
         self.client_context = ssl.create_default_context()
         ca.configure_trust(self.client_context)
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server's TLS context with the certificate."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.certfile, self.keyfile)
+        return context
 
 
 @pytest.fixture

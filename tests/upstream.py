@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,15 +67,16 @@ class Upstream:
         self._runner: web.AppRunner | None = None
         self._transport: asyncio.BaseTransport | None = None
 
-    async def start(self) -> Upstream:
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> Upstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/v1"
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{port}/v1"
         return self
 
     async def stop(self) -> None:
@@ -177,8 +179,10 @@ class Upstream:
             await asyncio.sleep(0.005)
 
 
-async def started(n: int) -> AsyncIterator[list[Upstream]]:
-    upstreams = [await Upstream().start() for _ in range(n)]
+async def started(
+    n: int, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[list[Upstream]]:
+    upstreams = [await Upstream().start(ssl_context) for _ in range(n)]
     try:
         yield upstreams
     finally:

@@ -33,6 +33,7 @@ __all__ = [
     "KEEPALIVE",
     "MAX_HEAD",
     "Connection",
+    "ConnectionLost",
     "Consumer",
     "Origin",
     "Pool",
@@ -60,7 +61,12 @@ class ProtocolError(Exception):
     """The upstream broke HTTP/1.1 (the message says how)."""
 
 
-class StaleConnection(ConnectionError):
+class ConnectionLost(ConnectionError):
+    """The upstream closed the connection before the answer's end (the message
+    says when, and names no host)."""
+
+
+class StaleConnection(ConnectionLost):
     """A reused keep-alive connection closed before any byte of the answer: the
     upstream had dropped it while idle; the request may be sent again on a new one."""
 
@@ -78,7 +84,7 @@ class Consumer(Protocol):
         """The body is complete."""
 
     def failed(self, exc: Exception) -> None:
-        """The answer cannot be read to its end: ConnectionError (StaleConnection
+        """The answer cannot be read to its end: ConnectionLost (StaleConnection
         among them), ProtocolError, or TimeoutError (silent past the read timeout)."""
 
 
@@ -181,11 +187,13 @@ class Connection(asyncio.Protocol):
             self._pool._lost(self)
         if self._framing == _UNTIL_CLOSE:
             self._finished()
-        elif self._head or self._framing != _NONE:
-            if self._head and not self._buffer and self.reused:
-                self._fail(StaleConnection("the upstream closed a kept-alive connection"))
+        elif self._head and not self._buffer:
+            if self.reused:
+                self._fail(StaleConnection("closed a kept-alive connection"))
             else:
-                self._fail(ConnectionResetError("the upstream closed the connection mid-answer"))
+                self._fail(ConnectionLost("closed the connection without answering"))
+        elif self._head or self._framing != _NONE:
+            self._fail(ConnectionLost("closed the connection mid-answer"))
 
     # -- requests ----------------------------------------------------------------------
 
@@ -225,9 +233,9 @@ class Connection(asyncio.Protocol):
         """Parse what ``data`` completes of the head; returns the body bytes after it."""
         while True:
             buffer = self._buffer + data if self._buffer else data
-            end = buffer.find(b"\r\n\r\n")
+            end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
             if end < 0:
-                if len(buffer) > MAX_HEAD:
+                if len(buffer) >= MAX_HEAD + 4:
                     raise ProtocolError(f"sent a head over {MAX_HEAD} bytes")
                 self._buffer = buffer
                 return b""

@@ -21,7 +21,7 @@ import msgspec
 
 from ..protocol import Envelope, UpstreamDetail
 from .base import Delivery, RequestContext, RequestFailed
-from .h1 import Connection, Origin, Pool, ProtocolError, StaleConnection
+from .h1 import Connection, ConnectionLost, Origin, Pool, ProtocolError, StaleConnection
 from .sse import EventTooLarge, SSEParser
 
 __all__ = ["UpstreamError", "UpstreamStream"]
@@ -296,6 +296,8 @@ class UpstreamStream:
             self._signal(self._failed("upstream_timeout", f"timed out: {what}"))
         elif isinstance(exc, ProtocolError):
             self._signal(self._failed("upstream_protocol_error", str(exc)))
+        elif isinstance(exc, ConnectionLost):
+            self._signal(self._failed("upstream_unreachable", str(exc)))
         else:
             what = f"connection failed: {_failure(exc)}"
             self._signal(self._failed("upstream_unreachable", what))
