@@ -42,6 +42,9 @@ class Sink(Protocol):
     def write(self, payload: bytes) -> None:
         """Queue one Text frame."""
 
+    def hold(self) -> None:
+        """Schedule no flush for the next writes: the caller flushes."""
+
     def flush(self) -> None:
         """Write the queued frames now."""
 
@@ -113,6 +116,12 @@ class Outbox:
         assert sink is not None
         sink.write(payload)
         return sink.paused or sink.closing or self._loop.time() >= self._slice_end
+
+    def hold(self) -> None:
+        """The caller will :meth:`flush` after its next writes (no flush is scheduled
+        for them: a relaying engine writes what one read brought, then flushes)."""
+        if self._sink is not None:
+            self._sink.hold()
 
     @property
     def lagging(self) -> bool:

@@ -42,7 +42,7 @@ class Output:
         self._protocol = protocol
         self._loop = asyncio.get_running_loop()
         self._buffer = bytearray()
-        self._flush_handle: asyncio.Handle | None = None
+        self._flush_handle: asyncio.Handle | _Held | None = None
 
     @property
     def closing(self) -> bool:
@@ -63,6 +63,11 @@ class Output:
             self.flush()
         elif self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self.flush)
+
+    def hold(self) -> None:
+        """The caller flushes after its next writes: they schedule no flush of their own."""
+        if self._flush_handle is None:
+            self._flush_handle = _HELD
 
     def flush(self) -> None:
         """Write the framed bytes, if the connection is still there to take them."""
@@ -88,6 +93,16 @@ class Output:
         """Drop the connection at once."""
         if self._transport is not None:
             self._transport.abort()
+
+
+class _Held:
+    """In place of a scheduled flush, while a caller that will flush writes frames."""
+
+    def cancel(self) -> None:
+        pass
+
+
+_HELD = _Held()
 
 
 def _text_frame_header(length: int) -> bytes:

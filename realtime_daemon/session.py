@@ -345,9 +345,12 @@ class _Delivery:
         if self._answer.context.is_stopped():
             return True  # cut or cancelled: its task ends at its next await
         session = self._session
-        session._write(self._answer, batch)
         outbox = session._outbox
-        outbox.flush()
+        outbox.hold()
+        try:
+            session._write(self._answer, batch)
+        finally:
+            outbox.flush()
         return outbox.lagging
 
     async def ready(self) -> None:

@@ -355,6 +355,9 @@ class _Frames:
     def write(self, payload: bytes) -> None:
         self.events.append(json.loads(payload))
 
+    def hold(self) -> None:
+        pass
+
     def flush(self) -> None:
         pass
 

@@ -309,6 +309,13 @@ class Connection(asyncio.Protocol):
 
     def _dechunk(self, data: bytes) -> bytes:
         """The chunk data in ``data`` (and what was kept of the last read)."""
+        if self._left == _SIZE_LINE and not self._buffer:
+            # What streaming servers send, read by read: one whole chunk.
+            end = data.find(b"\r\n", 0, 18)
+            if end > 0 and data.endswith(b"\r\n") and _CHUNK_SIZE.fullmatch(data, 0, end):
+                size = int(data[:end], 16)
+                if size and size == len(data) - end - 4:
+                    return data[end + 2 : -2]
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
         pieces: list[bytes] = []
