@@ -45,9 +45,11 @@ class RawUpstream:
         self.answers = answers
         self.requests: list[tuple[int, bytes]] = []  # (connection number, body)
         self.connections = 0
+        self.hung_up: asyncio.Queue[int] = asyncio.Queue()  # connections the daemon closed
         self.url = ""
         self._server: asyncio.Server | None = None
         self._handlers: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self._closing = False
 
     async def __aenter__(self) -> RawUpstream:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -58,6 +60,7 @@ class RawUpstream:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
+        self._closing = True
         for writer in self._handlers.values():
             writer.transport.abort()  # the handler's read ends, and so does it
         await asyncio.gather(*self._handlers)
@@ -79,7 +82,8 @@ class RawUpstream:
                 if not await answer(writer):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            if not self._closing:
+                self.hung_up.put_nowait(number)
         finally:
             writer.close()
 
@@ -208,6 +212,34 @@ async def test_bytes_past_the_answer_drop_the_connection(proxy: Start) -> None:
     data = FRAMINGS["Content-Length"] + b"HTTP/1.1 200 OK\r\n"
     async with RawUpstream(writes(data)) as upstream:
         first, second = await relay(proxy, upstream, "one", "two")
+    assert datas(first) == datas(second) == CHUNKS
+    assert upstream.connections == 2
+
+
+async def test_a_long_tail_after_done_drops_the_connection(proxy: Start) -> None:
+    """After [DONE] the body's rest is read to keep the connection, but not past 64 KiB:
+    an upstream that goes on is dropped, and the next request gets a new connection."""
+    answered = asyncio.Event()
+
+    async def endless(writer: asyncio.StreamWriter) -> bool:
+        head = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+        writer.write(head + chunked(*EVENTS)[: -len(b"0\r\n\r\n")])
+        await answered.wait()  # the tail comes after [DONE] was read
+        for _ in range(80):
+            writer.write(b"%x\r\n%b\r\n" % (1024, b":" + b"x" * 1022 + b"\n"))
+            await writer.drain()
+        return True
+
+    async with RawUpstream(endless, writes(FRAMINGS["Content-Length"])) as upstream:
+        client = await proxy(upstream.url)
+        async with client.ws_connect(PATH) as ws:
+            await ws.send_json(request("one"))
+            first = await receive_answer(ws)
+            answered.set()
+            async with asyncio.timeout(5):
+                assert await upstream.hung_up.get() == 1
+            await ws.send_json(request("two"))
+            second = await receive_answer(ws)
     assert datas(first) == datas(second) == CHUNKS
     assert upstream.connections == 2
 

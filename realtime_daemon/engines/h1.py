@@ -31,6 +31,7 @@ from .watchdog import Watch, Watchdog
 
 __all__ = [
     "KEEPALIVE",
+    "MAX_DISCARD",
     "MAX_HEAD",
     "Connection",
     "ConnectionLost",
@@ -46,6 +47,9 @@ KEEPALIVE = 15.0
 
 MAX_HEAD = 64 * 1024
 """Bytes an answer's head (status line and headers) may have."""
+
+MAX_DISCARD = 64 * 1024
+"""Bytes of a discarded answer's rest read to keep its connection; past them it is closed."""
 
 _MAX_LINE = 4096  # a chunk-size or trailer line
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
@@ -132,6 +136,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_buffer",
         "_consumer",
+        "_discarded",
         "_framing",
         "_head",
         "_left",
@@ -149,6 +154,7 @@ class Connection(asyncio.Protocol):
         self.key = key
         self.transport: asyncio.Transport | None = None
         self._consumer: Consumer | None = None
+        self._discarded = 0  # bytes read after the consumer discarded the answer
         self._watch: Watch | None = None
         self._head = False  # reading an answer's head
         self._buffer = b""  # bytes not yet parsed (a head, a chunk-size line)
@@ -203,6 +209,7 @@ class Connection(asyncio.Protocol):
         self._consumer = consumer
         self._head = True
         self._buffer = b""
+        self._discarded = 0
         self._watch = watchdog.watch(self._timed_out)
         self.transport.write(request)
 
@@ -368,8 +375,15 @@ class Connection(asyncio.Protocol):
 
     def _deliver(self, data: bytes) -> None:
         consumer = self._consumer
-        if data and consumer is not None:
-            consumer.body(data)
+        if consumer is not None:
+            if data:
+                consumer.body(data)
+            return
+        # Discarded (after [DONE]): a little is the body's end; more is not worth
+        # reading to keep the connection.
+        self._discarded += len(data)
+        if self._discarded > MAX_DISCARD:
+            self._fail(ConnectionLost("discarded"))
 
     def _finished(self) -> None:
         """The answer is complete: tell the consumer, and pool the connection."""
@@ -379,11 +393,12 @@ class Connection(asyncio.Protocol):
         self._forget_watch()
         if consumer is not None:
             consumer.end()
-        if self.transport is not None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
             if self.keep_alive and not self._buffer:
                 self._pool._release(self)
             else:
-                self.transport.close()
+                transport.close()
 
     def _fail(self, exc: Exception) -> None:
         consumer = self._consumer
