@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from .conftest import PATH, Certificate, Start, receive_answer, request
+from .rawws import RawWebSocket
 from .upstream import Upstream, started
 
 CHUNKS = [
@@ -242,6 +243,45 @@ async def test_a_long_tail_after_done_drops_the_connection(proxy: Start) -> None
             second = await receive_answer(ws)
     assert datas(first) == datas(second) == CHUNKS
     assert upstream.connections == 2
+
+
+async def test_a_lagging_client_pauses_the_upstream_and_loses_nothing(proxy: Start) -> None:
+    """While the client reads nothing the daemon stops reading the upstream (whose
+    writes then wait), and the client's silence is not the upstream's: lagging past
+    --upstream-read-timeout, the client still gets the whole answer once it reads."""
+    pieces = [{"choices": [{"index": 0, "delta": {"content": f"{n:03}" + "x" * 60_000},
+                            "finish_reason": None}]} for n in range(300)]
+    pieces.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    written = 0
+    started = asyncio.Event()
+
+    async def flood(writer: asyncio.StreamWriter) -> bool:
+        nonlocal written
+        writer.write(SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        for piece in pieces:
+            writer.write(chunked(b"data: " + json.dumps(piece).encode() + b"\n\n")[:-5])
+            started.set()
+            await writer.drain()
+            written += 1
+        writer.write(chunked(b"data: [DONE]\n\n"))
+        return True
+
+    async with RawUpstream(flood) as upstream:
+        daemon = await proxy(upstream.url, upstream_read_timeout=0.3)
+        ws = await RawWebSocket.connect(daemon.host, daemon.port, PATH)
+        try:
+            ws.send_frame(json.dumps(request("flood")).encode())
+            await started.wait()
+            await asyncio.sleep(0.6)  # the client lags for twice the upstream's read timeout
+            assert written < len(pieces)  # the upstream waits for the daemon to read
+            got: list[dict[str, Any]] = []
+            while not got or got[-1]["data"]["choices"][0]["finish_reason"] is None:
+                opcode, payload = await ws.read_frame()
+                assert opcode == 0x1, payload
+                got.append(json.loads(payload))
+        finally:
+            ws.abort()
+    assert [e["data"] for e in got] == pieces
 
 
 async def test_one_pool_slot_serves_two_replicas(proxy: Start) -> None:

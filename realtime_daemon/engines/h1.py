@@ -176,13 +176,21 @@ class Connection(asyncio.Protocol):
             if self._head:
                 data = self._read_head(data)
             elif self._framing == _NONE:
-                data = b"?"  # bytes between answers, that nobody asked for
-            if self._framing != _NONE and data:
-                self._read_body(data)
-            elif data and self.transport is not None:
-                self.transport.abort()  # past the answer's end: the connection is unusable
+                self._unasked()
+                return
+            if data:
+                if self._framing != _NONE:
+                    self._read_body(data)
+                else:
+                    self._unasked()
         except ProtocolError as exc:
             self._fail(exc)
+
+    def _unasked(self) -> None:
+        """Bytes between answers, or past one's end, that nobody asked for: whatever
+        they are, they are not the next answer, so the connection is dropped."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def eof_received(self) -> bool:
         return False  # close: connection_lost follows
@@ -214,14 +222,18 @@ class Connection(asyncio.Protocol):
         self.transport.write(request)
 
     def pause_reading(self) -> None:
-        """Read nothing more until :meth:`resume_reading` (the consumer's client lags)."""
+        """Read nothing more until :meth:`resume_reading` (the consumer's client lags:
+        its silence is not the upstream's, so the read timeout stops meanwhile)."""
         if self.transport is not None:
             self.transport.pause_reading()
+            self._forget_watch()
 
     def resume_reading(self) -> None:
         """Read again."""
         if self.transport is not None:
             self.transport.resume_reading()
+            if self._watch is None and self._consumer is not None:
+                self._watch = self._pool.watchdog.watch(self._timed_out)
 
     def discard(self) -> None:
         """The consumer wants no more of this answer: read the rest to keep the
@@ -528,11 +540,13 @@ class Pool:
                 return
 
     def _close_an_idle(self) -> bool:
-        """Close the longest-idle connection (to any origin) to make a place."""
+        """Close the longest-idle connection (to any origin): its place is the caller's."""
         if not self._idle_watch:
             return False
         connection = next(iter(self._idle_watch))
         self._drop_idle(connection)
+        connection.counted = False
+        self._open -= 1
         if connection.transport is not None:
             connection.transport.close()
         return True
@@ -563,8 +577,9 @@ class Pool:
         self._wake()
 
     def _lost(self, connection: Connection) -> None:
-        """A connection closed (``connection_lost``)."""
+        """A connection closed (``connection_lost``): its place is free."""
         self._drop_idle(connection)
+        connection.counted = False
         self._open -= 1
         self._wake()
 
