@@ -123,6 +123,11 @@ class Outbox:
         if self._sink is not None:
             self._sink.hold()
 
+    def yielded(self) -> None:
+        """The writer returns to the event loop now (it writes from a protocol's
+        callback): whoever writes next starts a fresh time slice, without yielding."""
+        self._slice_end = 0.0
+
     @property
     def lagging(self) -> bool:
         """Whether a writer must ``await settle()`` before writing more (the time
