@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--chunks", type=int, default=100)
-    parser.add_argument("--targets", nargs="+", default=["direct", "daemon", "baseline"])
+    parser.add_argument("--targets", nargs="+", default=["direct", "daemon", "baseline", "probe"])
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
