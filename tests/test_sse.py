@@ -74,6 +74,7 @@ def test_a_long_event_in_small_pieces_comes_out_whole() -> None:
     [
         b"data: " + b"x" * 2000,  # one line that never ends
         b"".join(b"data: " + b"y" * 100 + b"\n" for _ in range(20)) + b"\n",  # many lines
+        b"data: " + b"z" * 2000 + b"\n\n",  # one whole event
     ],
 )
 def test_an_event_over_the_limit_raises(stream: bytes) -> None:
@@ -81,3 +82,18 @@ def test_an_event_over_the_limit_raises(stream: bytes) -> None:
 
     with pytest.raises(EventTooLarge):
         parse(stream, [100, 700], limit=1000)
+
+
+@pytest.mark.parametrize("size", [998, 999, 1000])
+def test_the_limit_is_the_same_for_an_event_read_whole_or_in_pieces(size: int) -> None:
+    """An event read in one piece (the common case, taken by a shorter path) and the same
+    event read in two meet the limit at the same size."""
+    stream = b"data: " + b"v" * size + b"\n\n"
+    outcomes = []
+    for cuts in ([], [3]):
+        try:
+            outcomes.append(parse(stream, cuts, limit=1000))
+        except EventTooLarge:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0] is None) == (size >= 1000)

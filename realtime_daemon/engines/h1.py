@@ -170,8 +170,9 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
-        if self._watch is not None:
-            self._watch.touch()
+        watch = self._watch
+        if watch is not None:
+            watch.read = True  # Watch.touch(), without the call
         try:
             if self._head:
                 data = self._read_head(data)

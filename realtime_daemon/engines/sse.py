@@ -46,6 +46,18 @@ class SSEParser:
         if not chunk:
             return []
         pieces = self._pieces
+        if (
+            not pieces
+            and chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n")
+            and b"\r" not in chunk
+            and not self._data
+        ):
+            # What servers send, read by read: one whole event of one "data: " line.
+            if len(chunk) - 7 > self._limit:
+                raise EventTooLarge(f"an event over {self._limit} bytes")
+            return [chunk[6:-2]]
         # Only the new bytes are searched: the unfinished line has no line
         # end, except perhaps a last CR, held back as it may begin a CRLF.
         end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r", 0, len(chunk) - 1))

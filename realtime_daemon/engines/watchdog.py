@@ -4,8 +4,9 @@ aiohttp's ``sock_read`` timeout re-arms a timer on every read of every
 response; at thousands of chunks a second that is a measurable share of a
 relay's time. A :class:`Watchdog` instead sweeps the streams it watches a
 few times per timeout and closes those silent for longer than it: a
-stream's read only stores the time. A silent stream is closed between
-``timeout`` and ``timeout * (1 + 1/SWEEPS)`` seconds after its last read.
+stream's read only sets a flag. A silent stream is closed between
+``timeout`` and ``timeout * (1 + 1/SWEEPS)`` seconds after its last read
+(after SWEEPS sweeps without one).
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ SWEEPS = 8
 
 
 class Watch:
-    """One watched stream: ``touch()`` on each read; ``expired`` once it was closed."""
+    """One watched stream: set ``read`` on each read; ``expired`` once it was closed."""
 
-    __slots__ = ("_loop", "close", "expired", "last")
+    __slots__ = ("close", "expired", "read", "silent")
 
-    def __init__(self, close: Callable[[], None], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, close: Callable[[], None]) -> None:
         self.close = close
-        self._loop = loop
-        self.last = loop.time()
+        self.read = True  # read since the last sweep (a new stream counts as read)
+        self.silent = 0  # sweeps since the last read
         self.expired = False
 
     def touch(self) -> None:
         """The stream was read just now."""
-        self.last = self._loop.time()
+        self.read = True
 
 
 class Watchdog:
@@ -49,10 +50,10 @@ class Watchdog:
 
     def watch(self, close: Callable[[], None]) -> Watch:
         """Watch a stream from now on; ``close`` ends it if it falls silent."""
-        loop = asyncio.get_running_loop()
-        watch = Watch(close, loop)
+        watch = Watch(close)
         self._watched.add(watch)
         if self._timer is None:
+            loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self._timeout / SWEEPS, self._sweep)
         return watch
 
@@ -64,13 +65,21 @@ class Watchdog:
         self._timer = None
         if not self._watched:
             return
-        loop = asyncio.get_running_loop()
-        silent_since = loop.time() - self._timeout
-        for watch in [w for w in self._watched if w.last < silent_since]:
+        silent = []
+        for watch in self._watched:
+            if watch.read:
+                watch.read = False
+                watch.silent = 0
+            else:
+                watch.silent += 1
+                if watch.silent >= SWEEPS:
+                    silent.append(watch)
+        for watch in silent:
             self._watched.discard(watch)
             watch.expired = True
             watch.close()
         if self._watched:
+            loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self._timeout / SWEEPS, self._sweep)
 
     def close(self) -> None:
