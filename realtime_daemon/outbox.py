@@ -115,7 +115,8 @@ class Outbox:
                 return replay.full
         assert sink is not None
         sink.write(payload)
-        return sink.paused or sink.closing or self._loop.time() >= self._slice_end
+        # The clock first: after a relayed read (yielded()) it answers alone.
+        return self._loop.time() >= self._slice_end or sink.paused or sink.closing
 
     def hold(self) -> None:
         """The caller will :meth:`flush` after its next writes (no flush is scheduled
