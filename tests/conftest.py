@@ -258,8 +258,21 @@ def proxy(serve_engine: StartServer) -> Start:
     return start
 
 
+_HELD_PORTS: list[socket.socket] = []
+
+
 def closed_port_url() -> str:
-    """An upstream URL whose port refuses connections."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    """An upstream URL whose port refuses connections.
+
+    The port stays bound (not listening: connecting is refused) until the tests end, so
+    that no server started later, the daemon under test among them, is given it.
+    """
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(s)
+    return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for s in _HELD_PORTS:
+        s.close()
