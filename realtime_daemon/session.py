@@ -4,7 +4,9 @@
 events at once, requests while fewer than the session's
 ``max_concurrent_requests`` answers run. Each answer is a task of the
 session's TaskGroup, iterating its engine's ``answer`` and handing each
-envelope to the dialect, which numbers it through the outbox. The session
+envelope to the dialect, which numbers it through the outbox; or awaiting
+its engine's ``relay``, which hands envelopes over from its upstream's
+callbacks through the answer's :class:`_Delivery`, the same way. The session
 owns the order and concurrency of answers, their cancellation
 (``request.cancel``, the client gone, the shutdown deadline), their errors,
 and their accounting. It knows nothing of aiohttp: the transport
