@@ -273,7 +273,7 @@ async def test_a_request_waiting_for_a_pool_slot_is_logged(
     proxy: Start, upstreams: list[Upstream]
 ) -> None:
     """With every upstream connection busy, the next request waits for one, and the log
-    says so (upstream_pool_wait); it is answered once a connection is free."""
+    says so (upstream_pool_wait); it is answered on that connection once it is free."""
     upstream = upstreams[0]
     upstream.mode = "hold_done"
     client = await proxy(upstream, upstream_max_connections=1)
@@ -291,3 +291,4 @@ async def test_a_request_waiting_for_a_pool_slot_is_logged(
             assert content(await receive_answer(second)) == "two"
     wait = next(e for e in logs if e["event"] == "upstream_pool_wait")
     assert (wait["limit"], wait["waits"]) == (1, 1)
+    assert upstream.peers[0] == upstream.peers[1]  # it took the connection the first let go

@@ -366,10 +366,10 @@ class Connection(asyncio.Protocol):
                 at = end + 2
                 if left == _TRAILER:
                     if not line:
-                        self._left = _NONE
                         if at < size:
                             self.keep_alive = False  # bytes beyond the answer
-                        self._deliver_all(pieces)
+                        if pieces:
+                            self._deliver(b"".join(pieces))
                         self._finished()
                         return b""
                     continue  # trailer fields are not needed
@@ -381,10 +381,6 @@ class Connection(asyncio.Protocol):
         if at < size:
             self._buffer = buffer[at:]
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def _deliver_all(self, pieces: list[bytes]) -> None:
-        if pieces:
-            self._deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     def _deliver(self, data: bytes) -> None:
         consumer = self._consumer
@@ -479,9 +475,11 @@ class Pool:
                 ``ssl.SSLError``, ``socket.gaierror``, ...).
             TimeoutError: not within the connect timeout.
         """
-        connection = None if fresh else self._take_idle(origin.key)
-        if connection is None:
-            connection = await self._connect(origin)
+        while (connection := None if fresh else self._take_idle(origin.key)) is None:
+            if self._open < self._limit or self._close_an_idle():
+                connection = await self._connect(origin)
+                break
+            await self._wait()  # for a connection released, or closed
         connection.send(request, consumer, self.watchdog)
         return connection
 
@@ -498,9 +496,6 @@ class Pool:
     async def _connect(self, origin: Origin) -> Connection:
         if self._closed:
             raise ConnectionAbortedError("the daemon is shutting down")
-        while self._open >= self._limit:
-            if not self._close_an_idle():
-                await self._wait()
         self._open += 1
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if origin.tls else None
