@@ -115,7 +115,7 @@ class Outbox:
                 return replay.full
         assert sink is not None
         sink.write(payload)
-        # The clock first: after a relayed read (yielded()) it answers alone.
+        # The clock first: after a flush() it answers alone.
         return self._loop.time() >= self._slice_end or sink.paused or sink.closing
 
     def hold(self) -> None:
@@ -123,11 +123,6 @@ class Outbox:
         for them: a relaying engine writes what one read brought, then flushes)."""
         if self._sink is not None:
             self._sink.hold()
-
-    def yielded(self) -> None:
-        """The writer returns to the event loop now (it writes from a protocol's
-        callback): whoever writes next starts a fresh time slice, without yielding."""
-        self._slice_end = 0.0
 
     @property
     def lagging(self) -> bool:
@@ -139,8 +134,10 @@ class Outbox:
         return sink.paused or sink.closing
 
     def flush(self) -> None:
-        """Send what was written now, not at the end of the event-loop pass (an engine
-        that handed over all it had read will wait for its upstream next)."""
+        """Send what was written now, not at the end of the event-loop pass: the writer
+        handed over all its engine had read, and returns to the loop to wait for more.
+        So whoever writes next starts a fresh time slice, without yielding first."""
+        self._slice_end = 0.0
         if self._sink is not None:
             self._sink.flush()
 

@@ -353,7 +353,6 @@ class _Delivery:
             session._write(self._answer, batch)
         finally:
             outbox.flush()
-        outbox.yielded()
         return outbox.lagging
 
     async def ready(self) -> None:
