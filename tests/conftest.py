@@ -24,6 +24,8 @@ from realtime_daemon.config import Config
 from realtime_daemon.engines.base import Engine
 from realtime_daemon.serve import make_runner
 
+from .upstream import Upstream, started
+
 BOTH_LOOPS = frozenset({"test_h1", "test_openai", "test_session_upstream", "test_fakellm"})
 """Modules whose tests run on asyncio's loop and on uvloop: the openai engine's client
 works on the loop's transports, which differ (uvloop's are not asyncio.Transport)."""
@@ -259,6 +261,13 @@ def proxy(serve_engine: StartServer) -> Start:
 
 
 _HELD_PORTS: list[socket.socket] = []
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    """One OpenAI-compatible upstream (``tests/upstream.py``), for the openai engine."""
+    async for running in started(1):
+        yield running[0]
 
 
 def closed_port_url() -> str:

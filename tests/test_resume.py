@@ -20,7 +20,7 @@ from .conftest import PATH, Daemon, Start, StartServer, request
 from .engines import EndlessEngine
 from .rawws import RawWebSocket
 from .test_metrics import scrape
-from .upstream import Upstream, started
+from .upstream import Upstream
 
 PROMPT = "".join(chr(0x61 + i % 26) for i in range(300))
 
@@ -165,12 +165,6 @@ async def test_resume_takes_over_a_connection_still_open(slow: Daemon) -> None:
         async with asyncio.timeout(5):
             while True:
                 await ws.read_frame()
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async for running in started(1):
-        yield running[0]
 
 
 async def test_window_expired_stops_the_upstream_and_refuses_the_resume(

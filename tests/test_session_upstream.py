@@ -4,7 +4,6 @@ readable upstream errors, and exact per-request metrics."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,13 +23,7 @@ from .conftest import (
 )
 from .engines import EndlessEngine, FailingEngine, InBandErrorEngine
 from .test_metrics import closed, requests, scrape
-from .upstream import Upstream, started
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async for running in started(1):
-        yield running[0]
+from .upstream import Upstream
 
 
 async def test_cancel_closes_the_upstream_response_at_once(
