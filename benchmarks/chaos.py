@@ -44,10 +44,20 @@ class Daemon:
     def __init__(self, *args: str, log: Path) -> None:
         self.port = free_port()
         self.log = log
-        argv = [sys.executable, "-m", "realtime_daemon", "serve", "--port", str(self.port),
-                "--log-format", "json", *args]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=log.open("w"))
+        argv = [
+            sys.executable,
+            "-m",
+            "realtime_daemon",
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-format",
+            "json",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("w")
+        )
 
     async def ready(self) -> None:
         for _ in range(300):
@@ -127,8 +137,15 @@ async def one_client(
 async def shutdown(args: argparse.Namespace, work: Path) -> None:
     exits, tcp_ms, no_close, silent_cuts, answers = [], [], 0, 0, 0
     for _ in range(args.rounds):
-        daemon = Daemon("--echo-delay-ms", "2", "--heartbeat", "0.2", "--shutdown-timeout", "5",
-                        log=work / "shutdown.log")
+        daemon = Daemon(
+            "--echo-delay-ms",
+            "2",
+            "--heartbeat",
+            "0.2",
+            "--shutdown-timeout",
+            "5",
+            log=work / "shutdown.log",
+        )
         await daemon.ready()
         started = [asyncio.Event() for _ in range(args.clients)]
         texts = [prompt(random.randint(50, 300)) for _ in started]
@@ -148,31 +165,56 @@ async def shutdown(args: argparse.Namespace, work: Path) -> None:
             silent_cuts += not r["complete"] and not r["cut_notice"]
             tcp_ms.append(r["tcp_ms"])
     print(f"shutdown: {args.rounds} rounds x {args.clients} clients mid-stream, SIGTERM")
-    print(f"  exit codes: {sorted({c for _, c in exits})}; SIGTERM to exit p50 "
-          f"{statistics.median(t for t, _ in exits):.3f} s, max {max(t for t, _ in exits):.3f} s "
-          f"(answers need up to 0.6 s)")
-    print(f"  connections without a 1001 Close: {no_close} of {answers}; "
-          f"answers cut without an error envelope: {silent_cuts}")
-    print(f"  client's Close reply to TCP close: p50 {statistics.median(tcp_ms):.2f} ms, "
-          f"p99 {sorted(tcp_ms)[int(len(tcp_ms) * 0.99)]:.2f} ms, max {max(tcp_ms):.2f} ms")
+    print(
+        f"  exit codes: {sorted({c for _, c in exits})}; SIGTERM to exit p50 "
+        f"{statistics.median(t for t, _ in exits):.3f} s, max {max(t for t, _ in exits):.3f} s "
+        f"(answers need up to 0.6 s)"
+    )
+    print(
+        f"  connections without a 1001 Close: {no_close} of {answers}; "
+        f"answers cut without an error envelope: {silent_cuts}"
+    )
+    print(
+        f"  client's Close reply to TCP close: p50 {statistics.median(tcp_ms):.2f} ms, "
+        f"p99 {sorted(tcp_ms)[int(len(tcp_ms) * 0.99)]:.2f} ms, max {max(tcp_ms):.2f} ms"
+    )
 
 
 # -- hostile frames --------------------------------------------------------------------
 
 
-_REALTIME_TYPES = ["session.update", "conversation.item.create", "response.create",
-                   "response.cancel", "conversation.item.delete", "conversation.item.retrieve",
-                   "input_audio_buffer.append", "nope"]
-_JUNK: list[object] = [None, 1, "", "x" * 70, [], {}, [{"type": "item_reference", "id": [1]}],
-                       {"resumable": True}, {"type": "message", "role": ["user"], "content": 3},
-                       {"tools": [{"name": 5}]}, {"conversation": "none", "input": "x"}]
+_REALTIME_TYPES = [
+    "session.update",
+    "conversation.item.create",
+    "response.create",
+    "response.cancel",
+    "conversation.item.delete",
+    "conversation.item.retrieve",
+    "input_audio_buffer.append",
+    "nope",
+]
+_JUNK: list[object] = [
+    None,
+    1,
+    "",
+    "x" * 70,
+    [],
+    {},
+    [{"type": "item_reference", "id": [1]}],
+    {"resumable": True},
+    {"type": "message", "role": ["user"], "content": 3},
+    {"tools": [{"name": 5}]},
+    {"conversation": "none", "input": "x"},
+]
 
 
 def realtime_frame(rng: random.Random) -> bytes:
     """A Realtime client event with junk in its fields."""
     event = {"type": rng.choice(_REALTIME_TYPES)}
-    for name in rng.sample(["session", "item", "response", "item_id", "response_id",
-                            "event_id", "previous_item_id"], rng.randrange(0, 4)):
+    for name in rng.sample(
+        ["session", "item", "response", "item_id", "response_id", "event_id", "previous_item_id"],
+        rng.randrange(0, 4),
+    ):
         event[name] = rng.choice(_JUNK)
     return json.dumps(event).encode()
 
@@ -203,14 +245,16 @@ def hostile_frames(rng: random.Random, realtime: bool = False) -> tuple[bytes, i
     if kind == 8:
         return good, 0, True, True  # continuation without a start
     if kind == 9:
-        frame = {"type": rng.choice(["request.cancel", "session.update", "nope", "x" * 70]),
-                 "request_id": rng.choice([1, "", "ok", None]),
-                 "session": rng.choice([{"max_concurrent_requests": -1}, 3, {"x": 1}])}
+        frame = {
+            "type": rng.choice(["request.cancel", "session.update", "nope", "x" * 70]),
+            "request_id": rng.choice([1, "", "ok", None]),
+            "session": rng.choice([{"max_concurrent_requests": -1}, 3, {"x": 1}]),
+        }
         return json.dumps(frame).encode(), 1, True, True
     if kind == 10:
         body = request("x")[:-1] + ', "request_id": ' + json.dumps(rng.choice(["\t", 5, "a" * 65]))
         return (body + "}").encode(), 1, True, True
-    return b'[' * rng.randrange(1000, 5000), 1, True, True  # deep nesting
+    return b"[" * rng.randrange(1000, 5000), 1, True, True  # deep nesting
 
 
 async def hostile(args: argparse.Namespace, work: Path) -> None:
@@ -246,8 +290,10 @@ async def hostile(args: argparse.Namespace, work: Path) -> None:
             codes[int(line["code"])] = codes.get(int(line["code"]), 0) + 1
     dialect = "Realtime" if args.realtime else "chat"
     print(f"hostile ({dialect}): {sent} generated frames over {connections} connections")
-    print(f"  tracebacks: {tracebacks}; error lines: {errors}; closes by code: "
-          f"{dict(sorted(codes.items()))} (1011: {codes.get(1011, 0)})")
+    print(
+        f"  tracebacks: {tracebacks}; error lines: {errors}; closes by code: "
+        f"{dict(sorted(codes.items()))} (1011: {codes.get(1011, 0)})"
+    )
     print(f"  good client served after every 200 connections: {served} times")
     print(f"  RSS {rss_start:.1f} -> {rss_end:.1f} MB ({rss_end - rss_start:+.1f})")
 
@@ -257,12 +303,28 @@ async def hostile(args: argparse.Namespace, work: Path) -> None:
 
 async def faults(args: argparse.Namespace, work: Path) -> None:
     upstream = await Upstream().start()
-    daemon = Daemon("--engine", "openai", "--upstream-url", upstream.url,
-                    "--upstream-read-timeout", "0.5", "--upstream-max-event-size", "65536",
-                    log=work / "faults.log")
+    daemon = Daemon(
+        "--engine",
+        "openai",
+        "--upstream-url",
+        upstream.url,
+        "--upstream-read-timeout",
+        "0.5",
+        "--upstream-max-event-size",
+        "65536",
+        log=work / "faults.log",
+    )
     await daemon.ready()
-    modes = ["drop_after_first", "stall", "status:503", "status:429", "status:400", "garbage",
-             "error_in_stream", "huge_line"]
+    modes = [
+        "drop_after_first",
+        "stall",
+        "status:503",
+        "status:429",
+        "status:400",
+        "garbage",
+        "error_in_stream",
+        "huge_line",
+    ]
     print("faults: each upstream fault, then a good request on the same session")
     async with connect(daemon.url) as ws:
         for n, mode in enumerate(modes):
@@ -280,8 +342,10 @@ async def faults(args: argparse.Namespace, work: Path) -> None:
     daemon.stop()
     await upstream.stop()
     lines = daemon.lines()
-    print(f"  tracebacks: {sum('exception' in line for line in lines)}; "
-          f"upstream URL shown to the client: never (the envelopes above)")
+    print(
+        f"  tracebacks: {sum('exception' in line for line in lines)}; "
+        f"upstream URL shown to the client: never (the envelopes above)"
+    )
 
 
 # -- workers: SIGKILL one mid-stream ---------------------------------------------------
@@ -294,8 +358,9 @@ async def workers(args: argparse.Namespace, work: Path) -> None:
     started = [asyncio.Event() for _ in range(args.clients)]
     clients = []
     for event in started:  # one at a time: both workers get some
-        clients.append(asyncio.create_task(
-            one_client(daemon.url, prompt(400), event, until_close=False)))
+        clients.append(
+            asyncio.create_task(one_client(daemon.url, prompt(400), event, until_close=False))
+        )
         await event.wait()
     held = {pid: streams(pid, daemon.port) for pid in children}
     victim = max(held, key=lambda pid: held[pid])
@@ -308,16 +373,21 @@ async def workers(args: argparse.Namespace, work: Path) -> None:
     daemon.stop()
     whole = sum(bool(r["complete"]) for r in results)
     gone = sum(r["code"] == 1006 for r in results)
-    print(f"workers: 2 workers, {args.clients} streams ({held[victim]} on the worker SIGKILLed "
-          f"mid-stream, {sum(held.values()) - held[victim]} on the other)")
-    print(f"  replaced in {replaced:.3f} s; answers completed: {whole}; streams ended without "
-          f"a Close (on the killed worker): {gone}")
+    print(
+        f"workers: 2 workers, {args.clients} streams ({held[victim]} on the worker SIGKILLed "
+        f"mid-stream, {sum(held.values()) - held[victim]} on the other)"
+    )
+    print(
+        f"  replaced in {replaced:.3f} s; answers completed: {whole}; streams ended without "
+        f"a Close (on the killed worker): {gone}"
+    )
 
 
 def streams(pid: int, port: int) -> int:
     """The daemon connections process ``pid`` holds (from ss)."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=True
+    ).stdout
     return sum(f":{port} " in line and f"pid={pid}," in line for line in out.splitlines())
 
 
@@ -345,8 +415,13 @@ async def soak_client(url: str, deadline: float, counts: dict[str, int]) -> None
 
 
 async def soak(args: argparse.Namespace, work: Path) -> None:
-    daemon = Daemon("--echo-delay-ms", "20", "--max-connections", str(args.connections + 100),
-                    log=work / "soak.log")
+    daemon = Daemon(
+        "--echo-delay-ms",
+        "20",
+        "--max-connections",
+        str(args.connections + 100),
+        log=work / "soak.log",
+    )
     await daemon.ready()
     counts = {"requests": 0, "chunks": 0, "errors": 0}
     deadline = time.monotonic() + args.minutes * 60
@@ -359,18 +434,25 @@ async def soak(args: argparse.Namespace, work: Path) -> None:
         if time.monotonic() >= deadline:
             break  # clients are closing: no longer the steady state
         samples.append((time.monotonic(), daemon.rss_mb(), daemon.fds()))
-        print(f"  {len(samples):3} RSS {samples[-1][1]:.1f} MB, fds {samples[-1][2]}, "
-              f"requests {counts['requests']}", flush=True)
+        print(
+            f"  {len(samples):3} RSS {samples[-1][1]:.1f} MB, fds {samples[-1][2]}, "
+            f"requests {counts['requests']}",
+            flush=True,
+        )
     await asyncio.gather(*clients, return_exceptions=True)
     await asyncio.sleep(1)
     after_fds = daemon.fds()
     daemon.stop()
-    warm = samples[len(samples) // 3:]
+    warm = samples[len(samples) // 3 :]
     slope = (warm[-1][1] - warm[0][1]) / max((warm[-1][0] - warm[0][0]) / 60, 1e-9)
-    print(f"soak: {args.connections} connections x {args.minutes} min: {counts['requests']} "
-          f"requests, {counts['chunks']} chunks verified, {counts['errors']} protocol errors")
-    print(f"  RSS after warm-up {warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB ({slope:+.2f} MB/min); "
-          f"fds after close {after_fds}")
+    print(
+        f"soak: {args.connections} connections x {args.minutes} min: {counts['requests']} "
+        f"requests, {counts['chunks']} chunks verified, {counts['errors']} protocol errors"
+    )
+    print(
+        f"  RSS after warm-up {warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB ({slope:+.2f} MB/min); "
+        f"fds after close {after_fds}"
+    )
 
 
 def main() -> None:
@@ -379,15 +461,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--frames", type=int, default=100_000)
-    parser.add_argument("--realtime", action="store_true",
-                        help="hostile: connect as Realtime clients (?model=echo), events with junk")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="hostile: connect as Realtime clients (?model=echo), events with junk",
+    )
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=10)
     args = parser.parse_args()
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "realtime-daemon-chaos"
     work.mkdir(exist_ok=True)
-    scenario = {"shutdown": shutdown, "hostile": hostile, "faults": faults,
-                "workers": workers, "soak": soak}[args.scenario]
+    scenario = {
+        "shutdown": shutdown,
+        "hostile": hostile,
+        "faults": faults,
+        "workers": workers,
+        "soak": soak,
+    }[args.scenario]
     asyncio.run(scenario(args, work))
 
 

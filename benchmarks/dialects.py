@@ -56,12 +56,12 @@ async def realtime(ws: aiohttp.ClientWebSocketResponse, prompt: str, in_band: bo
     the item as its input); its text deltas, verified."""
     item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}
     if in_band:
-        await ws.send_str(msgspec.json.encode({"type": "conversation.item.create", "item": item})
-                          .decode())
+        await ws.send_str(
+            msgspec.json.encode({"type": "conversation.item.create", "item": item}).decode()
+        )
         await ws.send_str('{"type":"response.create"}')
     else:
-        create = {"type": "response.create", "response": {"conversation": "none",
-                                                           "input": [item]}}
+        create = {"type": "response.create", "response": {"conversation": "none", "input": [item]}}
         await ws.send_str(msgspec.json.encode(create).decode())
     got = []
     while True:
@@ -107,11 +107,30 @@ def main() -> None:
         os.sched_setaffinity(0, {cpus[-1]})
     uvloop.install()
     items = 2 * args.responses + 10
-    server = Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
-                               "--echo-delay-ms", "0", "--heartbeat", "0", "--log-level",
-                               "warning", "--loop", "uvloop", "--max-conversation-items",
-                               str(items), "--max-conversation-bytes", str(1 << 30)],
-                    cpus=server_cpus)
+    server = Server(
+        "daemon",
+        [
+            sys.executable,
+            "-m",
+            "realtime_daemon",
+            "serve",
+            "--port",
+            "{port}",
+            "--echo-delay-ms",
+            "0",
+            "--heartbeat",
+            "0",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--max-conversation-items",
+            str(items),
+            "--max-conversation-bytes",
+            str(1 << 30),
+        ],
+        cpus=server_cpus,
+    )
     server.start()
     results: dict[tuple[str, str], list[float]] = {}
     try:
@@ -122,9 +141,11 @@ def main() -> None:
                     results.setdefault((metric, dialect), []).append(value)
     finally:
         server.stop()
-    print(f"# {time.strftime('%Y-%m-%d')}, {args.repeats} repeats of {args.responses} answers"
-          f" of {args.chars} characters, server on CPUs {sorted(server_cpus)},"
-          " median (min-max)\n")
+    print(
+        f"# {time.strftime('%Y-%m-%d')}, {args.repeats} repeats of {args.responses} answers"
+        f" of {args.chars} characters, server on CPUs {sorted(server_cpus)},"
+        " median (min-max)\n"
+    )
     print("| dialect | server µs/delta | deltas/s | µs/delta vs chat |")
     print("| --- | --- | --- | --- |")
     chat_cost = statistics.median(results[("server µs/delta", "chat")])

@@ -123,8 +123,9 @@ async def direct_stream(url: str, stats: Stats, stop_at: float, delay: float) ->
                         first = False
 
 
-def run_load(target: str, url: str, streams: int, duration: float, interval: float,
-             relay: Server | None) -> dict[str, float]:
+def run_load(
+    target: str, url: str, streams: int, duration: float, interval: float, relay: Server | None
+) -> dict[str, float]:
     async def main() -> dict[str, float]:
         start = time.monotonic()
         warmup = max(2.0, interval * 3)
@@ -132,8 +133,10 @@ def run_load(target: str, url: str, streams: int, duration: float, interval: flo
         stop_at = start + warmup + duration
         work = direct_stream if target == "direct" else ws_stream
         rss0 = relay.rss_bytes() if relay else 0
-        tasks = [asyncio.create_task(work(url, stats, stop_at, interval * i / streams))
-                 for i in range(streams)]
+        tasks = [
+            asyncio.create_task(work(url, stats, stop_at, interval * i / streams))
+            for i in range(streams)
+        ]
         await asyncio.sleep(warmup)
         cpu0 = relay.cpu_seconds() if relay else 0.0
         me0, t0 = _self_cpu(), time.monotonic()
@@ -147,7 +150,9 @@ def run_load(target: str, url: str, streams: int, duration: float, interval: flo
         q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1e6  # noqa: E731
         result = {
             "chunks/s": chunks / wall,
-            "lat p50 ms": q(0.5), "lat p99 ms": q(0.99), "lat p99.9 ms": q(0.999),
+            "lat p50 ms": q(0.5),
+            "lat p99 ms": q(0.99),
+            "lat p99.9 ms": q(0.999),
             "TTFC p50 ms": statistics.median(stats.ttfc) / 1e6,
             "errors": float(stats.errors),
             "loadgen CPU %": me / wall * 100,
@@ -178,9 +183,19 @@ def main() -> None:
     interval = 1 / args.rate
     rows = []
     for streams in args.streams:
-        upstream = Server("upstream", [sys.executable, "benchmarks/paced_upstream.py", "{port}",
-                                       "--rate", str(args.rate), "--chunks", str(args.chunks)],
-                          cpus=frozenset({cpus[-1]}))
+        upstream = Server(
+            "upstream",
+            [
+                sys.executable,
+                "benchmarks/paced_upstream.py",
+                "{port}",
+                "--rate",
+                str(args.rate),
+                "--chunks",
+                str(args.chunks),
+            ],
+            cpus=frozenset({cpus[-1]}),
+        )
         upstream.start()
         base = f"http://127.0.0.1:{upstream.port}/v1"
         try:
@@ -189,16 +204,45 @@ def main() -> None:
                 relay = None
                 url = f"{base}/chat/completions"
                 if target == "daemon":
-                    relay = Server("daemon", [
-                        sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
-                        "--engine", "openai", "--upstream-url", base, "--log-level", "warning",
-                        "--loop", "uvloop", "--workers", str(args.workers)], cpus=relay_cpus)
+                    relay = Server(
+                        "daemon",
+                        [
+                            sys.executable,
+                            "-m",
+                            "realtime_daemon",
+                            "serve",
+                            "--port",
+                            "{port}",
+                            "--engine",
+                            "openai",
+                            "--upstream-url",
+                            base,
+                            "--log-level",
+                            "warning",
+                            "--loop",
+                            "uvloop",
+                            "--workers",
+                            str(args.workers),
+                        ],
+                        cpus=relay_cpus,
+                    )
                 elif target == "baseline":
-                    relay = Server("baseline", [sys.executable, "benchmarks/relay_baseline.py",
-                                                "{port}", base], cpus=relay_cpus)
+                    relay = Server(
+                        "baseline",
+                        [sys.executable, "benchmarks/relay_baseline.py", "{port}", base],
+                        cpus=relay_cpus,
+                    )
                 elif target == "probe":
-                    relay = Server("probe", [sys.executable, "benchmarks/relay_probe.py", "{port}",
-                                             f"127.0.0.1:{upstream.port}"], cpus=relay_cpus)
+                    relay = Server(
+                        "probe",
+                        [
+                            sys.executable,
+                            "benchmarks/relay_probe.py",
+                            "{port}",
+                            f"127.0.0.1:{upstream.port}",
+                        ],
+                        cpus=relay_cpus,
+                    )
                 if relay is not None:
                     relay.start()
                     url = relay.url
@@ -216,12 +260,26 @@ def main() -> None:
                 print(streams, target, {k: round(v, 3) for k, v in got.items()}, flush=True)
         finally:
             upstream.stop()
-    print(f"\n# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, rate {args.rate}/s, "
-          f"{args.chunks} chunks an answer, {args.duration:g} s per run, daemon --workers "
-          f"{args.workers}\n")
-    metrics = ["relay µs/chunk", "lat p50 ms", "lat p99 ms", "lat p99.9 ms", "added lat p50 ms",
-               "added lat p99 ms", "TTFC p50 ms", "added TTFC p50 ms", "chunks/s", "errors",
-               "relay CPU %", "relay RSS KiB/stream", "loadgen CPU %"]
+    print(
+        f"\n# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, rate {args.rate}/s, "
+        f"{args.chunks} chunks an answer, {args.duration:g} s per run, daemon --workers "
+        f"{args.workers}\n"
+    )
+    metrics = [
+        "relay µs/chunk",
+        "lat p50 ms",
+        "lat p99 ms",
+        "lat p99.9 ms",
+        "added lat p50 ms",
+        "added lat p99 ms",
+        "TTFC p50 ms",
+        "added TTFC p50 ms",
+        "chunks/s",
+        "errors",
+        "relay CPU %",
+        "relay RSS KiB/stream",
+        "loadgen CPU %",
+    ]
     print("| streams | target | " + " | ".join(metrics) + " |")
     print("| --- " * (len(metrics) + 2) + "|")
     for streams, target, got in rows:

@@ -29,8 +29,9 @@ async def relay(request: web.Request) -> web.WebSocketResponse:
         if msg.type is not aiohttp.WSMsgType.TEXT:
             break
         body = msg.data[:-1] + ', "stream": true}'
-        async with client.post(url, data=body,
-                               headers={"Content-Type": "application/json"}) as response:
+        async with client.post(
+            url, data=body, headers={"Content-Type": "application/json"}
+        ) as response:
             async for line in response.content:
                 if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
                     continue

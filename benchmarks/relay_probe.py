@@ -124,11 +124,16 @@ class Client(asyncio.Protocol):
             if end < 0:
                 self.buffer = buffer
                 return
-            key = next(line.split(b":", 1)[1].strip() for line in buffer[:end].split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in buffer[:end].split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
             accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-            self.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                       b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            self.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
             self.open = True
             buffer = buffer[end + 4 :]
         while len(buffer) >= 6:

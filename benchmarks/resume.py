@@ -60,10 +60,27 @@ async def open_sessions(
 
 
 def run(n: int, cut: bool, window: str, resumable: bool = True) -> tuple[float, float]:
-    server = Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port",
-                               "{port}", "--echo-delay-ms", "0", "--heartbeat", "0",
-                               "--log-level", "warning", "--loop", "uvloop",
-                               "--resume-window", window])
+    server = Server(
+        "daemon",
+        [
+            sys.executable,
+            "-m",
+            "realtime_daemon",
+            "serve",
+            "--port",
+            "{port}",
+            "--echo-delay-ms",
+            "0",
+            "--heartbeat",
+            "0",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--resume-window",
+            window,
+        ],
+    )
     server.start()
     try:
         base = server.rss_bytes()
@@ -90,8 +107,10 @@ def main() -> None:
     plain_kib, _ = run(args.sessions, cut=False, window="600", resumable=False)
     open_kib, _ = run(args.sessions, cut=False, window="600")
     held_kib, after_kib = run(args.sessions, cut=True, window="20")
-    print(f"| {args.sessions} sessions, one 100-character answer each | KiB of daemon RSS per "
-          "session |\n| --- | --- |")
+    print(
+        f"| {args.sessions} sessions, one 100-character answer each | KiB of daemon RSS per "
+        "session |\n| --- | --- |"
+    )
     print(f"| open, idle, not resumable | {plain_kib:.2f} |")
     print(f"| open, idle, resumable (replay buffer kept) | {open_kib:.2f} |")
     print(f"| held (connection dropped, replay buffer kept) | {held_kib:.2f} |")

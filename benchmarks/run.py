@@ -35,7 +35,7 @@ import aiohttp
 import msgspec
 import uvloop
 
-from realtime_daemon.bench import Plan, Tally, load
+from realtime_daemon.tools.bench import Plan, Tally, load
 
 ROOT = Path(__file__).resolve().parent.parent
 # The load generator gets the last CPU, the servers the others (all when --no-pin);
@@ -79,9 +79,13 @@ class Server:
         self.port = free_port()
         cpus = self.cpus or SERVER_CPUS
         argv = [a.replace("{port}", str(self.port)) for a in self.argv]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL,
-                                     preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -121,20 +125,59 @@ class Server:
 def servers(scenario: str, workers: int = 1) -> list[Server]:
     """The daemon and what it is compared with: the baseline, or for proxy the upstream."""
     if scenario == "proxy":
-        upstream = Server("baseline", [sys.executable, "benchmarks/upstream.py", "{port}"],
-                          cpus=ALL_CPUS)
+        upstream = Server(
+            "baseline", [sys.executable, "benchmarks/upstream.py", "{port}"], cpus=ALL_CPUS
+        )
         upstream.start()
-        daemon = Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve",
-                                   "--port", "{port}", "--engine", "openai",
-                                   "--upstream-url", f"http://127.0.0.1:{upstream.port}/v1",
-                                   "--heartbeat", "0", "--log-level", "warning",
-                                   "--loop", "uvloop"], cpus=ALL_CPUS)
+        daemon = Server(
+            "daemon",
+            [
+                sys.executable,
+                "-m",
+                "realtime_daemon",
+                "serve",
+                "--port",
+                "{port}",
+                "--engine",
+                "openai",
+                "--upstream-url",
+                f"http://127.0.0.1:{upstream.port}/v1",
+                "--heartbeat",
+                "0",
+                "--log-level",
+                "warning",
+                "--loop",
+                "uvloop",
+            ],
+            cpus=ALL_CPUS,
+        )
         return [daemon, upstream]
     return [
-        Server("daemon", [sys.executable, "-m", "realtime_daemon", "serve", "--port", "{port}",
-                          "--echo-delay-ms", "0", "--heartbeat", "0", "--log-format", "json",
-                          "--log-level", "warning", "--loop", "uvloop",
-                          "--request-queue-size", "64", "--workers", str(workers)]),
+        Server(
+            "daemon",
+            [
+                sys.executable,
+                "-m",
+                "realtime_daemon",
+                "serve",
+                "--port",
+                "{port}",
+                "--echo-delay-ms",
+                "0",
+                "--heartbeat",
+                "0",
+                "--log-format",
+                "json",
+                "--log-level",
+                "warning",
+                "--loop",
+                "uvloop",
+                "--request-queue-size",
+                "64",
+                "--workers",
+                str(workers),
+            ],
+        ),
         Server("baseline", [sys.executable, "benchmarks/baseline.py", "{port}"]),
     ]
 
@@ -207,11 +250,22 @@ async def bench_load(server: Server, plan: Plan) -> tuple[Tally, float, float, f
 
 async def scenario_stream(server: Server) -> Result:
     """One connection, 100 pipelined requests of 1000 characters."""
-    plan = Plan(url=server.url, connections=1, requests=100, concurrent=100,
-                prompt_chars=1000, verify_text=True)
+    plan = Plan(
+        url=server.url,
+        connections=1,
+        requests=100,
+        concurrent=100,
+        prompt_chars=1000,
+        verify_text=True,
+    )
     tally, wall, cpu, me = await bench_load(server, plan)
-    return Result({"chunks/s": tally.chunks / wall, "server µs/chunk": cpu / tally.chunks * 1e6,
-                   "loadgen CPU %": me / wall * 100})
+    return Result(
+        {
+            "chunks/s": tally.chunks / wall,
+            "server µs/chunk": cpu / tally.chunks * 1e6,
+            "loadgen CPU %": me / wall * 100,
+        }
+    )
 
 
 async def scenario_fanout(server: Server) -> Result:
@@ -219,9 +273,15 @@ async def scenario_fanout(server: Server) -> Result:
     plan = Plan(url=server.url, connections=100, requests=5, prompt_chars=200, verify_text=True)
     tally, wall, cpu, me = await bench_load(server, plan)
     q = statistics.quantiles(tally.ttfc, n=100)
-    return Result({"chunks/s": tally.chunks / wall, "server µs/chunk": cpu / tally.chunks * 1e6,
-                   "TTFC p50 ms": q[49] * 1e3, "TTFC p99 ms": q[98] * 1e3,
-                   "loadgen CPU %": me / wall * 100})
+    return Result(
+        {
+            "chunks/s": tally.chunks / wall,
+            "server µs/chunk": cpu / tally.chunks * 1e6,
+            "TTFC p50 ms": q[49] * 1e3,
+            "TTFC p99 ms": q[98] * 1e3,
+            "loadgen CPU %": me / wall * 100,
+        }
+    )
 
 
 async def scenario_fair(server: Server) -> Result:
@@ -257,8 +317,13 @@ async def scenario_fair(server: Server) -> Result:
     for frames, text in zip(answers, texts, strict=True):
         verifier.answer(frames, text)
     q = statistics.quantiles(first_chunk, n=100) if len(first_chunk) > 1 else [0.0] * 99
-    return Result({"probe answers during it": probed,
-                   "probe TTFC p50 ms": q[49] * 1e3, "probe TTFC p99 ms": q[98] * 1e3})
+    return Result(
+        {
+            "probe answers during it": probed,
+            "probe TTFC p50 ms": q[49] * 1e3,
+            "probe TTFC p99 ms": q[98] * 1e3,
+        }
+    )
 
 
 async def scenario_idle(server: Server) -> Result:
@@ -284,8 +349,12 @@ async def scenario_idle(server: Server) -> Result:
             await asyncio.gather(*(answer(ws, i) for i, ws in enumerate(batch)))
         rss_used = server.rss_bytes()
         await asyncio.gather(*(ws.close() for ws in sockets))
-    return Result({"KiB/conn open": (rss_open - rss0) / n / 1024,
-                   "KiB/conn after answer": (rss_used - rss0) / n / 1024})
+    return Result(
+        {
+            "KiB/conn open": (rss_open - rss0) / n / 1024,
+            "KiB/conn after answer": (rss_used - rss0) / n / 1024,
+        }
+    )
 
 
 async def scenario_flood(server: Server) -> Result:
@@ -328,8 +397,9 @@ async def scenario_proxy(server: Server) -> Result:
     async with aiohttp.ClientSession() as session:
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         if server.name == "daemon":
-            plan = Plan(url=server.url, connections=1, requests=200, prompt_chars=100,
-                        verify_text=True)
+            plan = Plan(
+                url=server.url, connections=1, requests=200, prompt_chars=100, verify_text=True
+            )
             tally = await load(plan)
             assert not tally.failures, tally.failures
             chunks, first_chunk = tally.chunks, tally.ttfc
@@ -383,10 +453,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenarios", nargs="*", default=DEFAULT_SCENARIOS)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="let servers and load generator share every CPU")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="the daemon's --workers (server CPU and RSS sum its processes)")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let servers and load generator share every CPU",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the daemon's --workers (server CPU and RSS sum its processes)",
+    )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     if args.pin and len(cpus) > 1:
@@ -409,12 +487,14 @@ def main() -> None:
             finally:
                 for server in pair:
                     server.stop()
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
-          f"msgspec {msgspec.__version__}, uvloop {uvloop.__version__}, "
-          f"{args.repeats} repeats, daemon --workers {args.workers}, "
-          f"{'servers on CPUs ' + str(sorted(SERVER_CPUS)) if args.pin else 'no pinning'}, "
-          "median (min-max)\n")
+    print(
+        f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+        f"msgspec {msgspec.__version__}, uvloop {uvloop.__version__}, "
+        f"{args.repeats} repeats, daemon --workers {args.workers}, "
+        f"{'servers on CPUs ' + str(sorted(SERVER_CPUS)) if args.pin else 'no pinning'}, "
+        "median (min-max)\n"
+    )
     print("| scenario | metric | daemon | baseline | ratio |")
     print("| --- | --- | --- | --- | --- |")
     for name in args.scenarios:

@@ -33,8 +33,12 @@ async def chat(request: web.Request) -> web.StreamResponse:
     body = decode(await request.read())
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    base = {"id": "chatcmpl-up", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": body.model}
+    base = {
+        "id": "chatcmpl-up",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.model,
+    }
     for i, char in enumerate(body.messages[-1].content):
         delta = {"role": "assistant", "content": char} if i == 0 else {"content": char}
         chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}

@@ -1,7 +1,7 @@
 """A two-turn text conversation with realtime-daemon through the official OpenAI SDK.
 
-    pip install 'openai[realtime]>=1.107'
-    python examples/realtime_chat.py [HOST:PORT] [MODEL]
+pip install 'openai[realtime]>=1.107'
+python examples/realtime_chat.py [HOST:PORT] [MODEL]
 """
 
 import asyncio

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from realtime_daemon.config import Config
-from realtime_daemon.engines.base import RequestContext
-from realtime_daemon.protocol import Envelope, Request, message_text
+from realtime_daemon.engines.api import Config, Envelope, Request, RequestContext, message_text
 
 
 class Shout:

@@ -1,5 +1,5 @@
 """``python -m realtime_daemon``: the same command line as ``realtime-daemon``."""
 
-from .cli import main
+from realtime_daemon.cli import main
 
 main(prog_name="realtime-daemon")

@@ -13,22 +13,22 @@ import click
 import msgspec
 from click.core import ParameterSource
 
-from . import __version__
-from .admission import TokenFileError, Tokens, check_proxy, normalize_origin
-from .bench import bench
-from .chat import chat
-from .config import (
+from realtime_daemon import __version__
+from realtime_daemon.config import (
     Config,
     ConfigFileError,
     read_config_file,
     to_toml,
 )
-from .engines.load import EngineLoadError, build_routes
-from .engines.routes import Routes
-from .logs import configure_logging
-from .options import serve_options
-from .serve import BindError, ForcedStop, run, tls_context
-from .workers import WorkerFailed, supervise
+from realtime_daemon.config.options import serve_options
+from realtime_daemon.engines.load import EngineLoadError, build_routes
+from realtime_daemon.engines.routes import Routes
+from realtime_daemon.server.admission import TokenFileError, Tokens, check_proxy, normalize_origin
+from realtime_daemon.server.logs import configure_logging
+from realtime_daemon.server.serve import BindError, ForcedStop, run, tls_context
+from realtime_daemon.server.workers import WorkerFailed, supervise
+from realtime_daemon.tools.bench import bench
+from realtime_daemon.tools.chat import chat
 
 __all__ = ["build_config", "main"]
 

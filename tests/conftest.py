@@ -19,10 +19,10 @@ import trustme
 import uvloop
 from aiohttp import web
 
-from realtime_daemon.app import build_app
 from realtime_daemon.config import Config
 from realtime_daemon.engines.base import Engine
-from realtime_daemon.serve import make_runner
+from realtime_daemon.server.app import build_app
+from realtime_daemon.server.serve import make_runner
 
 from .upstream import Upstream, started
 
@@ -37,6 +37,7 @@ def pytest_asyncio_loop_factories(
     if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in BOTH_LOOPS:
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}
+
 
 PATH = "/v1/realtime"
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from realtime_daemon.config import Config
 from realtime_daemon.engines.base import Context, RequestContext
 from realtime_daemon.engines.echo import EchoEngine
-from realtime_daemon.protocol import Envelope, Request
+from realtime_daemon.wire.chat import Envelope, Request
 
 ECHO = EchoEngine(Config(echo_delay_ms=0))
 

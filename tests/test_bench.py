@@ -13,8 +13,14 @@ from .conftest import PATH, StartDaemon, serve_json
 async def bench(port: int, *args: str) -> tuple[int, dict[str, Any]]:
     """Run ``realtime-daemon bench --json``; its exit status and report."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "realtime_daemon", "bench", f"ws://127.0.0.1:{port}{PATH}",
-        "--json", *args, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "realtime_daemon",
+        "bench",
+        f"ws://127.0.0.1:{port}{PATH}",
+        "--json",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(60):
         out, _ = await proc.communicate()
@@ -26,8 +32,16 @@ async def test_two_processes_report_every_request(daemon: StartDaemon) -> None:
     """2 processes x 2 connections x 5 requests: 20 verified answers, every chunk counted."""
     _, port = await serve_json(daemon, "--echo-delay-ms", "0")
     code, report = await bench(
-        port, "--processes", "2", "--connections", "4", "--requests", "5",
-        "--prompt-chars", "10", "--verify-text",
+        port,
+        "--processes",
+        "2",
+        "--connections",
+        "4",
+        "--requests",
+        "5",
+        "--prompt-chars",
+        "10",
+        "--verify-text",
     )
     assert code == 0
     assert (report["requests_ok"], report["requests_failed"]) == (20, {})

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from realtime_daemon.channel import ChannelClosed, RequestChannel
-from realtime_daemon.protocol import FrameError
+from realtime_daemon.session.channel import ChannelClosed, RequestChannel
+from realtime_daemon.wire.chat import FrameError
 
 from .conftest import request
 

@@ -16,8 +16,13 @@ from .conftest import PATH, StartDaemon, serve_json
 async def chat(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     """Run ``realtime-daemon chat ARGS``; its exit status, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "realtime_daemon", "chat", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "realtime_daemon",
+        "chat",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(15):
@@ -83,9 +88,7 @@ async def test_close_with_a_code_is_exit_5(daemon: StartDaemon) -> None:
     assert (code, err) == (5, "closed by the daemon: 1009\n")
 
 
-async def test_error_envelope_is_exit_6_with_its_code(
-    daemon: StartDaemon, tmp_path: Path
-) -> None:
+async def test_error_envelope_is_exit_6_with_its_code(daemon: StartDaemon, tmp_path: Path) -> None:
     """An answer that is an error envelope: its code and message shown, exit 6."""
     config = tmp_path / "daemon.toml"
     config.write_text('[[models]]\nname = "only"\nengine = "echo"\n')
@@ -108,5 +111,7 @@ async def test_full_daemon_is_exit_4_with_retry_after(daemon: StartDaemon) -> No
     _, port = await serve_json(daemon, "--max-connections", "1")
     async with connect(url(port)):
         code, _, err = await chat(url(port), "hi")
-    assert (code, err) == (4, "refused: HTTP 503 too many connections, retry later "
-                              "(Retry-After: 1 s)\n")
+    assert (code, err) == (
+        4,
+        "refused: HTTP 503 too many connections, retry later (Retry-After: 1 s)\n",
+    )

@@ -22,8 +22,15 @@ class Terminal:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self.proc = asyncio.create_subprocess_exec(
-            sys.executable, "-m", "realtime_daemon", "chat", url,
-            stdin=slave, stdout=slave, stderr=slave, preexec_fn=controlling_tty,
+            sys.executable,
+            "-m",
+            "realtime_daemon",
+            "chat",
+            url,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            preexec_fn=controlling_tty,
         )
         self._slave = slave
         self.seen = b""

@@ -21,9 +21,7 @@ def shout(monkeypatch: pytest.MonkeyPatch) -> object:
     return load_engine("shout:Shout")(Config())
 
 
-async def test_example_engine_shouts_word_by_word(
-    serve_engine: StartServer, shout: object
-) -> None:
+async def test_example_engine_shouts_word_by_word(serve_engine: StartServer, shout: object) -> None:
     """examples/shout.py answers in capitals, one word a chunk, role first, then stop."""
     client = await serve_engine(shout)
     async with client.ws_connect(PATH) as ws:

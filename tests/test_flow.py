@@ -7,8 +7,8 @@ import json
 
 from aiohttp import WSCloseCode
 
-from realtime_daemon.app import STATE
-from realtime_daemon.channel import RequestChannel
+from realtime_daemon.server.app import STATE
+from realtime_daemon.session.channel import RequestChannel
 
 from .conftest import PATH, StartServer, content, receive_answer, request
 from .engines import EndlessEngine, GatedEngine

@@ -22,10 +22,17 @@ from .rawws import RawWebSocket
 from .upstream import Upstream, started
 
 CHUNKS = [
-    {"id": "c", "object": "chat.completion.chunk",
-     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-    for delta, finish in (({"role": "assistant", "content": ""}, None), ({"content": "hel"}, None),
-                          ({"content": "lo"}, None), ({}, "stop"))
+    {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    for delta, finish in (
+        ({"role": "assistant", "content": ""}, None),
+        ({"content": "hel"}, None),
+        ({"content": "lo"}, None),
+        ({}, "stop"),
+    )
 ]
 EVENTS = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in CHUNKS] + [b"data: [DONE]\n\n"]
 SSE = b"".join(EVENTS)
@@ -123,15 +130,19 @@ def datas(answer: list[dict[str, Any]]) -> list[Any]:
 
 
 FRAMINGS = {
-    "chunked, an event a chunk": SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    "chunked, an event a chunk": SSE_HEAD
+    + b"Transfer-Encoding: chunked\r\n\r\n"
     + chunked(*EVENTS),
-    "chunked, extensions and trailers": SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    "chunked, extensions and trailers": SSE_HEAD
+    + b"Transfer-Encoding: chunked\r\n\r\n"
     + b"".join(b"%X;name=value\r\n%b\r\n" % (len(e), e) for e in EVENTS)
     + b"0\r\nX-Trailer: yes\r\n\r\n",
     "Content-Length": SSE_HEAD + b"Content-Length: %d\r\n\r\n%b" % (len(SSE), SSE),
     "interim 100 and 103 first": b"HTTP/1.1 100 Continue\r\n\r\n"
     + b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
-    + SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(SSE),
+    + SSE_HEAD
+    + b"Transfer-Encoding: chunked\r\n\r\n"
+    + chunked(SSE),
     "until the connection closes": b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
     b"Connection: close\r\n\r\n" + SSE,
     "HTTP/1.0": b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + SSE,
@@ -175,18 +186,30 @@ async def test_a_new_connection_closed_before_answering_is_an_error(proxy: Start
 
 BROKEN = {
     "status line": (b"HTTP/2 200 OK\r\n\r\n", "sent a malformed status line: b'HTTP/2 200 OK'"),
-    "header line": (b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
-                    "sent a malformed header line: b'No colon here'"),
-    "chunk size": (SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
-                   "sent a malformed chunk size: b'zz'"),
-    "chunk too long": (SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
-                       "sent a chunk longer than its size"),
-    "compressed": (SSE_HEAD + b"Content-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
-                   "sent a gzip-encoded answer"),
-    "Content-Length": (SSE_HEAD + b"Content-Length: 1x\r\n\r\n",
-                       "sent a malformed Content-Length: b'1x'"),
-    "head too large": (SSE_HEAD + b"X-Big: " + b"x" * 70_000 + b"\r\n\r\n",
-                       "sent a head over 65536 bytes"),
+    "header line": (
+        b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
+        "sent a malformed header line: b'No colon here'",
+    ),
+    "chunk size": (
+        SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "sent a malformed chunk size: b'zz'",
+    ),
+    "chunk too long": (
+        SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+        "sent a chunk longer than its size",
+    ),
+    "compressed": (
+        SSE_HEAD + b"Content-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+        "sent a gzip-encoded answer",
+    ),
+    "Content-Length": (
+        SSE_HEAD + b"Content-Length: 1x\r\n\r\n",
+        "sent a malformed Content-Length: b'1x'",
+    ),
+    "head too large": (
+        SSE_HEAD + b"X-Big: " + b"x" * 70_000 + b"\r\n\r\n",
+        "sent a head over 65536 bytes",
+    ),
     "switching protocols": (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols"),
 }
 
@@ -249,8 +272,14 @@ async def test_a_lagging_client_pauses_the_upstream_and_loses_nothing(proxy: Sta
     """While the client reads nothing the daemon stops reading the upstream (whose
     writes then wait), and the client's silence is not the upstream's: lagging past
     --upstream-read-timeout, the client still gets the whole answer once it reads."""
-    pieces = [{"choices": [{"index": 0, "delta": {"content": f"{n:03}" + "x" * 60_000},
-                            "finish_reason": None}]} for n in range(300)]
+    pieces = [
+        {
+            "choices": [
+                {"index": 0, "delta": {"content": f"{n:03}" + "x" * 60_000}, "finish_reason": None}
+            ]
+        }
+        for n in range(300)
+    ]
     pieces.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     written = 0
     started = asyncio.Event()

@@ -15,9 +15,9 @@ from aiohttp import WSCloseCode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime_daemon.app import STATE
-from realtime_daemon.channel import RequestChannel
-from realtime_daemon.protocol import FrameError, Request, decode_request
+from realtime_daemon.server.app import STATE
+from realtime_daemon.session.channel import RequestChannel
+from realtime_daemon.wire.chat import FrameError, Request, decode_request
 
 from .conftest import PATH, Client, StartServer, content, receive_answer, request
 from .rawws import RawWebSocket

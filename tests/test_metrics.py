@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from realtime_daemon.app import STATE
+from realtime_daemon.server.app import STATE
 
 from .conftest import PATH, Client, StartServer, receive_answer, receive_close, request
 from .engines import EndlessEngine, FailingEngine, GatedEngine, InBandErrorEngine

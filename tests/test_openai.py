@@ -78,8 +78,13 @@ async def test_request_is_forwarded_with_stream_forced_on(
 ) -> None:
     """The upstream gets the client's fields untouched, unknown ones too, and stream: true."""
     client = await proxy(upstreams[0], upstream_api_key="sk-secret")
-    body = request("hi", stream=False, temperature=0.25, vendor_field={"a": [1, "é"]},
-                   stream_options={"include_usage": True})
+    body = request(
+        "hi",
+        stream=False,
+        temperature=0.25,
+        vendor_field={"a": [1, "é"]},
+        stream_options={"include_usage": True},
+    )
     async with client.ws_connect(PATH) as ws:
         await ws.send_str(json.dumps(body))
         got = await receive_until_done(ws, 4)
@@ -88,9 +93,7 @@ async def test_request_is_forwarded_with_stream_forced_on(
     assert got[-1]["data"]["usage"]["completion_tokens"] == 1
 
 
-async def test_upstream_model_replaces_the_clients(
-    proxy: Start, upstreams: list[Upstream]
-) -> None:
+async def test_upstream_model_replaces_the_clients(proxy: Start, upstreams: list[Upstream]) -> None:
     """--upstream-model is sent upstream instead of the client's model."""
     client = await proxy(upstreams[0], upstream_model="meta-llama/Llama-3-8B")
     async with client.ws_connect(PATH) as ws:
@@ -243,7 +246,7 @@ async def test_sessions_stick_to_replicas_round_robin(
 async def test_empty_messages_go_upstream_and_its_refusal_comes_back(
     proxy: Start, upstreams: list[Upstream]
 ) -> None:
-    """"messages": [] is forwarded as it is; the upstream's 400 comes back in band."""
+    """ "messages": [] is forwarded as it is; the upstream's 400 comes back in band."""
     upstreams[0].mode = "status:400"
     client = await proxy(upstreams[0])
     async with client.ws_connect(PATH) as ws:

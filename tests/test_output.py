@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.base_protocol import BaseProtocol
 
-from realtime_daemon.aiohttp_private import wait_writable
-from realtime_daemon.app import STATE
+from realtime_daemon.server.app import STATE
+from realtime_daemon.transport.aiohttp_private import wait_writable
 
 from .conftest import PATH, Client, StartServer, content, receive_answer, request
 

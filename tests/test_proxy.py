@@ -105,8 +105,12 @@ http {{
         while b"start worker process" not in (line := await nginx.stderr.readline()):
             assert line, "nginx exited"
     try:
-        yield {"url": f"ws://127.0.0.1:{listen}{PATH}", "a": (a, port_a), "b": (b, port_b),
-               "port": listen}
+        yield {
+            "url": f"ws://127.0.0.1:{listen}{PATH}",
+            "a": (a, port_a),
+            "b": (b, port_b),
+            "port": listen,
+        }
     finally:
         nginx.terminate()
         await nginx.wait()
@@ -178,9 +182,10 @@ async def test_a_resume_reaches_the_instance_holding_the_session(proxy: dict[str
         first = json.loads((await raw.read_frame())[1])
         raw.abort()
         path = f"{PATH}?resume={token}&after={first['id']}"
-        async with aiohttp.ClientSession() as session, session.ws_connect(
-            f"ws://127.0.0.1:{proxy['port']}{path}"
-        ) as ws:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://127.0.0.1:{proxy['port']}{path}") as ws,
+        ):
             rest = await receive_answer(ws)
         assert content([first, *rest]) == prompt
     assert prefixes == {"d1", "d2"}

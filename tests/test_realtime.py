@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from realtime_daemon.dialects.realtime import GA, RealtimeDialect
 from realtime_daemon.dialects.realtime.response import Response, Writer
 from realtime_daemon.dialects.realtime.wire import Settings
-from realtime_daemon.events import Cancel, Refuse, Reply, Submit
-from realtime_daemon.outbox import Outbox
-from realtime_daemon.protocol import Envelope
+from realtime_daemon.session.outbox import Outbox
+from realtime_daemon.wire.chat import Envelope
+from realtime_daemon.wire.events import Cancel, Refuse, Reply, Submit
 
 from .conftest import (
     PATH,
@@ -60,7 +60,10 @@ async def test_session_created_comes_first_without_a_word_from_the_client(
     assert created["event_id"] == "event_1"
     session = created["session"]
     assert (session["type"], session["model"], session["output_modalities"]) == (
-        "realtime", "echo", ["text"])
+        "realtime",
+        "echo",
+        ["text"],
+    )
 
 
 async def test_an_upgrade_without_model_speaks_chat_frames(client: Daemon) -> None:
@@ -118,18 +121,31 @@ async def test_refusals_name_the_field_and_echo_the_event_id(client: Daemon) -> 
     async with client.ws_connect(REALTIME) as ws:
         await ws.send_json({"type": "dance", "event_id": "e1"})
         unknown = await error_of(ws)
-        await ws.send_json({"type": "session.update", "event_id": "e2",
-                            "session": {"instructions": "x", "voltage": 3}})
+        await ws.send_json(
+            {
+                "type": "session.update",
+                "event_id": "e2",
+                "session": {"instructions": "x", "voltage": 3},
+            }
+        )
         field = await error_of(ws)
-        await ws.send_json({"type": "session.update", "event_id": "e3",
-                            "session": {"tool_choice": "sometimes"}})
+        await ws.send_json(
+            {"type": "session.update", "event_id": "e3", "session": {"tool_choice": "sometimes"}}
+        )
         value = await error_of(ws)
         await ws.send_json({"type": "session.update", "session": {}})
         session = (await until(ws, "session.updated"))[-1]["session"]
     assert (unknown["type"], unknown["code"], unknown["param"], unknown["event_id"]) == (
-        "invalid_request_error", "invalid_value", "type", "e1")
+        "invalid_request_error",
+        "invalid_value",
+        "type",
+        "e1",
+    )
     assert (field["code"], field["param"], field["event_id"]) == (
-        "unknown_parameter", "session.voltage", "e2")
+        "unknown_parameter",
+        "session.voltage",
+        "e2",
+    )
     assert (value["param"], value["event_id"]) == ("session.tool_choice", "e3")
     assert session["instructions"] == ""  # the refused update changed nothing
 
@@ -139,13 +155,19 @@ async def test_conversation_items_are_inserted_retrieved_and_deleted(client: Dae
     async with client.ws_connect(REALTIME) as ws:
         await ws.send_json({"type": "conversation.item.create", "item": user("b")})
         b = (await until(ws, "conversation.item.done"))[-1]
-        await ws.send_json({"type": "conversation.item.create", "previous_item_id": "root",
-                            "item": {**user("a"), "id": "mine"}})
+        await ws.send_json(
+            {
+                "type": "conversation.item.create",
+                "previous_item_id": "root",
+                "item": {**user("a"), "id": "mine"},
+            }
+        )
         a = (await until(ws, "conversation.item.done"))[-1]
         await ws.send_json({"type": "conversation.item.retrieve", "item_id": "mine"})
         retrieved = (await until(ws, "conversation.item.retrieved"))[-1]
-        await ws.send_json({"type": "conversation.item.create", "previous_item_id": "nope",
-                            "item": user("c")})
+        await ws.send_json(
+            {"type": "conversation.item.create", "previous_item_id": "nope", "item": user("c")}
+        )
         missing = await error_of(ws)
         await ws.send_json({"type": "conversation.item.delete", "item_id": b["item"]["id"]})
         deleted = (await until(ws, "conversation.item.deleted"))[-1]
@@ -248,25 +270,61 @@ async def test_responses_are_counted_by_dialect(client: Daemon) -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
-_names = st.sampled_from(["type", "role", "content", "text", "id", "item_reference",
-                          "message", "function_call", "input", "conversation", "tools",
-                          "name", "call_id", "output", "arguments", "user", "none"])
+_names = st.sampled_from(
+    [
+        "type",
+        "role",
+        "content",
+        "text",
+        "id",
+        "item_reference",
+        "message",
+        "function_call",
+        "input",
+        "conversation",
+        "tools",
+        "name",
+        "call_id",
+        "output",
+        "arguments",
+        "user",
+        "none",
+    ]
+)
 _any = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5) | _names,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_names, inner, max_size=4),
     max_leaves=12,
 )
 _events = st.fixed_dictionaries(
-    {"type": st.sampled_from(["session.update", "conversation.item.create", "response.create",
-                              "response.cancel", "conversation.item.delete",
-                              "conversation.item.retrieve", "input_audio_buffer.append"])
-     | _any},
-    optional={"session": _json | _any, "item": _any, "response": _any, "item_id": _json,
-              "response_id": _json, "event_id": _json, "previous_item_id": _json},
+    {
+        "type": st.sampled_from(
+            [
+                "session.update",
+                "conversation.item.create",
+                "response.create",
+                "response.cancel",
+                "conversation.item.delete",
+                "conversation.item.retrieve",
+                "input_audio_buffer.append",
+            ]
+        )
+        | _any
+    },
+    optional={
+        "session": _json | _any,
+        "item": _any,
+        "response": _any,
+        "item_id": _json,
+        "response_id": _json,
+        "event_id": _json,
+        "previous_item_id": _json,
+    },
 )
 
 
@@ -274,8 +332,16 @@ _events = st.fixed_dictionaries(
 @given(st.lists(_events, max_size=6))
 def test_any_event_shaped_frame_becomes_an_event(frames: list[dict[str, Any]]) -> None:
     """Whatever the fields hold, a frame becomes an event (a refusal at worst), never raises."""
-    dialect = RealtimeDialect(Outbox.__new__(Outbox), "s", names=GA, model="m", models=None,
-                              concurrency_limit=4, max_items=10, max_bytes=10_000)
+    dialect = RealtimeDialect(
+        Outbox.__new__(Outbox),
+        "s",
+        names=GA,
+        model="m",
+        models=None,
+        concurrency_limit=4,
+        max_items=10,
+        max_bytes=10_000,
+    )
     for frame in frames:
         event = dialect.receive(json.dumps(frame).encode())
         assert isinstance(event, Submit | Cancel | Reply | Refuse)
@@ -339,8 +405,7 @@ async def test_events_are_answered_in_arrival_order(client: Daemon) -> None:
         events = await until(ws, "session.updated")
     kinds = [e["type"] for e in events]
     assert kinds.index("conversation.item.done") < kinds.index("response.created")
-    assert kinds.index("response.created") < kinds.index("error") < kinds.index(
-        "session.updated")
+    assert kinds.index("response.created") < kinds.index("error") < kinds.index("session.updated")
 
 
 class _Frames:
@@ -370,9 +435,12 @@ class _Frames:
 
 @pytest.mark.parametrize(
     ("finish", "status", "reason"),
-    [("stop", "completed", None), ("tool_calls", "completed", None),
-     ("length", "incomplete", "max_output_tokens"),
-     ("content_filter", "incomplete", "content_filter")],
+    [
+        ("stop", "completed", None),
+        ("tool_calls", "completed", None),
+        ("length", "incomplete", "max_output_tokens"),
+        ("content_filter", "incomplete", "content_filter"),
+    ],
 )
 async def test_finish_reasons_map_to_response_status(
     finish: str, status: str, reason: str | None
@@ -381,8 +449,10 @@ async def test_finish_reasons_map_to_response_status(
     frames = _Frames()
     response = Response("resp_1", GA, Writer(Outbox(frames, 1.0)), Settings(), None, "c", None)
     response.start()
-    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": finish}],
-             "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}
+    chunk = {
+        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
+    }
     response.feed(Envelope(data=msgspec.Raw(json.dumps(chunk).encode())))
     response.complete()
     done = frames.events[-1]["response"]

@@ -27,8 +27,9 @@ def user(text: str) -> dict[str, Any]:
 
 def sdk(daemon: Daemon, api_key: str = "unused") -> AsyncOpenAI:
     base = f"{daemon.host}:{daemon.port}/v1"
-    return AsyncOpenAI(api_key=api_key, base_url=f"http://{base}",
-                       websocket_base_url=f"ws://{base}")
+    return AsyncOpenAI(
+        api_key=api_key, base_url=f"http://{base}", websocket_base_url=f"ws://{base}"
+    )
 
 
 async def events_until(conn: Any, kind: str) -> list[Any]:
@@ -46,7 +47,7 @@ async def answer(conn: Any, **response: Any) -> list[Any]:
     """Ask for a response; its events from ``response.created`` to ``response.done``."""
     await conn.response.create(**({"response": response} if response else {}))
     events = await events_until(conn, "response.done")
-    return events[next(i for i, e in enumerate(events) if e.type == "response.created"):]
+    return events[next(i for i, e in enumerate(events) if e.type == "response.created") :]
 
 
 def text_of(events: list[Any]) -> str:
@@ -65,8 +66,9 @@ async def test_two_turn_conversation_with_the_echo_engine(client: Daemon) -> Non
         first = await conn.recv()
         assert first.type == "session.created"
         assert first.session.model == "echo"
-        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
-                                           "instructions": "Be brief."})
+        await conn.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "instructions": "Be brief."}
+        )
         updated = await conn.recv()
         assert updated.type == "session.updated"
         assert updated.session.instructions == "Be brief."
@@ -198,9 +200,13 @@ async def test_out_of_band_responses_run_beside_the_conversation(
         await conn.conversation.item.create(item=user("in band"))
         await conn.response.create()
         await events_until(conn, "response.created")
-        await conn.response.create(response={
-            "conversation": "none", "input": [user("out of band")],
-            "metadata": {"topic": "side"}})
+        await conn.response.create(
+            response={
+                "conversation": "none",
+                "input": [user("out of band")],
+                "metadata": {"topic": "side"},
+            }
+        )
         engine.gate.set()
         done = []
         events: list[Any] = []
@@ -221,12 +227,20 @@ async def test_out_of_band_responses_run_beside_the_conversation(
 async def test_function_call_round_trip(proxy: Start, upstream: Upstream) -> None:
     """Streamed tool_calls become a function_call item; its output continues the turn."""
     client = await proxy(upstream)
-    tool = {"type": "function", "name": "get_weather", "description": "Weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
     async with sdk(client).realtime.connect(model="m") as conn:
-        await conn.session.update(session={"type": "realtime", "tools": [tool],
-                                           "tool_choice": {"type": "function",
-                                                           "name": "get_weather"}})
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "tools": [tool],
+                "tool_choice": {"type": "function", "name": "get_weather"},
+            }
+        )
         await conn.conversation.item.create(item=user("weather in Oslo"))
         upstream.mode = "tool_call"
         events = await answer(conn)
@@ -239,18 +253,30 @@ async def test_function_call_round_trip(proxy: Start, upstream: Upstream) -> Non
         assert (call.type, call.name, call.call_id) == ("function_call", "get_weather", "call_up1")
         assert call.arguments == '{"city": "Oslo"}'
         assert events[-1].response.status == "completed"
-        assert upstream.bodies[0]["tools"] == [{"type": "function", "function": {
-            k: v for k, v in tool.items() if k != "type"}}]
+        assert upstream.bodies[0]["tools"] == [
+            {"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}}
+        ]
         assert upstream.bodies[0]["tool_choice"] == {
-            "type": "function", "function": {"name": "get_weather"}}
-        await conn.conversation.item.create(item={
-            "type": "function_call_output", "call_id": "call_up1", "output": "minus three"})
+            "type": "function",
+            "function": {"name": "get_weather"},
+        }
+        await conn.conversation.item.create(
+            item={"type": "function_call_output", "call_id": "call_up1", "output": "minus three"}
+        )
         upstream.mode = "ok"
         assert text_of(await answer(conn)) == "minusthree"
     assert upstream.bodies[1]["messages"][-2:] == [
-        {"role": "assistant", "content": None, "tool_calls": [{
-            "id": "call_up1", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_up1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_up1", "content": "minus three"},
     ]
 
@@ -260,8 +286,9 @@ async def test_audio_is_refused_and_the_session_goes_on(client: Daemon) -> None:
     async with sdk(client).realtime.connect(model="echo") as conn:
         await conn.input_audio_buffer.append(audio="AAAA")
         await conn.session.update(session={"type": "realtime", "output_modalities": ["audio"]})
-        await conn.conversation.item.create(item={**USER, "content": [
-            {"type": "input_audio", "audio": "AAAA"}]})
+        await conn.conversation.item.create(
+            item={**USER, "content": [{"type": "input_audio", "audio": "AAAA"}]}
+        )
         errors = []
         for _ in range(3):
             errors.append((await events_until(conn, "error"))[-1].error)
@@ -276,9 +303,7 @@ async def test_audio_is_refused_and_the_session_goes_on(client: Daemon) -> None:
 
 async def test_unknown_model_is_model_not_found(serve_engine: StartServer) -> None:
     """An unknown ?model= is refused in band; session.update can pick a known one."""
-    daemon = await serve_engine(
-        engine=None, models=(ModelConfig(name="known", engine="echo"),)
-    )
+    daemon = await serve_engine(engine=None, models=(ModelConfig(name="known", engine="echo"),))
     async with sdk(daemon).realtime.connect(model="nope") as conn:
         assert (await conn.recv()).type == "session.created"
         error = (await conn.recv()).error
@@ -300,8 +325,9 @@ async def test_the_beta_client_gets_the_beta_names(client: Daemon) -> None:
         assert created.session.modalities == ["text"]
         await conn.session.update(session={"modalities": ["text"], "temperature": 0.5})
         assert (await conn.recv()).session.temperature == 0.5
-        await conn.conversation.item.create(item={**USER, "content": [
-            {"type": "input_text", "text": "beta"}]})
+        await conn.conversation.item.create(
+            item={**USER, "content": [{"type": "input_text", "text": "beta"}]}
+        )
         assert (await conn.recv()).type == "conversation.item.created"
         await conn.response.create()
         events = await events_until(conn, "response.done")
@@ -347,8 +373,12 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "realtime_chat.py"
 
 async def run_example(daemon: Daemon, model: str) -> str:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), f"{daemon.host}:{daemon.port}", model,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(EXAMPLE),
+        f"{daemon.host}:{daemon.port}",
+        model,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(30):
         out, err = await proc.communicate()
@@ -368,11 +398,13 @@ async def test_the_example_runs_against_the_echo_engine(client: Daemon) -> None:
     assert out == "What is a WebSocket?  [completed]\nAnd a daemon?  [completed]\n"
 
 
-async def test_the_example_runs_against_the_openai_engine(
-    proxy: Start, upstream: Upstream
-) -> None:
+async def test_the_example_runs_against_the_openai_engine(proxy: Start, upstream: Upstream) -> None:
     """The same example through --engine openai: the upstream's words, the whole conversation."""
     out = await run_example(await proxy(upstream), "served-model")
     assert out == "WhatisaWebSocket?  [completed]\nAndadaemon?  [completed]\n"
     assert [m["role"] for m in upstream.bodies[1]["messages"]] == [
-        "system", "user", "assistant", "user"]
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from realtime_daemon.app import STATE
-from realtime_daemon.handler import Connection
+from realtime_daemon.server.app import STATE
+from realtime_daemon.transport.connection import Connection
 
 from .conftest import PATH, Daemon, Start, StartServer, request
 from .engines import EndlessEngine
@@ -310,8 +310,17 @@ async def test_a_realtime_session_resumes_after_an_event_id(slow: Daemon) -> Non
     assert (await receive(ws))["type"] == "session.created"
     send(ws, {"type": "session.update", "session": {"resumable": True}})
     token = (await receive(ws))["session"]["resume_token"]
-    send(ws, {"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": PROMPT}]}})
+    send(
+        ws,
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": PROMPT}],
+            },
+        },
+    )
     send(ws, {"type": "response.create"})
     events = [await receive(ws) for _ in range(12)]
     ws.abort()
@@ -368,9 +377,11 @@ async def test_the_readme_client_resumes_through_a_cut(slow: Daemon) -> None:
     server = await asyncio.start_server(relay, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     code = code.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace(
-        "Hi, twice if need be", PROMPT)
+        "Hi, twice if need be", PROMPT
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
     async with asyncio.timeout(20):
         out, _ = await proc.communicate()
     server.close()
@@ -409,8 +420,9 @@ async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServe
 
     def alive() -> bool:
         gc.collect()
-        return any(isinstance(o, Connection) and o.session_id == session_id
-                   for o in gc.get_objects())
+        return any(
+            isinstance(o, Connection) and o.session_id == session_id for o in gc.get_objects()
+        )
 
     assert alive()
     ws.abort()

@@ -50,9 +50,7 @@ async def test_model_options_override_the_top_level(routed: Any) -> None:
         assert content(await receive_answer(ws)) == "x" * 20  # 2 s timeout: 10 s at 500 ms
 
 
-async def test_each_request_goes_to_its_own_models_engine(
-    routed: Any, upstream: Upstream
-) -> None:
+async def test_each_request_goes_to_its_own_models_engine(routed: Any, upstream: Upstream) -> None:
     """Requests of one session naming different models are each answered by their engine."""
     async with routed.ws_connect(PATH) as ws:
         await ws.send_json(request("one", model="fast-echo"))

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import WSCloseCode
 from structlog.testing import capture_logs
 
-from realtime_daemon.app import STATE
+from realtime_daemon.server.app import STATE
 
 from .conftest import (
     PATH,
@@ -151,15 +151,13 @@ async def test_tls_serves_wss_and_https(
     serve_engine: StartServer, certificate: Certificate
 ) -> None:
     """With a certificate the daemon speaks wss:// and https:// to a verifying client."""
-    from realtime_daemon.serve import tls_context
+    from realtime_daemon.server.serve import tls_context
 
-    daemon = await serve_engine(
-        tls_certfile=certificate.certfile, tls_keyfile=certificate.keyfile
-    )
+    daemon = await serve_engine(tls_certfile=certificate.certfile, tls_keyfile=certificate.keyfile)
     # The fixture binds plain TCP; serve() binds with tls_context, tested here the same way.
     from aiohttp import web
 
-    from realtime_daemon.serve import make_runner
+    from realtime_daemon.server.serve import make_runner
 
     config = daemon.app[STATE].config
     runner = make_runner(daemon.app, config)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode
 
-from realtime_daemon.app import STATE
+from realtime_daemon.server.app import STATE
 
 from .conftest import (
     DAEMON,
@@ -94,9 +94,7 @@ async def test_notify_socket_in_the_abstract_namespace(
     assert (await process.finish())[0] == 0
 
 
-async def test_watchdog_for_another_pid_is_ignored(
-    daemon: StartDaemon, notify_socket: Any
-) -> None:
+async def test_watchdog_for_another_pid_is_ignored(daemon: StartDaemon, notify_socket: Any) -> None:
     """WATCHDOG_PID naming another process means no WATCHDOG=1 from this one."""
     notify = notify_socket()
     env = {
@@ -165,9 +163,7 @@ async def test_answer_past_the_deadline_is_cut_with_an_error_envelope(
     daemon: StartDaemon,
 ) -> None:
     """An answer that cannot finish within --shutdown-timeout ends with an error envelope."""
-    process, port = await serve_json(
-        daemon, "--echo-delay-ms", "100", "--shutdown-timeout", "0.3"
-    )
+    process, port = await serve_json(daemon, "--echo-delay-ms", "100", "--shutdown-timeout", "0.3")
     url = f"ws://127.0.0.1:{port}{PATH}"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         await ws.send_json(request("x" * 200))
@@ -176,8 +172,10 @@ async def test_answer_past_the_deadline_is_cut_with_an_error_envelope(
         envelopes = await receive_answer(ws)
         assert envelopes[-1]["event"] == "error"
         assert envelopes[-1]["comment"] == ["answer cut: server shutting down"]
-        assert all(e.get("data", {}).get("choices", [{}])[0].get("finish_reason") is None
-                   for e in envelopes)
+        assert all(
+            e.get("data", {}).get("choices", [{}])[0].get("finish_reason") is None
+            for e in envelopes
+        )
         assert await receive_close(ws) == (WSCloseCode.GOING_AWAY, "server shutting down")
     code, _ = await process.finish()
     assert code == 0
@@ -195,9 +193,7 @@ async def test_second_signal_stops_at_once(daemon: StartDaemon) -> None:
         process.proc.send_signal(signal.SIGTERM)
         code, rest = await process.finish()
     assert code == 1
-    assert rest.splitlines()[-1] == (
-        "Error: stopped by a second signal before the drain finished"
-    )
+    assert rest.splitlines()[-1] == ("Error: stopped by a second signal before the drain finished")
     assert "Traceback" not in rest
 
 
@@ -229,8 +225,15 @@ async def test_sigterm_drains_even_when_the_log_cannot_be_written() -> None:
     """With its stderr gone (a closed pipe, a restarted journal) SIGTERM still drains, exit 0."""
     read_end, write_end = os.pipe()
     proc = await asyncio.create_subprocess_exec(
-        *DAEMON, "serve", "--port", "0", "--log-format", "json",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=write_end,
+        *DAEMON,
+        "serve",
+        "--port",
+        "0",
+        "--log-format",
+        "json",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=write_end,
     )
     os.close(write_end)
     loop = asyncio.get_running_loop()

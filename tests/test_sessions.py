@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from realtime_daemon.config import ModelConfig
 from realtime_daemon.dialects.chat import ChatDialect
-from realtime_daemon.events import Cancel, Refuse, Reply, Submit
-from realtime_daemon.outbox import Outbox
-from realtime_daemon.protocol import FrameError
+from realtime_daemon.session.outbox import Outbox
+from realtime_daemon.wire.chat import FrameError
+from realtime_daemon.wire.events import Cancel, Refuse, Reply, Submit
 
 from .conftest import (
     PATH,
@@ -358,8 +358,9 @@ async def test_request_without_a_model_and_no_session_model_closes_1007(client: 
 
 _values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=70),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 _frames = st.fixed_dictionaries(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime_daemon.engines.sse import DEFAULT_LIMIT, EventTooLarge, SSEParser
+from realtime_daemon.engines.openai.sse import DEFAULT_LIMIT, EventTooLarge, SSEParser
 
 
 def _pieces(data: bytes, cuts: list[int]) -> Iterator[bytes]:

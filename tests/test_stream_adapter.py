@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from realtime_daemon.app import STATE
 from realtime_daemon.engines.base import Context
-from realtime_daemon.protocol import Envelope, Request
+from realtime_daemon.server.app import STATE
+from realtime_daemon.wire.chat import Envelope, Request
 
 from .conftest import PATH, StartServer, content, receive_answer, receive_close, receive_envelope
 from .conftest import request as chat

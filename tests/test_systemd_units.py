@@ -71,8 +71,8 @@ def test_units_verify_cleanly(tmp_path: Path) -> None:
 
 def test_service_stop_timeout_covers_the_drain() -> None:
     """TimeoutStopSec exceeds the default --shutdown-timeout plus the closing handshakes."""
-    from realtime_daemon.closes import CLOSE_TIMEOUT
     from realtime_daemon.config import Config
+    from realtime_daemon.transport.closes import CLOSE_TIMEOUT
 
     stop = int(re.search(r"^TimeoutStopSec=(\d+)$", SERVICE.read_text(), re.M).group(1))  # type: ignore[union-attr]
     assert stop > Config().shutdown_timeout + CLOSE_TIMEOUT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from realtime_daemon.engines.watchdog import SWEEPS, Watchdog
+from realtime_daemon.engines.openai.watchdog import SWEEPS, Watchdog
 
 
 async def test_a_silent_stream_is_closed_within_a_sweep_of_its_timeout() -> None:

@@ -162,7 +162,7 @@ async def test_unknown_and_openai_fields_are_accepted(client: Client) -> None:
 
 
 async def test_empty_messages_are_answered(client: Client) -> None:
-    """"messages": [] is a request: the echo engine answers its non-text placeholder."""
+    """ "messages": [] is a request: the echo engine answers its non-text placeholder."""
     async with client.ws_connect(PATH) as ws:
         await ws.send_json({"model": "m", "messages": []})
         answer = await receive_answer(ws)

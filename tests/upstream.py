@@ -14,34 +14,87 @@ from aiohttp import web
 
 def vllm_chunks(body: dict[str, Any], words: list[str]) -> list[dict[str, Any]]:
     """The chunks vLLM streams for ``words``: role, content, finish, and usage if asked."""
-    base = {"id": "chatcmpl-upstream-1", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": body["model"]}
-    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                    "logprobs": None, "finish_reason": None}]}]
-    chunks += [{**base, "choices": [{"index": 0, "delta": {"content": w}, "logprobs": None,
-                                     "finish_reason": None}]} for w in words]
-    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None,
-                                        "finish_reason": "stop", "stop_reason": None}]})
+    base = {
+        "id": "chatcmpl-upstream-1",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body["model"],
+    }
+    chunks = [
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            ],
+        }
+    ]
+    chunks += [
+        {
+            **base,
+            "choices": [
+                {"index": 0, "delta": {"content": w}, "logprobs": None, "finish_reason": None}
+            ],
+        }
+        for w in words
+    ]
+    chunks.append(
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                    "stop_reason": None,
+                }
+            ],
+        }
+    )
     if (body.get("stream_options") or {}).get("include_usage"):
-        chunks.append({**base, "choices": [], "usage": {
-            "prompt_tokens": 3, "completion_tokens": len(words),
-            "total_tokens": 3 + len(words)}})
+        chunks.append(
+            {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 3,
+                    "completion_tokens": len(words),
+                    "total_tokens": 3 + len(words),
+                },
+            }
+        )
     return chunks
 
 
 def tool_call_chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The chunks of a model calling the request's first tool with ``{"city": "Oslo"}``,
     the arguments streamed in three pieces, as vLLM streams tool calls."""
-    base = {"id": "chatcmpl-upstream-2", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": body["model"]}
+    base = {
+        "id": "chatcmpl-upstream-2",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body["model"],
+    }
     name = body["tools"][0]["function"]["name"]
-    first = {"index": 0, "id": "call_up1", "type": "function",
-             "function": {"name": name, "arguments": ""}}
+    first = {
+        "index": 0,
+        "id": "call_up1",
+        "type": "function",
+        "function": {"name": name, "arguments": ""},
+    }
     deltas: list[dict[str, Any]] = [{"role": "assistant", "tool_calls": [first]}]
-    deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
-               for piece in ('{"city"', ': "Os', 'lo"}')]
-    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
-              for d in deltas]
+    deltas += [
+        {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+        for piece in ('{"city"', ': "Os', 'lo"}')
+    ]
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
+    ]
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
     return chunks
 

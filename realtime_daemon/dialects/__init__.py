@@ -17,15 +17,25 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..events import Event
-from ..protocol import Envelope, ErrorDetail
+from realtime_daemon.wire.chat import Envelope, ErrorDetail
+from realtime_daemon.wire.events import Event
 
-__all__ = ["RESUME_UNAVAILABLE", "Dialect", "Resumable", "resume_state"]
+__all__ = ["RESUME_UNAVAILABLE", "Dialect", "FrameWriter", "Resumable", "resume_state"]
 
 RESUME_UNAVAILABLE = (
     "resume is not available on this daemon (--resume-window 0, or --workers above 1)"
 )
 """Why a ``resumable`` session is refused when the daemon offers no resume."""
+
+
+class FrameWriter(Protocol):
+    """Where a dialect writes its frames: the session's outbox, or a test's list."""
+
+    def next_id(self) -> str:
+        """The next frame's number, ``"1"``, ``"2"``, ...: the one place ids are given."""
+
+    def write(self, payload: bytes) -> bool:
+        """Send one encoded frame; whether the writer must settle before writing more."""
 
 
 class Resumable(Protocol):

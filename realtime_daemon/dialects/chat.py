@@ -16,9 +16,8 @@ from typing import Any
 
 import msgspec
 
-from ..events import Cancel, Event, Refuse, Reply, Submit
-from ..outbox import Outbox
-from ..protocol import (
+from realtime_daemon.dialects import RESUME_UNAVAILABLE, FrameWriter, Resumable, resume_state
+from realtime_daemon.wire.chat import (
     CancelMessage,
     Envelope,
     ErrorDetail,
@@ -26,7 +25,7 @@ from ..protocol import (
     SessionUpdateMessage,
     decode_request,
 )
-from . import RESUME_UNAVAILABLE, Resumable, resume_state
+from realtime_daemon.wire.events import Cancel, Event, Refuse, Reply, Submit
 
 __all__ = ["REQUEST_ID", "ChatDialect"]
 
@@ -89,7 +88,7 @@ class ChatDialect:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: FrameWriter,
         session_id: str,
         models: Collection[str] | None = None,
         concurrency_limit: int = 1,
@@ -286,8 +285,8 @@ class ChatDialect:
             # A relayed chunk (the per-chunk path of the openai engine): the
             # envelope's bytes around the upstream's, as the encoder writes them.
             assert isinstance(data, msgspec.Raw)
-            tail = b'"}' if request_id is None else b'","request_id":%s}' % _encoder.encode(
-                request_id
+            tail = (
+                b'"}' if request_id is None else b'","request_id":%s}' % _encoder.encode(request_id)
             )
             return outbox.write(b'{"data":%b,"id":"%b%b' % (data, outbox.next_id().encode(), tail))
         if envelope.event is not None and envelope.error is None and self.detailed:

@@ -10,9 +10,7 @@ __all__ = ["Protocol", "choose_protocol"]
 Protocol = Literal["chat", "openai-realtime-ga", "openai-realtime-beta"]
 
 
-def choose_protocol(
-    setting: str, query: Mapping[str, str], headers: Mapping[str, str]
-) -> Protocol:
+def choose_protocol(setting: str, query: Mapping[str, str], headers: Mapping[str, str]) -> Protocol:
     """The dialect of a connection.
 
     With ``auto``, an upgrade with a ``model`` query parameter (the OpenAI
@@ -21,9 +19,7 @@ def choose_protocol(
     sent the beta header gets the beta names.
     """
     beta = "realtime=v1" in headers.get("OpenAI-Beta", "").replace(" ", "").split(",")
-    realtime = setting == "openai-realtime" or (
-        setting == "auto" and (beta or "model" in query)
-    )
+    realtime = setting == "openai-realtime" or (setting == "auto" and (beta or "model" in query))
     if not realtime:
         return "chat"
     return "openai-realtime-beta" if beta else "openai-realtime-ga"

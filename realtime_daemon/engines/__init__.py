@@ -1,5 +1,12 @@
-"""Engines turn a connection's stream of requests into a stream of envelopes."""
+"""Engines: what answers a request. Plain asyncio, no aiohttp.
 
-from .base import Context, Engine, EngineFactory
+:mod:`.api` is the one module an engine author imports. :mod:`.base` defines
+the call shapes, :mod:`.load` finds and normalises engines, :mod:`.routes`
+maps models to them, :mod:`.stream` adapts bidirectional engines, and
+:mod:`.echo` and :mod:`.openai` are the built-in ones. Engines may import
+:mod:`~realtime_daemon.wire` and :mod:`~realtime_daemon.config` only.
+"""
+
+from realtime_daemon.engines.base import Context, Engine, EngineFactory
 
 __all__ = ["Context", "Engine", "EngineFactory"]

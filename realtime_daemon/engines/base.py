@@ -40,8 +40,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol
 
-from ..config import Config
-from ..protocol import (
+from realtime_daemon.config import Config
+from realtime_daemon.wire.chat import (
     ChatCompletionChunk,
     ChunkChoice,
     Delta,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from ..config import Config
-from ..protocol import ChatRequest, Envelope, Request, Usage, message_text
-from .base import RequestContext
+from realtime_daemon.config import Config
+from realtime_daemon.engines.base import RequestContext
+from realtime_daemon.wire.chat import ChatRequest, Envelope, Request, Usage, message_text
 
 __all__ = ["EchoEngine", "echo_text"]
 

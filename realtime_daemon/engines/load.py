@@ -6,10 +6,10 @@ import importlib
 import importlib.metadata
 from typing import cast
 
-from ..config import Config
-from .base import Engine, EngineFactory, RelayEngine, StreamEngine
-from .routes import Route, Routes
-from .stream import StreamAdapter
+from realtime_daemon.config import Config
+from realtime_daemon.engines.base import Engine, EngineFactory, RelayEngine, StreamEngine
+from realtime_daemon.engines.routes import Route, Routes
+from realtime_daemon.engines.stream import StreamAdapter
 
 __all__ = [
     "BUILTIN_ENGINES",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from .base import Engine, RelayEngine, aclose
+from realtime_daemon.engines.base import Engine, RelayEngine, aclose
 
 __all__ = ["OTHER_MODEL", "Route", "Routes"]
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from ..protocol import Envelope, Request
-from .base import Context, RequestContext, StreamEngine, aclose
+from realtime_daemon.engines.base import Context, RequestContext, StreamEngine, aclose
+from realtime_daemon.wire.chat import Envelope, Request
 
 __all__ = ["StreamAdapter", "StreamEnded"]
 

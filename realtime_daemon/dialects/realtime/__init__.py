@@ -6,7 +6,7 @@ events, :mod:`.dialect` the dialect the session drives. See
 docs/openai-realtime.md for what is supported and what is refused.
 """
 
-from .dialect import RealtimeDialect
-from .wire import BETA, GA, Names
+from realtime_daemon.dialects.realtime.dialect import RealtimeDialect
+from realtime_daemon.dialects.realtime.wire import BETA, GA, Names
 
 __all__ = ["BETA", "GA", "Names", "RealtimeDialect"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from .wire import Invalid, Names, unsupported
+from realtime_daemon.dialects.realtime.wire import Invalid, Names, unsupported
 
 __all__ = ["Conversation", "chat_messages", "check_item", "item_size"]
 
@@ -45,17 +45,24 @@ def check_item(value: Any, names: Names, param: str = "item") -> dict[str, Any]:
     kind = value.get("type")
     item_id = value.get("id")
     if item_id is not None and (not isinstance(item_id, str) or not 1 <= len(item_id) <= 64):
-        raise Invalid("invalid_value", f"{param}.id must be a string of 1 to 64 characters",
-                      f"{param}.id")
+        raise Invalid(
+            "invalid_value", f"{param}.id must be a string of 1 to 64 characters", f"{param}.id"
+        )
     if kind == "message":
         item = _message(value, names, param)
     elif kind == "function_call":
-        item = {"type": kind, "call_id": _text(value, "call_id", param),
-                "name": _text(value, "name", param),
-                "arguments": _text(value, "arguments", param)}
+        item = {
+            "type": kind,
+            "call_id": _text(value, "call_id", param),
+            "name": _text(value, "name", param),
+            "arguments": _text(value, "arguments", param),
+        }
     elif kind == "function_call_output":
-        item = {"type": kind, "call_id": _text(value, "call_id", param),
-                "output": _text(value, "output", param)}
+        item = {
+            "type": kind,
+            "call_id": _text(value, "call_id", param),
+            "output": _text(value, "output", param),
+        }
     else:
         raise Invalid(
             "invalid_value",
@@ -70,16 +77,18 @@ def check_item(value: Any, names: Names, param: str = "item") -> dict[str, Any]:
 def _text(value: dict[str, Any], name: str, param: str) -> str:
     text = value.get(name)
     if not isinstance(text, str):
-        raise Invalid("missing_required_parameter", f"{param}.{name} must be a string",
-                      f"{param}.{name}")
+        raise Invalid(
+            "missing_required_parameter", f"{param}.{name} must be a string", f"{param}.{name}"
+        )
     return text
 
 
 def _message(value: dict[str, Any], names: Names, param: str) -> dict[str, Any]:
     role = value.get("role")
     if not isinstance(role, str) or role not in _TEXT_PARTS:
-        raise Invalid("invalid_value", f"{param}.role must be user, assistant or system",
-                      f"{param}.role")
+        raise Invalid(
+            "invalid_value", f"{param}.role must be user, assistant or system", f"{param}.role"
+        )
     content = value.get("content")
     if not isinstance(content, list):
         raise Invalid("invalid_type", f"{param}.content must be a list", f"{param}.content")
@@ -96,8 +105,9 @@ def _message(value: dict[str, Any], names: Names, param: str) -> dict[str, Any]:
             parts.append({"type": kind, "image_url": _text(part, "image_url", at)})
         else:
             allowed = ", ".join((*_TEXT_PARTS[role], *(("input_image",) if role == "user" else ())))
-            raise Invalid("invalid_value", f"{at}.type of a {role} message must be {allowed}",
-                          f"{at}.type")
+            raise Invalid(
+                "invalid_value", f"{at}.type of a {role} message must be {allowed}", f"{at}.type"
+            )
     return {"type": "message", "role": role, "content": parts}
 
 
@@ -154,8 +164,11 @@ class Conversation:
         else:
             before = self._by_id.get(previous_id)
             if before is None:
-                raise Invalid("item_not_found", f"previous_item_id {previous_id!r} not found",
-                              "previous_item_id")
+                raise Invalid(
+                    "item_not_found",
+                    f"previous_item_id {previous_id!r} not found",
+                    "previous_item_id",
+                )
             index = self._items.index(before) + 1
         size = item_size(item)
         if len(self._items) >= self.max_items or self.bytes + size > self.max_bytes:
@@ -215,8 +228,11 @@ def chat_messages(items: Iterable[dict[str, Any]], instructions: str) -> list[di
         if kind == "message":
             messages.append({"role": item["role"], "content": _content(item["content"])})
         elif kind == "function_call":
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": item["name"], "arguments": item["arguments"]},
+            }
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant":
                 last.setdefault("tool_calls", []).append(call)
@@ -234,7 +250,8 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     if all("text" in part for part in parts):
         return "".join(part["text"] for part in parts)
     return [
-        {"type": "text", "text": part["text"]} if "text" in part
+        {"type": "text", "text": part["text"]}
+        if "text" in part
         else {"type": "image_url", "image_url": {"url": part["image_url"]}}
         for part in parts
     ]

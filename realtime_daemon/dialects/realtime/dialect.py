@@ -17,14 +17,19 @@ from typing import Any
 
 import msgspec
 
-from ...events import Cancel, Event, Reply, Submit
-from ...outbox import Outbox
-from ...protocol import Envelope, ErrorDetail
-from .. import RESUME_UNAVAILABLE, Resumable, resume_state
-from .conversation import Conversation, check_item
-from .request import ResponseCreate
-from .response import Response, Writer
-from .wire import Invalid, Names, Settings, check_settings, unsupported
+from realtime_daemon.dialects import RESUME_UNAVAILABLE, FrameWriter, Resumable, resume_state
+from realtime_daemon.dialects.realtime.conversation import Conversation, check_item
+from realtime_daemon.dialects.realtime.request import ResponseCreate
+from realtime_daemon.dialects.realtime.response import Response, Writer
+from realtime_daemon.dialects.realtime.wire import (
+    Invalid,
+    Names,
+    Settings,
+    check_settings,
+    unsupported,
+)
+from realtime_daemon.wire.chat import Envelope, ErrorDetail
+from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
 
 __all__ = ["RealtimeDialect"]
 
@@ -75,7 +80,7 @@ class RealtimeDialect:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: FrameWriter,
         session_id: str,
         *,
         names: Names,
@@ -112,8 +117,9 @@ class RealtimeDialect:
 
     def _model_not_found(self, model: str, param: str) -> Invalid:
         available = ", ".join(self._models or ())
-        return Invalid("model_not_found", f"unknown model: {model!r} (available: {available})",
-                       param)
+        return Invalid(
+            "model_not_found", f"unknown model: {model!r} (available: {available})", param
+        )
 
     # -- client to server -------------------------------------------------------
 
@@ -139,8 +145,9 @@ class RealtimeDialect:
             if kind == "conversation.item.retrieve":
                 item = self._conversation.get(_field(event, "item_id", str))
                 if item is None:
-                    raise Invalid("item_not_found", f"item {event['item_id']!r} not found",
-                                  "item_id")
+                    raise Invalid(
+                        "item_not_found", f"item {event['item_id']!r} not found", "item_id"
+                    )
                 return _reply("conversation.item.retrieved", {"item": item})
             if kind == "response.create":
                 return self._create_response(event)
@@ -164,21 +171,28 @@ class RealtimeDialect:
 
     def binary(self) -> Reply:
         """Realtime events are JSON Text frames: a Binary frame is refused in band."""
-        return _refusal(Invalid("invalid_request", "binary frames not supported: "
-                                "send JSON events as Text frames"))
+        return _refusal(
+            Invalid(
+                "invalid_request", "binary frames not supported: send JSON events as Text frames"
+            )
+        )
 
     def _update(self, event: dict[str, Any]) -> Event:
         """Check every field first; apply them all, or none."""
         fields = _field(event, "session", dict)
         names = self._names
         settings, others = check_settings(
-            fields, self._settings, names, "session",
+            fields,
+            self._settings,
+            names,
+            "session",
             extra=frozenset({"type", "model", "resumable"}),
         )
         resumable = others.get("resumable", self._resumable)
         if not isinstance(resumable, bool):
-            raise Invalid("invalid_type", "session.resumable must be a boolean",
-                          "session.resumable")
+            raise Invalid(
+                "invalid_type", "session.resumable must be a boolean", "session.resumable"
+            )
         if resumable and self._resume is None:
             raise Invalid("resume_unavailable", RESUME_UNAVAILABLE, "session.resumable")
         kind = others.get("type", "realtime")
@@ -206,8 +220,9 @@ class RealtimeDialect:
     def _create_response(self, event: dict[str, Any]) -> Event:
         if self.draining:
             raise Invalid("shutting_down", "server shutting down: no new responses")
-        asked = ResponseCreate.check(event.get("response"), self._settings, self._names,
-                                     self._conversation)
+        asked = ResponseCreate.check(
+            event.get("response"), self._settings, self._names, self._conversation
+        )
         if asked.in_band and self._in_band is not None:
             raise Invalid(
                 "conversation_already_has_active_response",
@@ -217,8 +232,11 @@ class RealtimeDialect:
         if self.model is None:
             if self._unknown_model is not None:
                 raise self._model_not_found(self._unknown_model, "session.model")
-            raise Invalid("missing_required_parameter", "no model: connect with ?model=NAME"
-                          " or send session.update with session.model", "session.model")
+            raise Invalid(
+                "missing_required_parameter",
+                "no model: connect with ?model=NAME or send session.update with session.model",
+                "session.model",
+            )
         request = asked.request(self.model)
         response_id = self._conversation.new_id("resp")
         self._responses[response_id] = Response(
@@ -238,8 +256,11 @@ class RealtimeDialect:
         response_id = event.get("response_id") or self._in_band
         response = self._responses.get(response_id) if isinstance(response_id, str) else None
         if response is None or response.done:
-            raise Invalid("response_cancel_not_active",
-                          "Cancellation failed: no active response found.", "response_id")
+            raise Invalid(
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found.",
+                "response_id",
+            )
         return Cancel(response.id)
 
     def release(self, request_id: str) -> None:
@@ -274,10 +295,12 @@ class RealtimeDialect:
     def drain(self) -> None:
         """No new responses; the client hears why before the close (1001)."""
         self.draining = True
-        self.error(ErrorDetail(
-            code="shutting_down",
-            message="server shutting down: responses in progress finish, new ones are refused",
-        ))
+        self.error(
+            ErrorDetail(
+                code="shutting_down",
+                message="server shutting down: responses in progress finish, new ones are refused",
+            )
+        )
 
     def started(self, request_id: str | None) -> None:
         assert request_id is not None
@@ -295,8 +318,11 @@ class RealtimeDialect:
     def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
         """A response's failure ends it (``response.done``, ``failed``); any other is
         an ``error`` event."""
-        kind = "server_error" if detail.code in _SERVER_ERRORS or detail.upstream else (
-            "invalid_request_error")
+        kind = (
+            "server_error"
+            if detail.code in _SERVER_ERRORS or detail.upstream
+            else ("invalid_request_error")
+        )
         response = self._responses.get(request_id) if request_id is not None else None
         if response is not None and not response.done:
             response.fail(detail.code, detail.message, kind)
@@ -304,8 +330,13 @@ class RealtimeDialect:
         code = detail.code
         if code == "unknown_request_id":  # a cancel that came as the response ended
             code = "response_cancel_not_active"
-        error: dict[str, Any] = {"type": kind, "code": code, "message": detail.message,
-                                 "param": detail.param, "event_id": detail.event_id}
+        error: dict[str, Any] = {
+            "type": kind,
+            "code": code,
+            "message": detail.message,
+            "param": detail.param,
+            "event_id": detail.event_id,
+        }
         self._emit("error", {"error": error})
 
     def reply(self, payload: object) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
-from ...protocol import FrameError, Request, decode_request
-from .conversation import Conversation, chat_messages, check_item
-from .wire import Invalid, Names, Settings, check_settings
+from realtime_daemon.dialects.realtime.conversation import Conversation, chat_messages, check_item
+from realtime_daemon.dialects.realtime.wire import Invalid, Names, Settings, check_settings
+from realtime_daemon.wire.chat import FrameError, Request, decode_request
 
 __all__ = ["ResponseCreate"]
 
@@ -49,8 +49,11 @@ class ResponseCreate:
         settings, others = check_settings(fields, base, names, "response", extra=extra)
         where = others.get("conversation", "auto")
         if where not in ("auto", "none"):
-            raise Invalid("invalid_value", "response.conversation must be auto or none",
-                          "response.conversation")
+            raise Invalid(
+                "invalid_value",
+                "response.conversation must be auto or none",
+                "response.conversation",
+            )
         items = conversation.items()
         if "input" in others:
             items = _input(others["input"], conversation, names)
@@ -97,6 +100,9 @@ def _metadata(value: Any) -> dict[str, str] | None:
         or len(value) > _MAX_METADATA
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):
-        raise Invalid("invalid_value", "response.metadata must map at most 16 strings to strings",
-                      "response.metadata")
+        raise Invalid(
+            "invalid_value",
+            "response.metadata must map at most 16 strings to strings",
+            "response.metadata",
+        )
     return value

@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from ...outbox import Outbox
-from ...protocol import ChatCompletionChunk, Envelope
-from .conversation import Conversation
-from .wire import Names, Settings
+from realtime_daemon.dialects import FrameWriter
+from realtime_daemon.dialects.realtime.conversation import Conversation
+from realtime_daemon.dialects.realtime.wire import Names, Settings
+from realtime_daemon.wire.chat import ChatCompletionChunk, Envelope
 
 __all__ = ["Response", "Writer"]
 
@@ -69,7 +69,7 @@ class Writer:
 
     __slots__ = ("_outbox",)
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: FrameWriter) -> None:
         self._outbox = outbox
 
     def event(self, kind: str, fields: dict[str, Any]) -> bool:
@@ -90,9 +90,15 @@ class Writer:
 
 def delta_head(kind: str, response_id: str, item_id: str, output_index: int) -> bytes:
     """The bytes every text delta of one content part starts with (see :meth:`Writer.delta`)."""
-    fields = {"type": kind, "response_id": response_id, "item_id": item_id,
-              "output_index": output_index, "content_index": 0}
+    fields = {
+        "type": kind,
+        "response_id": response_id,
+        "item_id": item_id,
+        "output_index": output_index,
+        "content_index": 0,
+    }
     return _encoder.encode(fields)[:-1] + b',"event_id":"event_'
+
 
 # finish_reason -> (status, status_details.reason); any other finish completes.
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -196,8 +202,12 @@ class Response:
                 "total_tokens": usage.total_tokens or p + c,
                 "input_tokens": p,
                 "output_tokens": c,
-                "input_token_details": {"text_tokens": p, "audio_tokens": 0, "image_tokens": 0,
-                                        "cached_tokens": 0},
+                "input_token_details": {
+                    "text_tokens": p,
+                    "audio_tokens": 0,
+                    "image_tokens": 0,
+                    "cached_tokens": 0,
+                },
                 "output_token_details": {"text_tokens": c, "audio_tokens": 0},
             }
         return settle
@@ -206,12 +216,13 @@ class Response:
         settle = False
         item = self._text
         if item is None:
-            item = self._text = self._open({"type": "message", "role": "assistant",
-                                            "content": []})
+            item = self._text = self._open({"type": "message", "role": "assistant", "content": []})
             index = len(self.output) - 1
             self._delta_head = delta_head(self._names.text_delta, self.id, item["id"], index)
-            settle = self._emit("response.content_part.added", {
-                **self._where(item), "content_index": 0, "part": {"type": "text", "text": ""}})
+            settle = self._emit(
+                "response.content_part.added",
+                {**self._where(item), "content_index": 0, "part": {"type": "text", "text": ""}},
+            )
         self._parts.append(text)
         return self._writer.delta(self._delta_head, text) or settle
 
@@ -222,16 +233,23 @@ class Response:
         if item is None:
             call_id = call.id or self._new_id("call")
             item = self._calls[call.index] = self._open(
-                {"type": "function_call", "name": function.name or "", "call_id": call_id,
-                 "arguments": ""})
+                {
+                    "type": "function_call",
+                    "name": function.name or "",
+                    "call_id": call_id,
+                    "arguments": "",
+                }
+            )
             self._arguments[item["id"]] = []
             settle = True
         elif function.name and not item["name"]:
             item["name"] = function.name
         if function.arguments:
             self._arguments[item["id"]].append(function.arguments)
-            settle |= self._emit("response.function_call_arguments.delta", {
-                **self._where(item), "call_id": item["call_id"], "delta": function.arguments})
+            settle |= self._emit(
+                "response.function_call_arguments.delta",
+                {**self._where(item), "call_id": item["call_id"], "delta": function.arguments},
+            )
         return settle
 
     # -- items -----------------------------------------------------------------
@@ -243,8 +261,12 @@ class Response:
 
     def _open(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Add an output item (``in_progress``) and announce it."""
-        item = {"id": self._new_id("item"), "object": "realtime.item", "status": "in_progress",
-                **fields}
+        item = {
+            "id": self._new_id("item"),
+            "object": "realtime.item",
+            "status": "in_progress",
+            **fields,
+        }
         self._index[item["id"]] = len(self.output)
         self.output.append(item)
         previous = None
@@ -252,13 +274,18 @@ class Response:
             previous = self._conversation.append(item)
             self._emit(self._names.item_added, {"previous_item_id": previous, "item": item})
         self._previous.append(previous)
-        self._emit("response.output_item.added", {
-            "response_id": self.id, "output_index": len(self.output) - 1, "item": item})
+        self._emit(
+            "response.output_item.added",
+            {"response_id": self.id, "output_index": len(self.output) - 1, "item": item},
+        )
         return item
 
     def _where(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {"response_id": self.id, "item_id": item["id"],
-                "output_index": self._index[item["id"]]}
+        return {
+            "response_id": self.id,
+            "item_id": item["id"],
+            "output_index": self._index[item["id"]],
+        }
 
     def _close_items(self, status: str) -> None:
         """Close every open item, in output order, with ``status``."""
@@ -269,22 +296,34 @@ class Response:
             if item["type"] == "message":
                 text = "".join(self._parts)
                 self._emit(self._names.text_done, {**where, "content_index": 0, "text": text})
-                self._emit("response.content_part.done", {
-                    **where, "content_index": 0, "part": {"type": "text", "text": text}})
+                self._emit(
+                    "response.content_part.done",
+                    {**where, "content_index": 0, "part": {"type": "text", "text": text}},
+                )
                 item["content"] = [{"type": self._names.text_part, "text": text}]
             else:
                 item["arguments"] = "".join(self._arguments[item["id"]])
-                self._emit("response.function_call_arguments.done", {
-                    **where, "call_id": item["call_id"], "name": item["name"],
-                    "arguments": item["arguments"]})
+                self._emit(
+                    "response.function_call_arguments.done",
+                    {
+                        **where,
+                        "call_id": item["call_id"],
+                        "name": item["name"],
+                        "arguments": item["arguments"],
+                    },
+                )
             item["status"] = status
-            self._emit("response.output_item.done",
-                       {"response_id": self.id, "output_index": index, "item": item})
+            self._emit(
+                "response.output_item.done",
+                {"response_id": self.id, "output_index": index, "item": item},
+            )
             if self._conversation is not None:
                 self._conversation.settle(item)
                 if self._names.item_done is not None:
-                    self._emit(self._names.item_done,
-                               {"previous_item_id": self._previous[index], "item": item})
+                    self._emit(
+                        self._names.item_done,
+                        {"previous_item_id": self._previous[index], "item": item},
+                    )
 
     # -- the end ---------------------------------------------------------------
 

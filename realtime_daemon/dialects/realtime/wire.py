@@ -205,14 +205,14 @@ def _check_modalities(value: Any, param: str) -> None:
     if "audio" in value:
         raise unsupported(param, "audio output")
     if value != ["text"]:
-        raise Invalid("invalid_value", f"{param} must be [\"text\"]", param)
+        raise Invalid("invalid_value", f'{param} must be ["text"]', param)
 
 
 def _max_tokens(value: Any, param: str) -> int | None:
     if value == "inf":
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise Invalid("invalid_value", f"{param} must be a positive integer or \"inf\"", param)
+        raise Invalid("invalid_value", f'{param} must be a positive integer or "inf"', param)
     return value
 
 
@@ -248,6 +248,6 @@ def _tool_choice(value: Any, param: str) -> str | dict[str, Any]:
         return {"type": "function", "name": value["name"]}
     raise Invalid(
         "invalid_value",
-        f"{param} must be none, auto, required or {{\"type\": \"function\", \"name\": ...}}",
+        f'{param} must be none, auto, required or {{"type": "function", "name": ...}}',
         param,
     )

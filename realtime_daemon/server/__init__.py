@@ -1,0 +1,9 @@
+"""The server: the aiohttp application, admission, metrics, and the process around it.
+
+Routes and shared state (:mod:`.app`), who gets in (:mod:`.admission`), the
+drain registry (:mod:`.connections`), Prometheus (:mod:`.metrics`), serving
+until a signal (:mod:`.serve`), ``--workers`` (:mod:`.workers`), systemd
+(:mod:`.systemd`) and logging (:mod:`.logs`). It may import every layer
+below it (transport, session, dialects, engines, wire, config); only the
+command line imports it.
+"""

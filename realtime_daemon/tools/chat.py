@@ -1,0 +1,364 @@
+"""``realtime-daemon chat``: talk to a daemon from the terminal, or from a script.
+
+One-shot (a prompt as arguments, or text on stdin): one request, its answer
+streamed to stdout, then a newline and exit 0. Every failure is one line on
+stderr and an exit status of its own (:data:`EXIT_STATUSES`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import click
+
+__all__ = ["EXIT_STATUSES", "ChatFailed", "chat"]
+
+DEFAULT_URL = "ws://127.0.0.1:8000/v1/realtime"
+
+EXIT_STATUSES = {
+    "connection": 3,  # no connection, or it was lost without a Close
+    "refused": 4,  # the upgrade was refused (401, 403, 503, ...)
+    "closed": 5,  # the daemon closed with a code before the answer ended
+    "error": 6,  # the answer ended with an error envelope
+}
+
+
+class ChatFailed(Exception):
+    """How a chat failed: ``kind`` (a key of :data:`EXIT_STATUSES`) and one line."""
+
+    def __init__(self, kind: str, line: str) -> None:
+        super().__init__(line)
+        self.kind = kind
+
+
+class Options:
+    """What the command line says about the connection and the request."""
+
+    def __init__(self, **options: Any) -> None:
+        self.url: str = options["url"]
+        self.model: str = options["model"]
+        self.system: str | None = options["system"]
+        self.temperature: float | None = options["temperature"]
+        self.max_tokens: int | None = options["max_tokens"]
+        self.json: bool = options["json_output"]
+        self.stats: bool = options["stats"]
+        self.unix: str | None = options["unix"]
+        self.headers = _headers(options["header"], _token(options["token"], options["token_file"]))
+        self.ssl = _ssl_context(options["cafile"], options["insecure"])
+
+    def request(self, messages: list[dict[str, str]], request_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "request_id": request_id}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        return body
+
+
+async def one_shot(options: Options, prompt: str) -> None:
+    """Send one request and stream its answer to stdout.
+
+    Raises:
+        ChatFailed: the connection, the upgrade or the answer failed.
+    """
+    messages = [{"role": "system", "content": options.system}] if options.system else []
+    messages.append({"role": "user", "content": prompt})
+    conversation = Conversation(options)
+    await conversation.open()
+    try:
+        await conversation.ask(messages, "1")
+    finally:
+        await conversation.close()
+    if not options.json:
+        sys.stdout.write("\n")
+
+
+async def _connect(
+    session: aiohttp.ClientSession, options: Options
+) -> aiohttp.ClientWebSocketResponse:
+    try:
+        return await session.ws_connect(
+            options.url, headers=options.headers, ssl=options.ssl, autoclose=False
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        raise ChatFailed("refused", await _refusal(session, options, exc)) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ChatFailed("connection", f"cannot connect to {options.url}: {exc}") from None
+
+
+async def _refusal(
+    session: aiohttp.ClientSession, options: Options, exc: aiohttp.WSServerHandshakeError
+) -> str:
+    """The refusal in the daemon's words: its body is not in aiohttp's exception, so the
+    upgrade is asked for once more as a plain request, which gets the same answer."""
+    line = f"refused: HTTP {exc.status}"
+    http = options.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+    headers = {**options.headers, "Upgrade": "websocket", "Connection": "Upgrade"}
+    try:
+        async with session.get(http, headers=headers, ssl=options.ssl) as response:
+            reason = (await response.text()).strip().splitlines()
+    except (aiohttp.ClientError, OSError):
+        reason = []
+    if reason:
+        line += f" {reason[0]}"
+    retry = exc.headers.get("Retry-After") if exc.headers else None
+    return line + (f" (Retry-After: {retry} s)" if retry else "")
+
+
+class Conversation:
+    """One connection and its turns. Interactively it runs in an event-loop thread of its
+    own, so that the terminal (readline, Ctrl-C) stays in the main thread and pings are
+    answered (by the reader task) while the user types."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._inbox: asyncio.Queue[aiohttp.WSMessage] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        options = self.options
+        connector = aiohttp.UnixConnector(path=options.unix) if options.unix else None
+        self._session = aiohttp.ClientSession(connector=connector)
+        try:
+            self._ws = await _connect(self._session, options)
+        except ChatFailed:
+            await self._session.close()
+            raise
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        while True:
+            msg = await self._ws.receive()  # pings are answered in here
+            await self._inbox.put(msg)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                return
+
+    async def ask(self, messages: list[dict[str, str]], request_id: str) -> tuple[str, bool]:
+        """Send one turn and stream its answer to stdout (no newline after it).
+
+        Returns:
+            the answer's text, and whether it was cancelled.
+
+        Raises:
+            ChatFailed: the daemon closed, the connection was lost, or the
+                answer ended with an error envelope.
+        """
+        assert self._ws is not None
+        options, out = self.options, sys.stdout
+        await self._ws.send_json(options.request(messages, request_id))
+        started, first, chunks, text = time.monotonic(), 0.0, 0, ""
+        while True:
+            msg = await self._inbox.get()
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                reason = f"closed by the daemon: {msg.data} {msg.extra or ''}".strip()
+                raise ChatFailed("closed", reason)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                raise ChatFailed("connection", "connection lost")
+            envelope = json.loads(msg.data)
+            if options.json:
+                out.write(msg.data + "\n")
+            if envelope.get("event") == "error":
+                code = (envelope.get("error") or {}).get("code", "error")
+                raise ChatFailed("error", f"error: {code}: {envelope['comment'][0]}")
+            if envelope.get("event") == "cancelled":
+                return text, True
+            choice = (envelope.get("data") or {}).get("choices", [{}])[0]
+            piece = choice.get("delta", {}).get("content") or ""
+            text += piece
+            chunks += 1
+            first = first or time.monotonic()
+            if not options.json:
+                out.write(piece)
+            out.flush()
+            if choice.get("finish_reason"):
+                break
+        if options.stats:
+            elapsed = time.monotonic() - started
+            click.echo(
+                f"time to first chunk {(first - started) * 1000:.1f} ms, {chunks} chunks, "
+                f"{chunks / elapsed if elapsed else 0:.0f} chunks/s",
+                err=True,
+            )
+        return text, False
+
+    async def cancel(self, request_id: str) -> None:
+        assert self._ws is not None
+        await self._ws.send_json({"type": "request.cancel", "request_id": request_id})
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+
+def interactive(options: Options) -> None:
+    """The prompt loop: readline in this thread, the connection in another.
+
+    Raises:
+        ChatFailed: the connection, the upgrade or the daemon failed.
+    """
+    import readline  # noqa: F401 (line editing and history for input(); a terminal only)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    conversation = Conversation(options)
+    run(conversation.open())
+    click.echo(
+        f"connected to {options.url}; /reset clears the conversation, /quit or "
+        "Ctrl-D ends it, Ctrl-C stops an answer",
+        err=True,
+    )
+    history: list[dict[str, str]] = []
+    turn = 0
+    try:
+        while True:
+            try:
+                line = input("> ").strip()
+            except KeyboardInterrupt:
+                print()
+                continue
+            except EOFError:
+                print()
+                break
+            if line == "/quit":
+                break
+            if line == "/reset":
+                history.clear()
+                click.echo("(conversation cleared)", err=True)
+                continue
+            if not line:
+                continue
+            turn += 1
+            system = [{"role": "system", "content": options.system}] if options.system else []
+            history.append({"role": "user", "content": line})
+            answer = asyncio.run_coroutine_threadsafe(
+                conversation.ask(system + history, str(turn)), loop
+            )
+            text, ending = "", ""
+            while True:
+                try:
+                    text, cancelled = answer.result()
+                    ending = " [stopped]" if cancelled else ""
+                    break
+                except KeyboardInterrupt:
+                    run(conversation.cancel(str(turn)))
+                except ChatFailed as failed:
+                    if failed.kind != "error":
+                        raise
+                    click.echo(f"\n{failed}", err=True)  # an answer's error: the session goes on
+                    break
+            print(ending)
+            history.append({"role": "assistant", "content": text})
+    finally:
+        run(conversation.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+
+
+def _token(token: str | None, token_file: str | None) -> str | None:
+    if token_file:
+        try:
+            with open(token_file) as file:
+                return file.readline().strip() or None
+        except OSError as exc:
+            raise click.BadParameter(
+                f"{token_file}: {exc.strerror}", param_hint="'--token-file'"
+            ) from None
+    return token
+
+
+def _headers(pairs: Sequence[str], token: str | None) -> dict[str, str]:
+    headers = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not 'Name: value'", param_hint="'--header'")
+        headers[name.strip()] = value.strip()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _ssl_context(cafile: str | None, insecure: bool) -> ssl.SSLContext | bool:
+    if insecure:
+        return False
+    if cafile:
+        try:
+            return ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise click.BadParameter(f"{cafile}: {exc}", param_hint="'--cafile'") from None
+    return True
+
+
+_EPILOG = """\b
+Exit status: 0 the answer was printed; 2 a bad option; 3 no connection, or
+it was lost; 4 the upgrade was refused (401, 403, 503: the daemon's reason
+is shown); 5 the daemon closed with a code (code and reason shown); 6 the
+answer ended with an error envelope (its code and message shown).
+"""
+
+
+@click.command(epilog=_EPILOG, context_settings={"show_default": True})
+@click.argument("url", required=False, default=DEFAULT_URL)
+@click.argument("prompt", nargs=-1)
+@click.option("--model", default="chat", help="The request's model.")
+@click.option("--system", default=None, help="A system message before the prompt.")
+@click.option("--temperature", type=float, default=None, help="Sampling temperature.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Longest answer.")
+@click.option(
+    "--token",
+    envvar="REALTIME_DAEMON_TOKEN",
+    default=None,
+    help="Bearer token (or REALTIME_DAEMON_TOKEN).",
+)
+@click.option("--token-file", default=None, help="Read the bearer token from this file.")
+@click.option(
+    "--header", multiple=True, help="An extra request header, 'Name: value' (repeatable)."
+)
+@click.option("--unix", default=None, help="Connect to a daemon on this Unix socket.")
+@click.option("--cafile", default=None, help="CA certificates to trust for wss://.")
+@click.option("--insecure", is_flag=True, help="Do not check the wss:// certificate.")
+@click.option("--json", "json_output", is_flag=True, help="Print raw envelopes, one per line.")
+@click.option("--stats", is_flag=True, help="Time to first chunk, chunks and chunks/s on stderr.")
+def chat(url: str, prompt: tuple[str, ...], **options: Any) -> None:
+    """Send PROMPT to the daemon at URL and print the answer as it streams.
+
+    Without PROMPT, the text on stdin is the prompt; on a terminal, an
+    interactive conversation: each turn sends the earlier ones along, Ctrl-C
+    stops the answer in progress, /reset clears the conversation, /quit or
+    Ctrl-D ends it. URL defaults to the daemon's default address; with
+    --unix, only its path counts.
+    """
+    if not url.startswith(("ws://", "wss://")):
+        prompt, url = (url, *prompt), DEFAULT_URL
+    text = " ".join(prompt)
+    try:
+        if not text and sys.stdin.isatty():
+            interactive(Options(url=url, **options))
+            return
+        text = text or sys.stdin.read().strip()
+        asyncio.run(one_shot(Options(url=url, **options), text))
+    except ChatFailed as failed:
+        click.echo(str(failed), err=True)
+        sys.exit(EXIT_STATUSES[failed.kind])
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""Session events: what a dialect makes of a client frame, for the session to act on.
+
+No I/O and no wire format here: a dialect (:mod:`.dialects`) turns frames
+into these, the session (:mod:`.session`) acts on them and tells the dialect
+what to send back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from realtime_daemon.wire.chat import ErrorDetail, Request
+
+__all__ = ["Cancel", "Event", "Refuse", "Reply", "Submit", "is_request", "needs_room"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submit:
+    """A request to answer, with the client's id for it (if any)."""
+
+    request: Request
+    request_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cancel:
+    """Stop the answer of ``request_id``, or drop it from the queue."""
+
+    request_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """A frame the dialect handled itself (a settings change, a conversation edit, a
+    refusal): the session hands ``payload`` back to :meth:`Dialect.reply` in its
+    turn, so that the answer is written in order with everything else.
+
+    Attributes:
+        payload: what the dialect needs to write the answer.
+        in_order: the reply keeps its place behind the requests that came before
+            it (a wire that answers every event in arrival order, as the Realtime
+            API does); it never waits for room to run, as a request does.
+    """
+
+    payload: object = None
+    in_order: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refuse:
+    """A frame refused in band: an error envelope, and the session goes on.
+
+    Attributes:
+        detail: the error's code and message.
+        request_id: the id the frame named, if any.
+        in_order: the frame was a request: its refusal keeps its place among
+            the answers (a client counting answers sees it in order).
+    """
+
+    detail: ErrorDetail
+    request_id: str | None = None
+    in_order: bool = False
+
+
+Event = Submit | Cancel | Reply | Refuse
+"""Everything a frame can become; requests (and their refusals) keep their order."""
+
+
+def is_request(event: Event) -> bool:
+    """Whether ``event`` takes a place in the request queue (a request, its refusal, or
+    a reply in order)."""
+    return isinstance(event, Submit) or (isinstance(event, Refuse | Reply) and event.in_order)
+
+
+def needs_room(event: Event) -> bool:
+    """Whether ``event``, at the head of the request queue, waits until the session may
+    start another answer: a request, or the refusal standing in for one."""
+    return not isinstance(event, Reply)
