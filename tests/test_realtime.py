@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from realtime_daemon.dialects.realtime import GA, RealtimeDialect
 from realtime_daemon.dialects.realtime.response import Response, Writer
 from realtime_daemon.dialects.realtime.wire import Settings
-from realtime_daemon.session.outbox import Outbox
 from realtime_daemon.wire.chat import Envelope
+from realtime_daemon.wire.chunks import read_envelope
 from realtime_daemon.wire.events import Cancel, Refuse, Reply, Submit
 
 from .conftest import (
@@ -31,6 +31,7 @@ from .conftest import (
     request,
 )
 from .engines import GatedEngine, InBandErrorEngine, TurnCounter
+from .frames import Frames
 from .test_metrics import closed, requests, scrape
 
 REALTIME = PATH + "?model=echo"
@@ -333,7 +334,7 @@ _events = st.fixed_dictionaries(
 def test_any_event_shaped_frame_becomes_an_event(frames: list[dict[str, Any]]) -> None:
     """Whatever the fields hold, a frame becomes an event (a refusal at worst), never raises."""
     dialect = RealtimeDialect(
-        Outbox.__new__(Outbox),
+        Frames(),
         "s",
         names=GA,
         model="m",
@@ -408,31 +409,6 @@ async def test_events_are_answered_in_arrival_order(client: Daemon) -> None:
     assert kinds.index("response.created") < kinds.index("error") < kinds.index("session.updated")
 
 
-class _Frames:
-    """A sink that keeps what a response writes (for the response alone, no socket)."""
-
-    closing = False
-    paused = False
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def write(self, payload: bytes) -> None:
-        self.events.append(json.loads(payload))
-
-    def hold(self) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    async def drain(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize(
     ("finish", "status", "reason"),
     [
@@ -442,18 +418,18 @@ class _Frames:
         ("content_filter", "incomplete", "content_filter"),
     ],
 )
-async def test_finish_reasons_map_to_response_status(
+def test_finish_reasons_map_to_response_status(
     finish: str, status: str, reason: str | None
 ) -> None:
     """A relayed chunk's finish_reason decides response.done's status and reason."""
-    frames = _Frames()
-    response = Response("resp_1", GA, Writer(Outbox(frames, 1.0)), Settings(), None, "c", None)
+    frames = Frames()
+    response = Response("resp_1", GA, Writer(frames), Settings(), None, "c", None)
     response.start()
     chunk = {
         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": finish}],
         "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
     }
-    response.feed(Envelope(data=msgspec.Raw(json.dumps(chunk).encode())))
+    read_envelope(Envelope(data=msgspec.Raw(json.dumps(chunk).encode())), response)
     response.complete()
     done = frames.events[-1]["response"]
     assert (done["status"], (done["status_details"] or {}).get("reason")) == (status, reason)

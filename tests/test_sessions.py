@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from realtime_daemon.config import ModelConfig
 from realtime_daemon.dialects.chat import ChatDialect
-from realtime_daemon.session.outbox import Outbox
 from realtime_daemon.wire.chat import FrameError
 from realtime_daemon.wire.events import Cancel, Refuse, Reply, Submit
 
@@ -28,6 +27,7 @@ from .conftest import (
     request,
 )
 from .engines import EndlessEngine, PromptGatedEngine
+from .frames import Frames
 
 Envelope = dict[str, Any]
 
@@ -387,7 +387,7 @@ _frames = st.fixed_dictionaries(
 @given(st.lists(_frames, max_size=6))
 def test_any_control_shaped_frames_decode_or_are_refused(frames: list[dict[str, Any]]) -> None:
     """Frames with every session field of any type become events or FrameError, nothing else."""
-    dialect = ChatDialect(Outbox.__new__(Outbox), "s", ["m"], concurrency_limit=4)
+    dialect = ChatDialect(Frames(), "s", ["m"], concurrency_limit=4)
     for frame in frames:
         try:
             event = dialect.receive(json.dumps(frame).encode())

@@ -1,16 +1,25 @@
 """Dialects: sans-I/O translators between a wire format and the session's events.
 
-A dialect decodes client frames into :mod:`~realtime_daemon.events` (keeping
-whatever per-session protocol state its wire has) and encodes what the
-session tells it into frames, which it writes through the session's
-:class:`~realtime_daemon.outbox.Outbox`. :mod:`.chat` is the chat-completion
-dialect of ``/v1/realtime``, :mod:`.realtime` the OpenAI Realtime API's;
-another wire is another module with the same shape.
+A dialect decodes client frames into :mod:`~realtime_daemon.wire.events`
+(keeping whatever per-session protocol state its wire has), and turns what
+the session tells it into frames, which it writes through an injected
+:class:`FrameWriter`: the session's outbox, or a list in a test. The writer
+numbers every frame (the only place ids are given), so a dialect is built
+and driven without an event loop or a socket. Dialects may import
+:mod:`~realtime_daemon.wire` and :mod:`~realtime_daemon.config` only.
 
-The session calls, per answer: :meth:`Dialect.started`, then
-:meth:`Dialect.chunk` for each envelope the engine yields, and ends it with
-at most one of :meth:`Dialect.error` or :meth:`Dialect.cancelled`; then
-:meth:`Dialect.release` once it is over, whichever way.
+:mod:`.chat` is the chat-completion dialect of ``/v1/realtime``,
+:mod:`.realtime` the OpenAI Realtime API's; :mod:`.registry` names them
+with what selects each. Another wire is another module plus a registry entry.
+
+The session calls, per answer: :meth:`Dialect.started`, which gives the
+answer's output, either a :class:`Passthrough` (the chat dialect: the
+engine's envelopes as they are, its one fast path) or an
+:class:`~realtime_daemon.wire.chunks.AnswerEvents` (everything else: the
+engine's chunks read once, by the session, into neutral events); it ends the
+answer with at most one of :meth:`Dialect.error` or
+:meth:`Dialect.cancelled`; then :meth:`Dialect.release`, whichever way it
+ended.
 """
 
 from __future__ import annotations
@@ -18,9 +27,18 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from realtime_daemon.wire.chat import Envelope, ErrorDetail
+from realtime_daemon.wire.chunks import AnswerEvents
 from realtime_daemon.wire.events import Event
 
-__all__ = ["RESUME_UNAVAILABLE", "Dialect", "FrameWriter", "Resumable", "resume_state"]
+__all__ = [
+    "RESUME_UNAVAILABLE",
+    "AnswerOutput",
+    "Dialect",
+    "FrameWriter",
+    "Passthrough",
+    "Resumable",
+    "resume_state",
+]
 
 RESUME_UNAVAILABLE = (
     "resume is not available on this daemon (--resume-window 0, or --workers above 1)"
@@ -31,11 +49,28 @@ RESUME_UNAVAILABLE = (
 class FrameWriter(Protocol):
     """Where a dialect writes its frames: the session's outbox, or a test's list."""
 
-    def next_id(self) -> str:
-        """The next frame's number, ``"1"``, ``"2"``, ...: the one place ids are given."""
+    def write(self, head: bytes, tail: bytes) -> None:
+        """Send the frame ``head + <its number> + tail``, after the frames written before.
 
-    def write(self, payload: bytes) -> bool:
-        """Send one encoded frame; whether the writer must settle before writing more."""
+        The writer numbers frames 1, 2, 3, ... in the order they are written:
+        a dialect says where its id goes (``"id":"``, ``"event_id":"event_``),
+        never what it is.
+        """
+
+
+class Passthrough:
+    """An answer's output that takes the engine's envelopes as they are (a base
+    class, so that the session tells it from :class:`AnswerEvents` at a glance)."""
+
+    __slots__ = ()
+
+    def envelope(self, envelope: Envelope) -> None:
+        """Write one envelope of the answer."""
+        raise NotImplementedError
+
+
+AnswerOutput = Passthrough | AnswerEvents
+"""Where the session writes an answer's output (see :meth:`Dialect.started`)."""
 
 
 class Resumable(Protocol):
@@ -79,11 +114,8 @@ class Dialect(Protocol):
         """The daemon stops: refuse new requests (``shutting_down``), still answer
         control messages, and say so if the wire has a way to."""
 
-    def started(self, request_id: str | None) -> None:
-        """An answer starts (its engine is about to run)."""
-
-    def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
-        """Send one envelope of an answer; whether to ``await outbox.settle()`` now."""
+    def started(self, request_id: str | None) -> AnswerOutput:
+        """An answer starts (its engine is about to run): where its output goes."""
 
     def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
         """Send an error: of the answer ``request_id`` when it names one that runs
@@ -95,9 +127,6 @@ class Dialect(Protocol):
     def release(self, request_id: str) -> None:
         """``request_id``'s answer is over (answered, cut, failed or dropped): its id
         is free again, and whatever of it is still open on the wire is closed."""
-
-    def reply(self, payload: object) -> None:
-        """Send the answer to a frame the dialect handled itself (:class:`~.events.Reply`)."""
 
 
 def resume_state(session: dict[str, Any], resume: Resumable | None, resumable: bool) -> None:

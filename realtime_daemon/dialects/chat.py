@@ -16,7 +16,13 @@ from typing import Any
 
 import msgspec
 
-from realtime_daemon.dialects import RESUME_UNAVAILABLE, FrameWriter, Resumable, resume_state
+from realtime_daemon.dialects import (
+    RESUME_UNAVAILABLE,
+    FrameWriter,
+    Passthrough,
+    Resumable,
+    resume_state,
+)
 from realtime_daemon.wire.chat import (
     CancelMessage,
     Envelope,
@@ -27,7 +33,7 @@ from realtime_daemon.wire.chat import (
 )
 from realtime_daemon.wire.events import Cancel, Event, Refuse, Reply, Submit
 
-__all__ = ["REQUEST_ID", "ChatDialect"]
+__all__ = ["REQUEST_ID", "ChatDialect", "envelope_frame"]
 
 REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
 """A request id: 1 to 64 printable ASCII characters."""
@@ -64,7 +70,7 @@ class ChatDialect:
     """One connection's chat dialect: its session settings, its request ids.
 
     Args:
-        outbox: where envelopes go.
+        outbox: where envelopes go (numbered there).
         session_id: the connection's session id (shown in ``session.updated``).
         models: the models a session may choose; None when any is taken.
         concurrency_limit: the most answers a session may ask to run at once.
@@ -76,9 +82,9 @@ class ChatDialect:
         "_concurrency_limit",
         "_defaults",
         "_models",
-        "_outbox",
         "_resume",
         "_session_id",
+        "_writer",
         "detailed",
         "draining",
         "max_concurrent",
@@ -94,7 +100,7 @@ class ChatDialect:
         concurrency_limit: int = 1,
         resume: Resumable | None = None,
     ) -> None:
-        self._outbox = outbox
+        self._writer = outbox
         self._resume = resume
         self.resumable = False
         self._session_id = session_id
@@ -232,7 +238,7 @@ class ChatDialect:
                 return Refuse(_error("resume_unavailable", RESUME_UNAVAILABLE))
         self.model, self.max_concurrent, self._defaults = model, concurrent, defaults
         self.resumable = resumable
-        return Reply()
+        return Reply(self.updated)
 
     def refused(self, detail: ErrorDetail) -> Refuse:
         """An error envelope, ahead of the answers queued."""
@@ -256,49 +262,18 @@ class ChatDialect:
     def opened(self) -> None:
         """Nothing: a chat client speaks first."""
 
-    def started(self, request_id: str | None) -> None:
-        """Nothing: an answer's first envelope is its first chunk."""
+    def started(self, request_id: str | None) -> _Answer:
+        """An answer's envelopes go out as the engine made them, numbered, with its id."""
+        return _Answer(self, request_id)
 
-    def reply(self, payload: object) -> None:
-        """The only frame this dialect answers itself is ``session.update``."""
-        self.updated()
-
-    def _send(self, envelope: Envelope) -> None:
-        outbox = self._outbox
-        envelope = msgspec.structs.replace(envelope, id=outbox.next_id())
-        outbox.write(_encoder.encode(envelope))
-
-    def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
-        """Send one envelope of an answer, with the answer's request id.
-
-        Returns:
-            whether to ``await outbox.settle()`` now (see :meth:`Outbox.write`).
-        """
-        outbox = self._outbox
-        data = envelope.data
-        if (
-            data.__class__ is msgspec.Raw
-            and envelope.event is None
-            and envelope.comment is None
-            and envelope.error is None
-        ):
-            # A relayed chunk (the per-chunk path of the openai engine): the
-            # envelope's bytes around the upstream's, as the encoder writes them.
-            assert isinstance(data, msgspec.Raw)
-            tail = (
-                b'"}' if request_id is None else b'","request_id":%s}' % _encoder.encode(request_id)
-            )
-            return outbox.write(b'{"data":%b,"id":"%b%b' % (data, outbox.next_id().encode(), tail))
-        if envelope.event is not None and envelope.error is None and self.detailed:
-            # An engine's own error envelope: give it a code too.
-            message = (envelope.comment or ["request failed"])[0]
-            envelope = msgspec.structs.replace(envelope, error=_error("request_failed", message))
-        envelope = msgspec.structs.replace(envelope, id=outbox.next_id(), request_id=request_id)
-        return outbox.write(_encoder.encode(envelope))
+    def send(self, envelope: Envelope) -> None:
+        """Write ``envelope``, numbered: the bytes the encoder writes for it with its
+        ``id``, built around the id (see :func:`envelope_frame`)."""
+        self._writer.write(*envelope_frame(envelope))
 
     def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
         """Send ``{"event": "error", "comment": [message]}``, with ``error`` once detailed."""
-        self._send(
+        self.send(
             Envelope(
                 event="error",
                 comment=[detail.message],
@@ -309,7 +284,7 @@ class ChatDialect:
 
     def cancelled(self, request_id: str) -> None:
         """Send ``{"event": "cancelled", "request_id": ...}``, the end of a cancelled answer."""
-        self._send(Envelope(event="cancelled", request_id=request_id))
+        self.send(Envelope(event="cancelled", request_id=request_id))
 
     def updated(self) -> None:
         """Send ``{"event": "session.updated", "data": <the effective session>}``."""
@@ -320,7 +295,56 @@ class ChatDialect:
             "request_defaults": self._defaults,
         }
         resume_state(session, self._resume, self.resumable)
-        self._send(Envelope(event="session.updated", data=msgspec.Raw(_encoder.encode(session))))
+        self.send(Envelope(event="session.updated", data=msgspec.Raw(_encoder.encode(session))))
+
+
+class _Answer(Passthrough):
+    """One answer's output: each envelope written as the engine made it, with the
+    answer's request id."""
+
+    __slots__ = ("_dialect", "_request_id", "_tail", "_writer")
+
+    def __init__(self, dialect: ChatDialect, request_id: str | None) -> None:
+        self._dialect = dialect
+        self._writer = dialect._writer
+        self._request_id = request_id
+        # Every chunk of the answer ends the same way.
+        self._tail = (
+            b'"}' if request_id is None else b'","request_id":%b}' % _encoder.encode(request_id)
+        )
+
+    def envelope(self, envelope: Envelope) -> None:
+        """Write one envelope of the answer."""
+        if (
+            envelope.event is None
+            and envelope.comment is None
+            and envelope.error is None
+            and envelope.request_id is None
+        ):
+            # A chunk (the per-chunk path): relayed bytes, or a typed chunk,
+            # in the envelope's bytes as the encoder writes them.
+            data = envelope.data
+            if data.__class__ is msgspec.Raw:
+                assert isinstance(data, msgspec.Raw)
+                self._writer.write(b'{"data":%b,"id":"' % data, self._tail)
+                return
+            if data is not None:
+                self._writer.write(b'{"data":%b,"id":"' % _encoder.encode(data), self._tail)
+                return
+        if envelope.event is not None and envelope.error is None and self._dialect.detailed:
+            # An engine's own error envelope: give it a code too.
+            message = (envelope.comment or ["request failed"])[0]
+            envelope = msgspec.structs.replace(envelope, error=_error("request_failed", message))
+        self._dialect.send(msgspec.structs.replace(envelope, request_id=self._request_id))
+
+
+def envelope_frame(envelope: Envelope) -> tuple[bytes, bytes]:
+    """The bytes before and after the id of ``envelope`` as the encoder writes it with
+    one: ``head + id + tail == encode(replace(envelope, id=id))``."""
+    rest = _encoder.encode(msgspec.structs.replace(envelope, data=None, id=""))
+    data = envelope.data
+    head = b'{"id":"' if data is None else b'{"data":%b,"id":"' % _encoder.encode(data)
+    return head, b'"}' if rest == b"{}" else b'",' + rest[1:]
 
 
 def _check_defaults(defaults: dict[str, msgspec.Raw]) -> str | None:

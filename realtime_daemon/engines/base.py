@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from realtime_daemon.config import Config
@@ -252,12 +252,26 @@ class Delivery(Protocol):
     """Where a :class:`RelayEngine` hands over one answer's envelopes."""
 
     def send(self, batch: list[Envelope]) -> bool:
-        """Write ``batch`` now (from any callback).
+        """Write ``batch`` and send it now (from any callback).
 
         Returns:
             whether to read no more until ``await ready()``: the client lags
             (or the answer was stopped, and its task is being cancelled).
         """
+        ...
+
+    def write(self, batch: Sequence[Envelope]) -> bool:
+        """Write ``batch``, to be sent with what follows it in this pass of the loop
+        (or by :meth:`flush`).
+
+        Returns:
+            whether to ``await ready()`` before writing more: the client lags,
+            or the answer's time slice is over.
+        """
+        ...
+
+    def flush(self) -> None:
+        """Send what was written now: the engine waits for its upstream next."""
         ...
 
     async def ready(self) -> None:

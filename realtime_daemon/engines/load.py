@@ -7,6 +7,7 @@ import importlib.metadata
 from typing import cast
 
 from realtime_daemon.config import Config
+from realtime_daemon.engines.adapt import AnswerRelay
 from realtime_daemon.engines.base import Engine, EngineFactory, RelayEngine, StreamEngine
 from realtime_daemon.engines.routes import Route, Routes
 from realtime_daemon.engines.stream import StreamAdapter
@@ -91,20 +92,23 @@ def build_routes(config: Config) -> Routes:
     )
 
 
-def as_engine(obj: Engine | RelayEngine | StreamEngine) -> Engine | RelayEngine:
-    """``obj`` as a per-request engine: as it is, or adapted if it has only ``generate``.
+def as_engine(obj: Engine | RelayEngine | StreamEngine) -> RelayEngine:
+    """``obj`` in the one call shape the session uses, ``relay``: as it is, or adapted
+    if it has only ``answer`` or only ``generate``.
 
     Raises:
-        EngineLoadError: ``obj`` has neither ``answer`` (or ``relay``) nor ``generate``.
+        EngineLoadError: ``obj`` has none of ``relay``, ``answer`` and ``generate``.
     """
-    if callable(getattr(obj, "answer", None)) or callable(getattr(obj, "relay", None)):
-        return obj  # type: ignore[return-value]
+    if callable(getattr(obj, "relay", None)):
+        return cast(RelayEngine, obj)
+    if callable(getattr(obj, "answer", None)):
+        return AnswerRelay(cast(Engine, obj))
     if callable(getattr(obj, "generate", None)):
-        return StreamAdapter(obj)  # type: ignore[arg-type]
+        return AnswerRelay(StreamAdapter(cast(StreamEngine, obj)))
     raise EngineLoadError(f"{type(obj).__name__} has neither answer() nor generate()")
 
 
-def _make(spec: str, config: Config) -> Engine | RelayEngine:
+def _make(spec: str, config: Config) -> RelayEngine:
     factory = load_engine(spec)
     try:
         return as_engine(factory(config))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from realtime_daemon.engines.base import Engine, RelayEngine, aclose
+from realtime_daemon.engines.base import RelayEngine, aclose
 
 __all__ = ["OTHER_MODEL", "Route", "Routes"]
 
@@ -17,7 +17,7 @@ OTHER_MODEL = "other"
 class Route:
     """An engine, the name it was configured by, and the model label of its requests."""
 
-    engine: Engine | RelayEngine
+    engine: RelayEngine
     engine_name: str
     model_label: str = OTHER_MODEL
 
@@ -37,7 +37,7 @@ class Routes:
         self._default = default
 
     @classmethod
-    def single(cls, engine: Engine | RelayEngine, engine_name: str) -> Routes:
+    def single(cls, engine: RelayEngine, engine_name: str) -> Routes:
         """One engine for every model."""
         return cls({}, Route(engine, engine_name))
 

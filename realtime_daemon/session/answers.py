@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import Literal
 
 from realtime_daemon.engines.base import RequestContext
 from realtime_daemon.engines.routes import Route
+from realtime_daemon.wire.chat import Envelope
 
 __all__ = ["Answer", "Ending", "EndingKind", "SessionOver"]
 
@@ -44,10 +46,17 @@ class SessionOver(Exception):
 class Answer:
     """One request being answered."""
 
-    __slots__ = ("chunks", "context", "error", "reason", "route", "started", "task")
+    __slots__ = ("chunks", "context", "error", "put", "reason", "route", "started", "task")
 
-    def __init__(self, context: RequestContext, route: Route, started: float) -> None:
+    def __init__(
+        self,
+        context: RequestContext,
+        route: Route,
+        started: float,
+        put: Callable[[Envelope], None],
+    ) -> None:
         self.context = context
+        self.put = put  # writes one envelope through the dialect
         self.route = route
         self.started = started
         self.chunks = 0

@@ -1,12 +1,14 @@
 """A session's outgoing envelopes: numbered here, and nowhere else.
 
-Every envelope of a connection takes its ``id`` from :meth:`Outbox.next_id`
-("1", "2", "3", ... in the order they are written), so the numbering holds
-however many answers write at once. Writing is synchronous (the sink
-coalesces frames into one send per event-loop pass); :meth:`Outbox.settle`
-is the one place a writer waits: while the client lags (backpressure, up to
-``send_timeout``), and once per time slice, so that a fast answer yields to
-other answers and other connections.
+Every envelope of a connection is numbered by :meth:`Outbox.write` ("1",
+"2", "3", ... in the order they are written; a dialect says where in the
+frame the number goes), so the numbering holds however many answers write
+at once. Writing is synchronous (the sink coalesces frames into one send per
+event-loop pass), so any task or callback may write; :attr:`Outbox.due`
+says when the writer must wait, and :meth:`Outbox.settle` is the one place
+it waits: while the client lags (backpressure, up to ``send_timeout``), and
+once per time slice, so that a fast answer yields to other answers and
+other connections.
 
 A resumable session's outbox also keeps its latest envelopes
 (:class:`~.replay.Replay`) and can lose its sink (:meth:`Outbox.detach`):
@@ -95,26 +97,26 @@ class Outbox:
         self.count = 0
         self.replay: Replay | None = None
 
-    def next_id(self) -> str:
-        """The next envelope's id."""
+    def write(self, head: bytes, tail: bytes) -> None:
+        """Send the frame ``head + <its number> + tail`` (after the ones written before):
+        the :class:`~realtime_daemon.dialects.FrameWriter` every dialect writes through."""
         self.count += 1
-        return str(self.count)
-
-    def write(self, payload: bytes) -> bool:
-        """Send one encoded envelope (after the ones written before it).
-
-        Returns:
-            whether the writer must ``await settle()`` before writing more:
-            the client lags or is gone, or its time slice is over. Most
-            writes need no wait, and so cost no coroutine.
-        """
+        payload = b"%b%d%b" % (head, self.count, tail)
         sink, replay = self._sink, self.replay
         if replay is not None:
             replay.add(self.count, payload, ring=sink is not None)
-            if sink is None:
-                return replay.full
-        assert sink is not None
-        sink.write(payload)
+        if sink is not None:
+            sink.write(payload)
+
+    @property
+    def due(self) -> bool:
+        """Whether the writer must ``await settle()`` before writing more: the client
+        lags or is gone, a held session's buffer is full, or the time slice is over.
+        Most batches need no wait, and so cost no coroutine."""
+        sink = self._sink
+        if sink is None:
+            replay = self.replay
+            return replay is None or replay.full
         # The clock first: after a flush() it answers alone.
         return self._loop.time() >= self._slice_end or sink.paused or sink.closing
 

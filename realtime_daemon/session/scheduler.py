@@ -3,33 +3,38 @@
 :meth:`Session.run` takes events from the connection's channel: control
 events at once, requests while fewer than the session's
 ``max_concurrent_requests`` answers run. Each answer is a task of the
-session's TaskGroup, iterating its engine's ``answer`` and handing each
-envelope to the dialect, which numbers it through the outbox; or awaiting
-its engine's ``relay``, which hands envelopes over from its upstream's
-callbacks through the answer's :class:`_Delivery`, the same way. The session
-owns the order and concurrency of answers, their cancellation
-(``request.cancel``, the client gone, the shutdown deadline), their errors,
-and their accounting. It knows nothing of aiohttp: the transport
-(:mod:`.handler`) reads frames into the channel and maps the session's
-:class:`Ending` to a close code.
+session's TaskGroup awaiting its engine's ``relay`` (every engine has one
+once loaded), which hands envelopes over, from its upstream's callbacks or
+its answer's iterator, through the answer's :class:`_Delivery`. Each
+envelope goes to the answer's output the dialect gave: as it is (chat
+frames), or read once into neutral events
+(:func:`~realtime_daemon.wire.chunks.read_envelope`); the dialect writes
+frames through the outbox, which numbers them. The session owns the order
+and concurrency of answers, their cancellation (``request.cancel``, the
+client gone, the shutdown deadline), their errors, and their accounting. It
+knows nothing of aiohttp: the transport (:mod:`realtime_daemon.transport`)
+reads frames into the channel and maps the session's :class:`Ending` to a
+close code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import structlog
 
-from realtime_daemon.dialects import Dialect
-from realtime_daemon.engines.base import Context, Engine, RequestContext, RequestFailed, aclose
+from realtime_daemon.dialects import Dialect, Passthrough
+from realtime_daemon.engines.base import Context, RequestContext, RequestFailed
 from realtime_daemon.engines.routes import Route, Routes
 from realtime_daemon.engines.stream import StreamEnded
 from realtime_daemon.session.answers import Answer, Ending, SessionOver
 from realtime_daemon.session.channel import RequestChannel
 from realtime_daemon.session.outbox import ClientTooSlow, Outbox, PeerGone
 from realtime_daemon.wire.chat import Envelope, ErrorDetail, Request, is_finish
+from realtime_daemon.wire.chunks import read_envelope
 from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
 
 __all__ = ["CUT_NOTICE", "Ending", "Session", "SessionObserver"]
@@ -181,7 +186,7 @@ class Session:
         elif isinstance(event, Cancel):
             self._cancel(event.request_id)
         elif isinstance(event, Reply):
-            self._dialect.reply(event.payload)
+            event.send()
         else:
             self._dialect.error(event.detail, event.request_id)
 
@@ -215,9 +220,16 @@ class Session:
                 self._dialect.release(request_id)
             return
         self._index += 1
-        self._dialect.started(request_id)
+        output = self._dialect.started(request_id)
         context = RequestContext(self.context, self._index, model, request_id)
-        answer = Answer(context, route, self._loop.time())
+        # Chat frames take the engine's envelopes as they are; every other
+        # dialect takes what they say, read once here.
+        put = (
+            output.envelope
+            if isinstance(output, Passthrough)
+            else functools.partial(read_envelope, target=output)
+        )
+        answer = Answer(context, route, self._loop.time(), put)
         self._running.append(answer)
         if request_id is not None:
             if self._by_id is None:
@@ -250,36 +262,17 @@ class Session:
 
     async def _answer(self, answer: Answer, request: Request) -> None:
         """Run one answer; every way it ends is accounted for in ``finally``."""
-        context, dialect, outbox = answer.context, self._dialect, self._outbox
-        request_id = context.request_id
+        context = answer.context
         outcome = "cancelled"
         try:
-            engine = answer.route.engine
-            relay = getattr(engine, "relay", None)
-            if relay is not None:
-                # The engine writes from its upstream's callbacks, read by read.
-                await relay(request, context, _Delivery(self, answer))
-                outcome = "completed"
-                return
-            stream = cast(Engine, engine).answer(request, context)
-            try:
-                async for item in stream:
-                    # An engine may hand over several envelopes at once (all
-                    # it read from its upstream in one go): one pass for all.
-                    batch = item if isinstance(item, list) else (item,)
-                    if self._write(answer, batch):
-                        await outbox.settle()
-                    elif batch is item:
-                        # A batch is all the engine had read: it waits for its
-                        # upstream next, so nothing more joins these frames.
-                        outbox.flush()
-            finally:
-                await aclose(stream)
+            # Every engine relays (load.py adapts the others): it writes from
+            # its upstream's callbacks, or its answer's iterator, batch by batch.
+            await answer.route.engine.relay(request, context, _Delivery(self, answer))
             outcome = "completed"
         except RequestFailed as exc:
             answer.error = exc.detail.code
             context.finished = True
-            dialect.error(exc.detail, request_id)
+            self._dialect.error(exc.detail, context.request_id)
             self._log().info("request_failed", code=exc.detail.code, error=str(exc))
         except StreamEnded:
             raise SessionOver(Ending("stream_ended")) from None
@@ -290,21 +283,18 @@ class Session:
         finally:
             self._end(answer, outcome)
 
-    def _write(self, answer: Answer, batch: Sequence[Envelope]) -> bool:
-        """Hand an answer's envelopes to the dialect; whether to ``await settle()``."""
+    def _write(self, answer: Answer, batch: Sequence[Envelope]) -> None:
+        """Write an answer's envelopes through its output."""
         if answer.chunks == 0:
             self._metrics.first_chunk(self._loop.time() - answer.started)
-        context, dialect = answer.context, self._dialect
-        request_id = context.request_id
-        settle = False
+        context, put = answer.context, answer.put
         for envelope in batch:
             answer.chunks += 1
             if not context.finished and is_finish(envelope):
                 context.finished = True
                 if envelope.event == "error":
                     answer.error = "request_failed"
-            settle |= dialect.chunk(envelope, request_id)
-        return settle
+            put(envelope)
 
     def _engine_failed(self, answer: Answer, exc: Exception) -> SessionOver:
         message = str(exc) or type(exc).__name__
@@ -351,26 +341,33 @@ class Session:
 
 
 class _Delivery:
-    """One answer's :class:`~.engines.base.Delivery`: what a relaying engine sends
-    is written at once, in the engine's callback, and sent with the batch."""
+    """One answer's :class:`~realtime_daemon.engines.base.Delivery`: what the engine
+    hands over is written at once, through the answer's output."""
 
-    __slots__ = ("_answer", "_session")
+    __slots__ = ("_answer", "_outbox", "_session")
 
     def __init__(self, session: Session, answer: Answer) -> None:
         self._session = session
         self._answer = answer
+        self._outbox = session._outbox
 
     def send(self, batch: list[Envelope]) -> bool:
         if self._answer.context.is_stopped():
             return True  # cut or cancelled: its task ends at its next await
-        session = self._session
-        outbox = session._outbox
+        outbox = self._outbox
         outbox.hold()
         try:
-            session._write(self._answer, batch)
+            self._session._write(self._answer, batch)
         finally:
             outbox.flush()
         return outbox.lagging
 
+    def write(self, batch: Sequence[Envelope]) -> bool:
+        self._session._write(self._answer, batch)
+        return self._outbox.due
+
+    def flush(self) -> None:
+        self._outbox.flush()
+
     async def ready(self) -> None:
-        await self._session._outbox.settle()
+        await self._outbox.settle()

@@ -1,13 +1,15 @@
 """Session events: what a dialect makes of a client frame, for the session to act on.
 
-No I/O and no wire format here: a dialect (:mod:`.dialects`) turns frames
-into these, the session (:mod:`.session`) acts on them and tells the dialect
-what to send back.
+No I/O and no wire format here: a dialect (:mod:`realtime_daemon.dialects`)
+turns frames into these, the session (:mod:`realtime_daemon.session`) acts on
+them and tells the dialect what to send back. The other direction, what an
+engine's answer says, is :mod:`.chunks`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from realtime_daemon.wire.chat import ErrorDetail, Request
 
@@ -32,17 +34,17 @@ class Cancel:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reply:
     """A frame the dialect handled itself (a settings change, a conversation edit, a
-    refusal): the session hands ``payload`` back to :meth:`Dialect.reply` in its
-    turn, so that the answer is written in order with everything else.
+    refusal): the session calls ``send`` in its turn, so that the answer is
+    written in order with everything else.
 
     Attributes:
-        payload: what the dialect needs to write the answer.
+        send: writes the answer (a dialect's bound method, or a partial of one).
         in_order: the reply keeps its place behind the requests that came before
             it (a wire that answers every event in arrival order, as the Realtime
             API does); it never waits for room to run, as a request does.
     """
 
-    payload: object = None
+    send: Callable[[], None]
     in_order: bool = False
 
 

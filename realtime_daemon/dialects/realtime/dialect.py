@@ -4,15 +4,17 @@ The session's conversation lives here. ``response.create`` turns it (or the
 response's own ``input``) into one chat-completion request, which any engine
 answers as it answers the chat dialect; the engine's chunks become the
 response's events (:mod:`.response`). Every other client event is answered
-by the dialect itself, through :class:`~realtime_daemon.events.Reply`, in
-its turn among the session's writes. A refused event gets an ``error`` event
+by the dialect itself, through a :class:`~realtime_daemon.wire.events.Reply`
+that writes its answer in its turn among the session's writes. Client
+events are dispatched by a ``{type: handler}`` table. A refused event gets an ``error`` event
 and the session goes on, as OpenAI's does; so do malformed JSON and Binary
 frames (the chat dialect closes the connection for those).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import functools
+from collections.abc import Callable, Collection
 from typing import Any
 
 import msgspec
@@ -28,7 +30,7 @@ from realtime_daemon.dialects.realtime.wire import (
     check_settings,
     unsupported,
 )
-from realtime_daemon.wire.chat import Envelope, ErrorDetail
+from realtime_daemon.wire.chat import ErrorDetail
 from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
 
 __all__ = ["RealtimeDialect"]
@@ -49,15 +51,8 @@ _AUDIO_EVENTS = frozenset(
 _SERVER_ERRORS = frozenset({"shutting_down", "engine_error", "request_failed"})
 
 
-def _refusal(exc: Invalid, event_id: str | None = None) -> Reply:
-    """An ``error`` event, in order with the answers to the events before it."""
-    detail = ErrorDetail(code=exc.code, message=str(exc), param=exc.param, event_id=event_id)
-    return _reply("error", detail)
-
-
-def _reply(kind: str, fields: object) -> Reply:
-    # Every event is answered in arrival order, as OpenAI's server does.
-    return Reply((kind, fields), in_order=True)
+def _detail(exc: Invalid, event_id: str | None = None) -> ErrorDetail:
+    return ErrorDetail(code=exc.code, message=str(exc), param=exc.param, event_id=event_id)
 
 
 class RealtimeDialect:
@@ -128,50 +123,57 @@ class RealtimeDialect:
         try:
             event = _decoder.decode(frame)
         except (msgspec.DecodeError, RecursionError) as exc:
-            return _refusal(Invalid("invalid_json", f"malformed JSON frame: {exc}"))
+            return self._refusal(Invalid("invalid_json", f"malformed JSON frame: {exc}"))
         event_id = event.get("event_id")
         event_id = event_id if isinstance(event_id, str) else None
         kind = event.get("type")
-        kind = kind if isinstance(kind, str) else repr(kind)
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         try:
-            if kind == "session.update":
-                return self._update(event)
-            if kind == "conversation.item.create":
-                return self._create_item(event)
-            if kind == "conversation.item.delete":
-                item_id = _field(event, "item_id", str)
-                self._conversation.delete(item_id)
-                return _reply("conversation.item.deleted", {"item_id": item_id})
-            if kind == "conversation.item.retrieve":
-                item = self._conversation.get(_field(event, "item_id", str))
-                if item is None:
-                    raise Invalid(
-                        "item_not_found", f"item {event['item_id']!r} not found", "item_id"
-                    )
-                return _reply("conversation.item.retrieved", {"item": item})
-            if kind == "response.create":
-                return self._create_response(event)
-            if kind == "response.cancel":
-                return self._cancel(event)
-            if kind in _AUDIO_EVENTS:
-                raise unsupported("type", kind)
-            raise Invalid(
-                "invalid_value",
-                f"Invalid value: {kind!r}. Supported values are: session.update,"
-                " conversation.item.create, conversation.item.delete,"
-                " conversation.item.retrieve, response.create and response.cancel.",
-                "type",
-            )
+            if handler is None:
+                raise self._unknown(kind)
+            return handler(self, event)
         except Invalid as exc:
-            return _refusal(exc, event_id)
+            return self._refusal(exc, event_id)
+
+    def _reply(self, kind: str, fields: dict[str, Any]) -> Reply:
+        # Every event is answered in arrival order, as OpenAI's server does.
+        return Reply(functools.partial(self._emit, kind, fields), in_order=True)
+
+    def _refusal(self, exc: Invalid, event_id: str | None = None) -> Reply:
+        """An ``error`` event, in order with the answers to the events before it."""
+        return Reply(functools.partial(self.error, _detail(exc, event_id)), in_order=True)
+
+    @staticmethod
+    def _unknown(kind: object) -> Invalid:
+        if isinstance(kind, str) and kind in _AUDIO_EVENTS:
+            return unsupported("type", kind)
+        shown = kind if isinstance(kind, str) else repr(kind)
+        return Invalid(
+            "invalid_value",
+            f"Invalid value: {shown!r}. Supported values are: session.update,"
+            " conversation.item.create, conversation.item.delete,"
+            " conversation.item.retrieve, response.create and response.cancel.",
+            "type",
+        )
+
+    def _delete_item(self, event: dict[str, Any]) -> Event:
+        item_id = _field(event, "item_id", str)
+        self._conversation.delete(item_id)
+        return self._reply("conversation.item.deleted", {"item_id": item_id})
+
+    def _retrieve_item(self, event: dict[str, Any]) -> Event:
+        item = self._conversation.get(_field(event, "item_id", str))
+        if item is None:
+            raise Invalid("item_not_found", f"item {event['item_id']!r} not found", "item_id")
+        return self._reply("conversation.item.retrieved", {"item": item})
 
     def refused(self, detail: ErrorDetail) -> Reply:
         """An ``error`` event, in order."""
-        return _reply("error", detail)
+        return Reply(functools.partial(self.error, detail), in_order=True)
 
     def binary(self) -> Reply:
         """Realtime events are JSON Text frames: a Binary frame is refused in band."""
-        return _refusal(
+        return self._refusal(
             Invalid(
                 "invalid_request", "binary frames not supported: send JSON events as Text frames"
             )
@@ -207,7 +209,7 @@ class RealtimeDialect:
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
         self._settings, self.model, self._resumable = settings, model, resumable
-        return _reply("session.updated", None)
+        return Reply(self._updated, in_order=True)
 
     def _create_item(self, event: dict[str, Any]) -> Event:
         item = check_item(event.get("item"), self._names)
@@ -215,7 +217,7 @@ class RealtimeDialect:
         if previous is not None and not isinstance(previous, str):
             raise Invalid("invalid_type", "previous_item_id must be a string", "previous_item_id")
         previous = self._conversation.add(item, previous)
-        return _reply("item", {"previous_item_id": previous, "item": item})
+        return Reply(functools.partial(self._added, previous, item), in_order=True)
 
     def _create_response(self, event: dict[str, Any]) -> Event:
         if self.draining:
@@ -277,11 +279,18 @@ class RealtimeDialect:
         """``session.created``, the first event of every session."""
         self._emit("session.created", {"session": self._session()})
         if self._unknown_model is not None:
-            self.error(self._refusal_detail(self._model_not_found(self._unknown_model, "model")))
+            self.error(_detail(self._model_not_found(self._unknown_model, "model")))
 
-    @staticmethod
-    def _refusal_detail(exc: Invalid) -> ErrorDetail:
-        return ErrorDetail(code=exc.code, message=str(exc), param=exc.param)
+    def _updated(self) -> None:
+        """``session.updated``, with the session as it is when the event is answered."""
+        self._emit("session.updated", {"session": self._session()})
+
+    def _added(self, previous: str | None, item: dict[str, Any]) -> None:
+        """A client's item joined the conversation (GA: added, then done)."""
+        fields = {"previous_item_id": previous, "item": item}
+        self._emit(self._names.item_added, fields)
+        if self._names.item_done is not None:
+            self._emit(self._names.item_done, fields)
 
     def _session(self) -> dict[str, Any]:
         session: dict[str, Any] = {"id": f"sess_{self._session_id}", "object": "realtime.session"}
@@ -302,13 +311,12 @@ class RealtimeDialect:
             )
         )
 
-    def started(self, request_id: str | None) -> None:
+    def started(self, request_id: str | None) -> Response:
+        """``response.created``; the response takes the answer's events."""
         assert request_id is not None
-        self._responses[request_id].start()
-
-    def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
-        assert request_id is not None
-        return self._responses[request_id].feed(envelope)
+        response = self._responses[request_id]
+        response.start()
+        return response
 
     def cancelled(self, request_id: str) -> None:
         response = self._responses.get(request_id)
@@ -325,7 +333,7 @@ class RealtimeDialect:
         )
         response = self._responses.get(request_id) if request_id is not None else None
         if response is not None and not response.done:
-            response.fail(detail.code, detail.message, kind)
+            response.fail(detail, kind)
             return
         code = detail.code
         if code == "unknown_request_id":  # a cancel that came as the response ended
@@ -339,21 +347,18 @@ class RealtimeDialect:
         }
         self._emit("error", {"error": error})
 
-    def reply(self, payload: object) -> None:
-        """The answer to a session or conversation event, in its turn."""
-        assert isinstance(payload, tuple)
-        kind, fields = payload
-        if kind == "session.updated":
-            self._emit(kind, {"session": self._session()})
-        elif kind == "error":
-            assert isinstance(fields, ErrorDetail)
-            self.error(fields)
-        elif kind == "item":
-            self._emit(self._names.item_added, fields)
-            if self._names.item_done is not None:
-                self._emit(self._names.item_done, fields)
-        else:
-            self._emit(kind, fields)
+
+_Handler = Callable[[RealtimeDialect, dict[str, Any]], Event]
+
+_HANDLERS: dict[str, _Handler] = {
+    "session.update": RealtimeDialect._update,
+    "conversation.item.create": RealtimeDialect._create_item,
+    "conversation.item.delete": RealtimeDialect._delete_item,
+    "conversation.item.retrieve": RealtimeDialect._retrieve_item,
+    "response.create": RealtimeDialect._create_response,
+    "response.cancel": RealtimeDialect._cancel,
+}
+"""The client events a Realtime session answers, by type."""
 
 
 def _field(event: dict[str, Any], name: str, kind: type) -> Any:

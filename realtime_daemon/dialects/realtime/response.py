@@ -1,4 +1,4 @@
-"""One Realtime response: an engine's chat-completion chunks become its events.
+"""One Realtime response: what an answer says (neutral events) becomes its events.
 
 A response opens output items as the chunks need them (an assistant
 message for text, a ``function_call`` per streamed tool call), streams
@@ -16,76 +16,34 @@ import msgspec
 from realtime_daemon.dialects import FrameWriter
 from realtime_daemon.dialects.realtime.conversation import Conversation
 from realtime_daemon.dialects.realtime.wire import Names, Settings
-from realtime_daemon.wire.chat import ChatCompletionChunk, Envelope
+from realtime_daemon.wire.chat import ErrorDetail, Usage
+from realtime_daemon.wire.chunks import ToolCallDelta
 
-__all__ = ["Response", "Writer"]
+__all__ = ["Response", "Writer", "delta_head"]
 
-
-class _Function(msgspec.Struct):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCall(msgspec.Struct):
-    index: int = 0
-    id: str | None = None
-    function: _Function | None = None
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-
-
-class _Choice(msgspec.Struct):
-    index: int = 0
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-
-
-class _Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class _Chunk(msgspec.Struct):
-    """What a response reads of a chunk an engine passed through as bytes."""
-
-    choices: list[_Choice] = []
-    usage: _Usage | None = None
-
-
-_chunk_decoder = msgspec.json.Decoder(_Chunk)
 _encoder = msgspec.json.Encoder()
 
 
 class Writer:
-    """Gives server events their ``event_id`` (``event_<n>``, n the outbox's envelope
-    number) and writes them.
+    """Writes server events ``{"type": ..., "event_id": "event_<n>", ...}``, ``n`` the
+    frame's number, given by the :class:`~realtime_daemon.dialects.FrameWriter`."""
 
-    Each method returns whether the writer must ``await outbox.settle()``.
-    """
+    __slots__ = ("_out",)
 
-    __slots__ = ("_outbox",)
+    def __init__(self, out: FrameWriter) -> None:
+        self._out = out
 
-    def __init__(self, outbox: FrameWriter) -> None:
-        self._outbox = outbox
-
-    def event(self, kind: str, fields: dict[str, Any]) -> bool:
+    def event(self, kind: str, fields: dict[str, Any]) -> None:
         """Send ``{"type": kind, "event_id": ..., **fields}``."""
-        outbox = self._outbox
-        event_id = "event_" + outbox.next_id()
-        return outbox.write(_encoder.encode({"type": kind, "event_id": event_id, **fields}))
+        body = _encoder.encode(fields)
+        tail = b'"}' if len(body) == 2 else b'",' + body[1:]
+        self._out.write(b'{"type":%b,"event_id":"event_' % _encoder.encode(kind), tail)
 
-    def delta(self, head: bytes, text: str) -> bool:
+    def delta(self, head: bytes, text: str) -> None:
         """Send a text delta: ``head`` (the event's fields up to its ``event_id``,
         made once per item by :func:`delta_head`), then the id and the text.
         The per-token path: no dict, no Struct."""
-        outbox = self._outbox
-        return outbox.write(
-            b"".join((head, outbox.next_id().encode(), b'","delta":', _encoder.encode(text), b"}"))
-        )
+        self._out.write(head, b'","delta":%b}' % _encoder.encode(text))
 
 
 def delta_head(kind: str, response_id: str, item_id: str, output_index: int) -> bytes:
@@ -148,109 +106,82 @@ class Response:
         self.created = False
         self.done = False
 
-    def start(self) -> bool:
+    def start(self) -> None:
         """Send ``response.created``."""
         self.created = True
-        return self._emit("response.created", {"response": self._object("in_progress")})
+        self._emit("response.created", {"response": self._object("in_progress")})
 
-    # -- the engine's chunks --------------------------------------------------
+    # -- the answer's events (wire.chunks.AnswerEvents) ----------------------------------
 
-    def feed(self, envelope: Envelope) -> bool:
-        """One envelope of the engine's answer; whether to settle."""
-        if self.done:
-            return False
-        data = envelope.data
-        if envelope.event == "error":
-            message = (envelope.comment or ["request failed"])[0]
-            return self.fail("request_failed", message)
-        if data.__class__ is ChatCompletionChunk:
-            assert isinstance(data, ChatCompletionChunk)
-            choices = data.choices
-            if len(choices) == 1 and data.usage is None:
-                # The per-token path: one choice, text (Delta has no tool calls).
-                choice = choices[0]
-                content = choice.delta.content
-                settle = self._text_delta(content) if content and choice.index == 0 else False
-                if choice.finish_reason is not None:
-                    self._finish = choice.finish_reason
-                return settle
-            return self._chunk(choices, data.usage)
-        if isinstance(data, msgspec.Raw):
-            try:
-                chunk = _chunk_decoder.decode(data)
-            except msgspec.DecodeError:
-                return False  # nothing a response can show (the engine checked it is JSON)
-            return self._chunk(chunk.choices, chunk.usage)
-        return False
+    def text(self, text: str) -> None:
+        """The answer's text goes on."""
+        if not self.done:
+            self._text_delta(text)
 
-    def _chunk(self, choices: list[Any], usage: Any) -> bool:
-        settle = False
-        for choice in choices:
-            if choice.index != 0:
-                continue  # one output per response: n > 1 has no Realtime shape
-            delta = choice.delta
-            if delta is not None:
-                if delta.content:
-                    settle |= self._text_delta(delta.content)
-                for call in getattr(delta, "tool_calls", None) or ():
-                    settle |= self._call_delta(call)
-            if choice.finish_reason is not None:
-                self._finish = choice.finish_reason
-        if usage is not None:
-            p, c = usage.prompt_tokens, usage.completion_tokens
-            self._usage = {
-                "total_tokens": usage.total_tokens or p + c,
-                "input_tokens": p,
-                "output_tokens": c,
-                "input_token_details": {
-                    "text_tokens": p,
-                    "audio_tokens": 0,
-                    "image_tokens": 0,
-                    "cached_tokens": 0,
-                },
-                "output_token_details": {"text_tokens": c, "audio_tokens": 0},
-            }
-        return settle
+    def tool_call(self, call: ToolCallDelta) -> None:
+        """A function call starts or goes on."""
+        if not self.done:
+            self._call_delta(call)
 
-    def _text_delta(self, text: str) -> bool:
-        settle = False
+    def finish(self, reason: str) -> None:
+        """The engine's finish reason, for the status at the end."""
+        self._finish = reason
+
+    def usage(self, usage: Usage) -> None:
+        """The engine's token counts, shown in ``response.done``."""
+        p, c = usage.prompt_tokens, usage.completion_tokens
+        self._usage = {
+            "total_tokens": usage.total_tokens or p + c,
+            "input_tokens": p,
+            "output_tokens": c,
+            "input_token_details": {
+                "text_tokens": p,
+                "audio_tokens": 0,
+                "image_tokens": 0,
+                "cached_tokens": 0,
+            },
+            "output_token_details": {"text_tokens": c, "audio_tokens": 0},
+        }
+
+    def fail(self, detail: ErrorDetail, kind: str = "server_error") -> None:
+        """The engine or its upstream failed the response."""
+        error = {"type": kind, "code": detail.code, "message": detail.message}
+        self._end("failed", {"type": "failed", "error": error})
+
+    def _text_delta(self, text: str) -> None:
         item = self._text
         if item is None:
             item = self._text = self._open({"type": "message", "role": "assistant", "content": []})
             index = len(self.output) - 1
             self._delta_head = delta_head(self._names.text_delta, self.id, item["id"], index)
-            settle = self._emit(
+            self._emit(
                 "response.content_part.added",
                 {**self._where(item), "content_index": 0, "part": {"type": "text", "text": ""}},
             )
         self._parts.append(text)
-        return self._writer.delta(self._delta_head, text) or settle
+        self._writer.delta(self._delta_head, text)
 
-    def _call_delta(self, call: _ToolCall) -> bool:
-        settle = False
+    def _call_delta(self, call: ToolCallDelta) -> None:
         item = self._calls.get(call.index)
-        function = call.function or _Function()
         if item is None:
             call_id = call.id or self._new_id("call")
             item = self._calls[call.index] = self._open(
                 {
                     "type": "function_call",
-                    "name": function.name or "",
+                    "name": call.name or "",
                     "call_id": call_id,
                     "arguments": "",
                 }
             )
             self._arguments[item["id"]] = []
-            settle = True
-        elif function.name and not item["name"]:
-            item["name"] = function.name
-        if function.arguments:
-            self._arguments[item["id"]].append(function.arguments)
-            settle |= self._emit(
+        elif call.name and not item["name"]:
+            item["name"] = call.name
+        if call.arguments:
+            self._arguments[item["id"]].append(call.arguments)
+            self._emit(
                 "response.function_call_arguments.delta",
-                {**self._where(item), "call_id": item["call_id"], "delta": function.arguments},
+                {**self._where(item), "call_id": item["call_id"], "delta": call.arguments},
             )
-        return settle
 
     # -- items -----------------------------------------------------------------
 
@@ -327,31 +258,27 @@ class Response:
 
     # -- the end ---------------------------------------------------------------
 
-    def complete(self) -> bool:
+    def complete(self) -> None:
         """The engine's answer ended: ``completed``, or ``incomplete`` when it was cut
         by the token limit or a content filter."""
         reason = _INCOMPLETE.get(self._finish or "")
         if reason is None:
-            return self._end("completed", None)
-        return self._end("incomplete", {"type": "incomplete", "reason": reason})
+            self._end("completed", None)
+        else:
+            self._end("incomplete", {"type": "incomplete", "reason": reason})
 
-    def cancel(self) -> bool:
+    def cancel(self) -> None:
         """Cut by ``response.cancel``."""
-        return self._end("cancelled", {"type": "cancelled", "reason": "client_cancelled"})
+        self._end("cancelled", {"type": "cancelled", "reason": "client_cancelled"})
 
-    def fail(self, code: str, message: str, kind: str = "server_error") -> bool:
-        """The engine or its upstream failed the response."""
-        error = {"type": kind, "code": code, "message": message}
-        return self._end("failed", {"type": "failed", "error": error})
-
-    def _end(self, status: str, details: dict[str, Any] | None) -> bool:
+    def _end(self, status: str, details: dict[str, Any] | None) -> None:
         if self.done:
-            return False
+            return
         if not self.created:
             self.start()
         self.done = True
         self._close_items("completed" if status == "completed" else "incomplete")
-        return self._emit("response.done", {"response": self._object(status, details)})
+        self._emit("response.done", {"response": self._object(status, details)})
 
     def _object(self, status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
         names = self._names

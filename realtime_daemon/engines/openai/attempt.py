@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from typing import Any
 
 import msgspec
 
@@ -30,6 +29,7 @@ from realtime_daemon.engines.openai.h1 import (
 )
 from realtime_daemon.engines.openai.sse import EventTooLarge, SSEParser
 from realtime_daemon.wire.chat import Envelope, UpstreamDetail
+from realtime_daemon.wire.chunks import ChunkProbe, ErrorProbe, probe_decoder
 
 __all__ = ["UpstreamError", "UpstreamStream"]
 
@@ -38,42 +38,18 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ERROR_BODY_LIMIT = 4096
 
 
-class _ErrorDetail(msgspec.Struct):
-    message: str | None = None
-    # Servers differ in what they put here; only strings (and integer codes) are passed on.
-    type: Any = None
-    code: Any = None
-    param: Any = None
-
-
-class _ChoiceProbe(msgspec.Struct):
-    finish_reason: str | None = None
-
-
-class _ChunkProbe(msgspec.Struct):
-    """What the engine reads of an upstream chunk: an ``error`` object, the finish."""
-
-    error: _ErrorDetail | str | None = None
-    choices: list[_ChoiceProbe] = []
-
-    @property
-    def message(self) -> str | None:
-        """The error's message (an error may be a bare string or an object)."""
-        if isinstance(self.error, str):
-            return self.error
-        return self.error.message if self.error is not None else None
-
-    def upstream(self, replica: int, status: int | None) -> UpstreamDetail:
-        """The error as the client is told of it."""
-        error = self.error if isinstance(self.error, _ErrorDetail) else _ErrorDetail()
-        code = error.code if isinstance(error.code, str | int) else None
-        return UpstreamDetail(
-            replica=replica,
-            status=status,
-            type=_text(error.type),
-            code=code,
-            param=_text(error.param),
-        )
+def _upstream(probe: ChunkProbe, replica: int, status: int | None) -> UpstreamDetail:
+    """An upstream's error as the client is told of it (only strings, and integer
+    codes, are passed on)."""
+    error = probe.error if isinstance(probe.error, ErrorProbe) else ErrorProbe()
+    code = error.code if isinstance(error.code, str | int) else None
+    return UpstreamDetail(
+        replica=replica,
+        status=status,
+        type=_text(error.type),
+        code=code,
+        param=_text(error.param),
+    )
 
 
 def _failure(exc: BaseException) -> str:
@@ -92,7 +68,6 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-_probe_decoder = msgspec.json.Decoder(_ChunkProbe)
 _LAG = "lag"  # the client lags: reading is paused until it caught up
 _END = "end"  # the answer was read to [DONE]
 
@@ -322,22 +297,22 @@ class UpstreamStream:
         assert self._error_body is not None
         raw = bytes(self._error_body[:_ERROR_BODY_LIMIT])
         try:
-            probe = _probe_decoder.decode(raw)
+            probe = probe_decoder.decode(raw)
         except msgspec.DecodeError:
-            probe = _ChunkProbe()
+            probe = ChunkProbe()
         detail = probe.message or raw.decode(errors="replace").strip() or self._reason
         status = self._status
         return UpstreamError(
             "upstream_error",
             f"{self.name} answered {status}: {detail or 'no detail'}",
-            probe.upstream(self.replica, status),
+            _upstream(probe, self.replica, status),
             retry=status in _RETRY_STATUSES,
         )
 
     def _checked(self, data: bytes) -> Envelope:
         """One chunk, as is, once it is known to be JSON and no error."""
         try:
-            probe = _probe_decoder.decode(data)
+            probe = probe_decoder.decode(data)
         except msgspec.DecodeError as exc:
             raise self._failed(
                 "upstream_protocol_error", f"sent a malformed chunk: {exc}"
@@ -346,12 +321,11 @@ class UpstreamStream:
             raise UpstreamError(
                 "upstream_error",
                 f"{self.name} reported an error: {probe.message}",
-                probe.upstream(self.replica, self._status),
+                _upstream(probe, self.replica, self._status),
                 retry=False,
             )
-        for choice in probe.choices:
-            if choice.finish_reason is not None:
-                self._context.finished = True
+        if probe.finished:
+            self._context.finished = True
         return Envelope(data=msgspec.Raw(data))
 
     def close(self) -> None:
