@@ -13,11 +13,14 @@ from collections.abc import Iterable
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 
+from realtime_daemon.dialects.registry import DIALECTS as REGISTRY
+
 __all__ = ["CONTENT_TYPE", "DIALECTS", "OUTCOMES", "Metrics"]
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 OUTCOMES = ("completed", "cancelled", "error")
-DIALECTS = ("chat", "openai-realtime")
+DIALECTS = tuple(spec.name for spec in REGISTRY)
+"""The ``dialect`` label's values: the registry's dialects."""
 
 # Streaming LLM latencies: first chunks in milliseconds to seconds, whole
 # answers in seconds to minutes.
@@ -39,7 +42,10 @@ class Metrics:
     """
 
     def __init__(
-        self, routes: Iterable[tuple[str, str]], multiprocess_dir: str | None = None
+        self,
+        routes: Iterable[tuple[str, str]],
+        multiprocess_dir: str | None = None,
+        dialects: Iterable[str] = DIALECTS,
     ) -> None:
         # The *_created series double every scrape for no use here.
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -148,8 +154,9 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self._queue_high_water = 0
+        dialects = tuple(dialects)
         for engine, model in routes:
-            for dialect in DIALECTS:
+            for dialect in dialects:
                 self.requests.labels(engine, model, "completed", "", dialect)
 
     def took(self, depth: int) -> None:

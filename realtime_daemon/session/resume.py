@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
+from collections.abc import Sequence
 from typing import Protocol
 
+from realtime_daemon.dialects.registry import DIALECTS, DialectSpec, parse_after
 from realtime_daemon.session.replay import Gap
 from realtime_daemon.wire.http import Refusal
 
-__all__ = ["Held", "Resumes", "identity_of", "parse_after"]
-
-_AFTER = re.compile(r"(?:event_)?(\d{1,18})")
+__all__ = ["Held", "Resumes", "identity_of"]
 
 
 class Held(Protocol):
@@ -53,15 +52,6 @@ def identity_of(token: str | None) -> bytes | None:
     return None if token is None else hashlib.sha256(token.encode()).digest()
 
 
-def parse_after(text: str | None) -> int | None:
-    """``after`` as an envelope number: ``12`` (chat ids) or ``event_12`` (Realtime
-    event ids); absent means 0, every envelope. None if it is neither."""
-    if text is None:
-        return 0
-    match = _AFTER.fullmatch(text)
-    return int(match.group(1)) if match else None
-
-
 class Resumes:
     """The resumable sessions of one app, by token.
 
@@ -70,11 +60,18 @@ class Resumes:
         buffer: bytes of envelopes each resumable session keeps for replay.
         unavailable: why resume is off despite a window (e.g. ``--workers``).
         prefix: what tokens start with (``--instance-name``), for proxies to route on.
+        dialects: the dialects whose ids ``after`` may be given in.
     """
 
     def __init__(
-        self, window: float, buffer: int, unavailable: str | None = None, prefix: str = ""
+        self,
+        window: float,
+        buffer: int,
+        unavailable: str | None = None,
+        prefix: str = "",
+        dialects: Sequence[DialectSpec] = DIALECTS,
     ) -> None:
+        self._dialects = dialects
         self._prefix = f"{prefix}." if prefix else ""
         self.window = window
         self.buffer = buffer
@@ -112,7 +109,7 @@ class Resumes:
         why not. The session is taken over from its connection, if it still has one."""
         if self.unavailable is not None:
             return Refusal(409, self.unavailable, "resume_unavailable")
-        after = parse_after(after_text)
+        after = parse_after(self._dialects, after_text)
         if after is None:
             return Refusal(400, "after must be an envelope id: N or event_N", "resume_invalid")
         session = self._sessions.get(token)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Literal, Protocol
 
 import structlog
 from aiohttp import WSCloseCode, web
 from aiohttp.base_protocol import BaseProtocol
 
-from realtime_daemon.dialects import Dialect, Resumable
+from realtime_daemon.dialects.registry import DialectFactory
 from realtime_daemon.engines.base import Context
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.session.channel import ChannelObserver, RequestChannel
@@ -45,15 +44,11 @@ from realtime_daemon.transport.closes import (
 from realtime_daemon.transport.output import Output
 from realtime_daemon.transport.reader import Limits, read_frames
 
-__all__ = ["Attachment", "Connection", "ConnectionObserver", "DialectFactory"]
+__all__ = ["Attachment", "Connection", "ConnectionObserver"]
 
 logger = structlog.get_logger("realtime_daemon")
 
 _ENDED = Close(WSCloseCode.OK, "session ended")
-
-DialectFactory = Callable[[Outbox, str, "Resumable | None"], Dialect]
-"""Makes a connection's dialect from its outbox, its session id, and the session's
-resume switch (None when resume is off)."""
 
 
 class ConnectionObserver(ChannelObserver, SessionObserver, Protocol):

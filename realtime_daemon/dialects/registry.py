@@ -1,0 +1,158 @@
+"""The dialect registry: each wire the daemon speaks, and what selects it.
+
+One table, :data:`DIALECTS`. The server serves each entry's path, offers its
+subprotocols, labels its metrics with its name and lets ``--protocol`` force
+it; resume reads ``after`` with its id pattern. A new dialect is a new module
+plus an entry here (or in the table a caller passes to ``build_app``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+
+from realtime_daemon.config import Config
+from realtime_daemon.dialects import Dialect, FrameWriter, Resumable
+from realtime_daemon.dialects.chat import ChatDialect
+from realtime_daemon.dialects.realtime import BETA, GA, RealtimeDialect
+
+__all__ = [
+    "AUTO",
+    "DIALECTS",
+    "DialectFactory",
+    "DialectSpec",
+    "Upgrade",
+    "choose",
+    "parse_after",
+]
+
+AUTO = "auto"
+"""``--protocol``'s default: each upgrade picks its dialect (see :func:`choose`)."""
+
+DialectFactory = Callable[[FrameWriter, str, "Resumable | None"], Dialect]
+"""Makes a connection's dialect from its writer, its session id, and the session's
+resume switch (None when resume is off)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Upgrade:
+    """What a dialect is chosen and built from: the upgrade request and the settings.
+
+    Attributes:
+        query: the URL's query parameters.
+        headers: the request's headers.
+        config: the daemon's settings.
+        models: the models a session may choose; None when any is taken.
+    """
+
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    config: Config
+    models: Collection[str] | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DialectSpec:
+    """One dialect of the registry.
+
+    Attributes:
+        name: its name: ``--protocol``'s choice and the metrics' ``dialect`` label.
+        build: makes the connection's dialect factory from its upgrade.
+        selects: whether an upgrade on its path asks for it when ``--protocol``
+            is ``auto``; None: the path's default (taken when no other selects).
+        subprotocols: the WebSocket subprotocols it answers with, when offered.
+        after: the pattern of ``?after=`` on resume; group 1 is the envelope number.
+        path: the URL path it is served at, from the settings (``--path`` by default).
+    """
+
+    name: str
+    build: Callable[[Upgrade], DialectFactory]
+    selects: Callable[[Upgrade], bool] | None = None
+    subprotocols: tuple[str, ...] = ()
+    after: re.Pattern[str] = re.compile(r"(\d{1,18})")
+    path: Callable[[Config], str] = lambda config: config.path
+
+
+def _beta(upgrade: Upgrade) -> bool:
+    offered = upgrade.headers.get("OpenAI-Beta", "").replace(" ", "").split(",")
+    return "realtime=v1" in offered
+
+
+def _realtime_selected(upgrade: Upgrade) -> bool:
+    # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header.
+    return _beta(upgrade) or "model" in upgrade.query
+
+
+def _chat(upgrade: Upgrade) -> DialectFactory:
+    models, limit = upgrade.models, upgrade.config.max_concurrent_requests
+
+    def chat(writer: FrameWriter, session_id: str, resume: Resumable | None) -> ChatDialect:
+        return ChatDialect(writer, session_id, models, limit, resume)
+
+    return chat
+
+
+def _realtime(upgrade: Upgrade) -> DialectFactory:
+    config = upgrade.config
+    names = BETA if _beta(upgrade) else GA
+    model = upgrade.query.get("model") or None
+
+    def realtime(writer: FrameWriter, session_id: str, resume: Resumable | None) -> Dialect:
+        return RealtimeDialect(
+            writer,
+            session_id,
+            names=names,
+            model=model,
+            models=upgrade.models,
+            concurrency_limit=config.max_concurrent_requests,
+            max_items=config.max_conversation_items,
+            max_bytes=config.max_conversation_bytes,
+            resume=resume,
+        )
+
+    return realtime
+
+
+DIALECTS: tuple[DialectSpec, ...] = (
+    DialectSpec(
+        name="openai-realtime",
+        build=_realtime,
+        selects=_realtime_selected,
+        subprotocols=("realtime",),  # what OpenAI's browser clients offer
+        after=re.compile(r"(?:event_)?(\d{1,18})"),  # Realtime event ids: event_12
+    ),
+    DialectSpec(name="chat", build=_chat),
+)
+"""The dialects the daemon speaks; on one path, those with ``selects`` are tried in
+order before the path's default."""
+
+
+def choose(
+    dialects: Sequence[DialectSpec], setting: str, path: str, upgrade: Upgrade
+) -> DialectSpec | None:
+    """The dialect of an upgrade on ``path``.
+
+    With ``--protocol`` ``auto``, the first of the path's dialects that the
+    upgrade selects, else the path's default; with a dialect's name, that
+    one on the main path (``--path``). None when none is served there.
+    """
+    served = [spec for spec in dialects if spec.path(upgrade.config) == path]
+    if setting != AUTO and path == upgrade.config.path:
+        return next((spec for spec in served if spec.name == setting), None)
+    for spec in served:
+        if spec.selects is not None and spec.selects(upgrade):
+            return spec
+    return next((spec for spec in served if spec.selects is None), None)
+
+
+def parse_after(dialects: Sequence[DialectSpec], text: str | None) -> int | None:
+    """``?after=`` as an envelope number, in any dialect's id form (``12``,
+    ``event_12``); absent means 0, every envelope. None if it is none of them."""
+    if text is None:
+        return 0
+    for spec in dialects:
+        match = spec.after.fullmatch(text)
+        if match:
+            return int(match.group(1))
+    return None

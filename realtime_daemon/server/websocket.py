@@ -1,0 +1,176 @@
+"""The handler of the WebSocket paths: check the upgrade, then serve the connection.
+
+:func:`~.upgrade.check_upgrade` decides; this module answers a refusal
+(counted and logged, never with the token), or prepares the WebSocket and
+hands it to :class:`~realtime_daemon.transport.connection.Connection`: a new
+session in the dialect chosen, or a held session resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
+
+import structlog
+from aiohttp import web
+
+from realtime_daemon.config import Config
+from realtime_daemon.dialects.registry import DialectSpec
+from realtime_daemon.engines.routes import Routes
+from realtime_daemon.server.admission import PROTOCOL, Admission, TrustedProxies, client_address
+from realtime_daemon.server.connections import Connections
+from realtime_daemon.server.metrics import Metrics
+from realtime_daemon.server.upgrade import Refused, check_upgrade
+from realtime_daemon.session.resume import Resumes
+from realtime_daemon.transport.closes import CLOSE_TIMEOUT
+from realtime_daemon.transport.connection import Connection
+from realtime_daemon.transport.reader import Limits
+
+__all__ = ["open_websocket", "websocket_handler"]
+
+logger = structlog.get_logger("realtime_daemon")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def open_websocket(
+    config: Config, subprotocols: Sequence[str]
+) -> web.WebSocketResponse[Literal[False]]:
+    """The WebSocket of an accepted upgrade, not yet prepared."""
+    return web.WebSocketResponse(
+        protocols=subprotocols,
+        heartbeat=config.heartbeat or None,
+        # aiohttp refuses a message of exactly max_msg_size bytes; ours is
+        # the largest accepted. No permessage-deflate: streamed chunks are
+        # tiny, and its decompressed size is counted differently.
+        max_msg_size=config.max_message_size + 1,
+        compress=False,
+        autoclose=False,
+        decode_text=False,
+        timeout=CLOSE_TIMEOUT,
+    )
+
+
+def websocket_handler(
+    config: Config,
+    routes: Routes,
+    connections: Connections,
+    metrics: Metrics,
+    admission: Admission,
+    resumes: Resumes,
+    dialects: Sequence[DialectSpec],
+) -> Handler:
+    """The aiohttp handler of the WebSocket paths."""
+    proxies = TrustedProxies(config.forwarded_allow_ips)
+    limits = Limits(
+        rate=config.max_requests_per_second,
+        idle_timeout=config.idle_timeout,
+        send_timeout=config.send_timeout,
+        max_concurrent_requests=config.max_concurrent_requests,
+    )
+    # The daemon's own (beside a browser's token), then the dialects' own.
+    subprotocols = tuple(dict.fromkeys((PROTOCOL, *(p for d in dialects for p in d.subprotocols))))
+    offer = resumes if resumes.unavailable is None else None
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        verdict = check_upgrade(
+            request.path,
+            request.headers,
+            request.query,
+            config=config,
+            dialects=dialects,
+            models=routes.models,
+            admission=admission,
+            open_connections=len(connections),
+            draining=connections.draining,
+            resumes=resumes,
+        )
+        peer = client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
+        if isinstance(verdict, Refused):
+            return _refuse(verdict, request, peer, metrics)
+        ws = open_websocket(config, subprotocols)
+        if verdict.resume is not None:
+            session, after = verdict.resume
+            assert isinstance(session, Connection)
+            await ws.prepare(request)
+            close = await session.resume(ws, request.transport, request.protocol, after)
+            metrics.closes.labels(str(close.code)).inc()
+            session.log.info(
+                "connection_closed", code=int(close.code), reason=close.reason, resumed=True
+            )
+            return ws
+        assert verdict.dialect is not None
+        connection = Connection(
+            ws,
+            routes,
+            verdict.dialect.build(verdict.upgrade),
+            queue_size=config.request_queue_size,
+            session_id=uuid.uuid4().hex,
+            peer=peer,
+            metrics=metrics,
+            limits=limits,
+            transport=request.transport,
+            protocol=request.protocol,
+            resumes=offer,
+            identity=verdict.identity,
+        )
+        await _serve(ws, request, connection, connections, metrics)
+        return ws
+
+    return handle
+
+
+async def _serve(
+    ws: web.WebSocketResponse[Literal[False]],
+    request: web.Request,
+    connection: Connection,
+    connections: Connections,
+    metrics: Metrics,
+) -> None:
+    """Upgrade, and serve the new session until its connection closes."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # Counted before the 101 goes out, so that /health and the drain never
+    # miss a connection the client already sees open.
+    connections.add(connection)
+    try:
+        await ws.prepare(request)
+        logger.debug("connection_opened", conn=connection.session_id, peer=connection.peer)
+        close = await connection.run()
+    finally:
+        connections.discard(connection)
+    metrics.closes.labels(str(close.code)).inc()
+    connection.log.info(
+        "connection_closed",
+        code=int(close.code),
+        reason=close.reason,
+        requests=connection.channel.received,
+        chunks=connection.outbox.count,
+        duration_s=round(loop.time() - started, 3),
+    )
+
+
+def _refuse(verdict: Refused, request: web.Request, peer: str, metrics: Metrics) -> web.Response:
+    """The answer to a refused upgrade, counted and logged (never the Authorization
+    header: a refused token is still a secret)."""
+    refusal = verdict.refusal
+    if verdict.kind == "admission":
+        metrics.refused.labels(refusal.code).inc()
+        logger.info(
+            "upgrade_refused",
+            status=refusal.status,
+            reason=refusal.code,
+            peer=peer,
+            origin=request.headers.get("Origin"),
+        )
+    elif verdict.kind == "resume":
+        metrics.resume_refused.labels(refusal.code).inc()
+        logger.info("resume_refused", status=refusal.status, reason=refusal.code, peer=peer)
+    answer = web.Response(
+        status=refusal.status, headers=refusal.headers, text=refusal.reason + "\n"
+    )
+    if verdict.close:
+        answer.force_close()
+    return answer
