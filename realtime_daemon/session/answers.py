@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 from collections.abc import Callable
 from typing import Literal
 
@@ -11,10 +12,7 @@ from realtime_daemon.engines.base import RequestContext
 from realtime_daemon.engines.routes import Route
 from realtime_daemon.wire.chat import Envelope
 
-__all__ = ["Answer", "Ending", "EndingKind", "SessionOver"]
-
-# Cancel reasons whose terminal envelope the session sent itself, cutting the answer.
-_CUT = frozenset({"shutdown", "request_cancel"})
+__all__ = ["Answer", "AnswerState", "Ending", "EndingKind", "SessionOver"]
 
 EndingKind = Literal[
     "complete",  # the channel was closed (a drain) and every answer finished
@@ -43,10 +41,36 @@ class SessionOver(Exception):
         self.ending = ending
 
 
-class Answer:
-    """One request being answered."""
+class AnswerState(enum.Enum):
+    """Where an answer is; every change of it is an :class:`Answer` method."""
 
-    __slots__ = ("chunks", "context", "error", "put", "reason", "route", "started", "task")
+    RUNNING = "running"  # its engine runs; nothing that ends it went out yet
+    ANSWERED = "answered"  # its last chunk went out (a finish, or the engine's error)
+    CANCELLED = "cancelled"  # cut: the session wrote its end, or nobody reads it
+    FAILED = "failed"  # an error ended it (the request's, or the engine's)
+
+
+class Answer:
+    """One request being answered, and its state.
+
+    Transitions: RUNNING to ANSWERED (:meth:`answered`), to CANCELLED
+    (:meth:`cancel` while RUNNING), to FAILED (:meth:`fail`, also from
+    ANSWERED when the engine fails after its last chunk). :meth:`cancel` of
+    an ANSWERED answer stops only its tail (e.g. ``[DONE]``): it stays
+    answered. The metric's outcome is read off the state (:meth:`outcome`).
+    """
+
+    __slots__ = (
+        "chunks",
+        "context",
+        "error",
+        "put",
+        "reason",
+        "route",
+        "started",
+        "state",
+        "task",
+    )
 
     def __init__(
         self,
@@ -60,24 +84,46 @@ class Answer:
         self.route = route
         self.started = started
         self.chunks = 0
-        self.error: str | None = None  # the error code, once an error envelope went out
-        self.reason = "client_gone"  # why, if it is cancelled
+        self.state = AnswerState.RUNNING
+        self.error = ""  # FAILED: the error's code
+        self.reason = "client_gone"  # CANCELLED: why (the metric's reason)
         self.task: asyncio.Task[None] | None = None
 
+    @property
+    def ended(self) -> bool:
+        """Whether what ends the answer on the wire went out (by the session, or by
+        an engine that marks its context finished itself)."""
+        return self.state is not AnswerState.RUNNING or self.context.finished
+
+    def answered(self) -> None:
+        """Its last chunk went out."""
+        if self.state is AnswerState.RUNNING:
+            self.state = AnswerState.ANSWERED
+            self.context.finished = True
+
+    def fail(self, code: str) -> None:
+        """An error ended it (``code`` is the metric's reason)."""
+        self.state = AnswerState.FAILED
+        self.error = code
+        self.context.finished = True
+
     def cancel(self, reason: str) -> None:
-        """Stop the answer's task; ``reason`` is the metric's, if it ends cancelled."""
-        self.reason = reason
+        """Stop the answer's task; unless it was already answered (or failed), it ends
+        cancelled for ``reason``."""
+        if not self.ended:
+            self.state = AnswerState.CANCELLED
+            self.reason = reason
         self.context.stop()
         if self.task is not None:
             self.task.cancel()
 
     def outcome(self, ran_to_end: bool) -> tuple[str, str]:
         """The metric's outcome and reason, once the answer's task has ended."""
-        if self.error is not None:
+        state = self.state
+        if state is AnswerState.FAILED:
             return "error", self.error
-        if ran_to_end:
-            return "completed", ""
-        if self.context.finished and self.reason not in _CUT:
-            # Its last chunk went out before it was cut: answered in full.
+        if state is AnswerState.CANCELLED:
+            return "cancelled", self.reason
+        if ran_to_end or self.ended:
             return "completed", ""
         return "cancelled", self.reason

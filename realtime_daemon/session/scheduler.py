@@ -170,13 +170,10 @@ class Session:
         """The drain's deadline: cut the answers still running, drop the queued ones."""
         self._cut = True
         for answer in self._running:
-            if answer.context.finished:
-                answer.cancel(answer.reason)  # answered; only its tail (e.g. [DONE]) is cut
-                continue
-            detail = ErrorDetail(code="shutting_down", message=CUT_NOTICE)
-            self._dialect.error(detail, answer.context.request_id)
-            answer.context.finished = True
-            answer.cancel("shutdown")
+            if not answer.ended:
+                detail = ErrorDetail(code="shutting_down", message=CUT_NOTICE)
+                self._dialect.error(detail, answer.context.request_id)
+            answer.cancel("shutdown")  # answered: only its tail (e.g. [DONE]) is cut
         self._channel.abort()
         self._outbox.give_up()  # writers waiting for a held session's connection, too
 
@@ -239,12 +236,11 @@ class Session:
 
     def _cancel(self, request_id: str) -> None:
         answer = self._by_id.get(request_id) if self._by_id is not None else None
-        if answer is not None and not answer.context.finished:
+        if answer is not None and not answer.ended:
             # The terminal envelope goes out now; the task sends nothing more.
-            answer.context.finished = True
+            answer.cancel("request_cancel")
             self._dialect.cancelled(request_id)
             self._forget(answer)
-            answer.cancel("request_cancel")
             return
         queued = self._channel.remove(request_id)
         if queued is not None:
@@ -270,8 +266,7 @@ class Session:
             await answer.route.engine.relay(request, context, _Delivery(self, answer))
             outcome = "completed"
         except RequestFailed as exc:
-            answer.error = exc.detail.code
-            context.finished = True
+            answer.fail(exc.detail.code)
             self._dialect.error(exc.detail, context.request_id)
             self._log().info("request_failed", code=exc.detail.code, error=str(exc))
         except StreamEnded:
@@ -291,15 +286,16 @@ class Session:
         for envelope in batch:
             answer.chunks += 1
             if not context.finished and is_finish(envelope):
-                context.finished = True
                 if envelope.event == "error":
-                    answer.error = "request_failed"
+                    answer.fail("request_failed")
+                else:
+                    answer.answered()
             put(envelope)
 
     def _engine_failed(self, answer: Answer, exc: Exception) -> SessionOver:
         message = str(exc) or type(exc).__name__
         self._log().error("engine_failed", error=message, chunks=self._outbox.count, exc_info=exc)
-        answer.error = "engine_error"
+        answer.fail("engine_error")
         if self._outbox.count:
             # Envelopes went out: the client also hears of it in band.
             detail = ErrorDetail(code="engine_error", message=message)
