@@ -89,8 +89,10 @@ def build_app(
     )
     app = web.Application()
     app[STATE] = state
-    handler = websocket_handler(config, routes, connections, metrics, admission, resumes, dialects)
     for path in dict.fromkeys(spec.path(config) for spec in dialects):
+        handler = websocket_handler(
+            config, routes, connections, metrics, admission, resumes, dialects, path
+        )
         app.router.add_get(path, handler)
     app.router.add_get("/health", _health)
     app.router.add_get("/live", _live)

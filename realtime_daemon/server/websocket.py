@@ -61,8 +61,10 @@ def websocket_handler(
     admission: Admission,
     resumes: Resumes,
     dialects: Sequence[DialectSpec],
+    path: str,
 ) -> Handler:
-    """The aiohttp handler of the WebSocket paths."""
+    """The aiohttp handler of the WebSocket path ``path`` (told, not read from the
+    request: an idle connection keeps what its request was asked)."""
     proxies = TrustedProxies(config.forwarded_allow_ips)
     limits = Limits(
         rate=config.max_requests_per_second,
@@ -76,7 +78,7 @@ def websocket_handler(
 
     async def handle(request: web.Request) -> web.StreamResponse:
         verdict = check_upgrade(
-            request.path,
+            path,
             request.headers,
             request.query,
             config=config,
@@ -116,40 +118,30 @@ def websocket_handler(
             resumes=offer,
             identity=verdict.identity,
         )
-        await _serve(ws, request, connection, connections, metrics)
+        del verdict  # an idle connection waits in this frame: keep only what it uses
+        # Counted before the 101 goes out, so that /health and the drain never
+        # miss a connection the client already sees open. Served here, not in
+        # a coroutine of its own: an idle connection waits in this frame.
+        started = asyncio.get_running_loop().time()
+        connections.add(connection)
+        try:
+            await ws.prepare(request)
+            logger.debug("connection_opened", conn=connection.session_id, peer=peer)
+            close = await connection.run()
+        finally:
+            connections.discard(connection)
+        metrics.closes.labels(str(close.code)).inc()
+        connection.log.info(
+            "connection_closed",
+            code=int(close.code),
+            reason=close.reason,
+            requests=connection.channel.received,
+            chunks=connection.outbox.count,
+            duration_s=round(asyncio.get_running_loop().time() - started, 3),
+        )
         return ws
 
     return handle
-
-
-async def _serve(
-    ws: web.WebSocketResponse[Literal[False]],
-    request: web.Request,
-    connection: Connection,
-    connections: Connections,
-    metrics: Metrics,
-) -> None:
-    """Upgrade, and serve the new session until its connection closes."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    # Counted before the 101 goes out, so that /health and the drain never
-    # miss a connection the client already sees open.
-    connections.add(connection)
-    try:
-        await ws.prepare(request)
-        logger.debug("connection_opened", conn=connection.session_id, peer=connection.peer)
-        close = await connection.run()
-    finally:
-        connections.discard(connection)
-    metrics.closes.labels(str(close.code)).inc()
-    connection.log.info(
-        "connection_closed",
-        code=int(close.code),
-        reason=close.reason,
-        requests=connection.channel.received,
-        chunks=connection.outbox.count,
-        duration_s=round(loop.time() - started, 3),
-    )
 
 
 def _refuse(verdict: Refused, request: web.Request, peer: str, metrics: Metrics) -> web.Response:
