@@ -22,8 +22,8 @@ from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import PROTOCOL, Admission, TrustedProxies, client_address
 from realtime_daemon.server.connections import Connections
 from realtime_daemon.server.metrics import Metrics
-from realtime_daemon.server.upgrade import Refused, check_upgrade
-from realtime_daemon.session.resume import Resumes
+from realtime_daemon.server.upgrade import Accept, Refused, check_upgrade
+from realtime_daemon.session.resume import Held, Resumes
 from realtime_daemon.transport.closes import CLOSE_TIMEOUT
 from realtime_daemon.transport.connection import Connection
 from realtime_daemon.transport.reader import Limits
@@ -65,72 +65,74 @@ def websocket_handler(
 ) -> Handler:
     """The aiohttp handler of the WebSocket path ``path`` (told, not read from the
     request: an idle connection keeps what its request was asked)."""
-    proxies = TrustedProxies(config.forwarded_allow_ips)
-    limits = Limits(
-        rate=config.max_requests_per_second,
-        idle_timeout=config.idle_timeout,
-        send_timeout=config.send_timeout,
-        max_concurrent_requests=config.max_concurrent_requests,
-    )
-    # The daemon's own (beside a browser's token), then the dialects' own.
-    subprotocols = tuple(dict.fromkeys((PROTOCOL, *(p for d in dialects for p in d.subprotocols))))
-    offer = resumes if resumes.unavailable is None else None
+    return _Path(config, routes, connections, metrics, admission, resumes, dialects, path).handle
 
-    async def handle(request: web.Request) -> web.StreamResponse:
+
+class _Path:
+    """One WebSocket path's handler and what it serves with."""
+
+    def __init__(
+        self,
+        config: Config,
+        routes: Routes,
+        connections: Connections,
+        metrics: Metrics,
+        admission: Admission,
+        resumes: Resumes,
+        dialects: Sequence[DialectSpec],
+        path: str,
+    ) -> None:
+        self.config, self.routes, self.path = config, routes, path
+        self.connections, self.metrics = connections, metrics
+        self.admission, self.resumes, self.dialects = admission, resumes, dialects
+        self.proxies = TrustedProxies(config.forwarded_allow_ips)
+        self.limits = Limits(
+            rate=config.max_requests_per_second,
+            idle_timeout=config.idle_timeout,
+            send_timeout=config.send_timeout,
+            max_concurrent_requests=config.max_concurrent_requests,
+        )
+        # The daemon's own (beside a browser's token), then the dialects' own.
+        offered = (PROTOCOL, *(p for d in dialects for p in d.subprotocols))
+        self.subprotocols = tuple(dict.fromkeys(offered))
+        self.offer = resumes if resumes.unavailable is None else None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Refuse the upgrade, or serve the connection until it closes."""
         verdict = check_upgrade(
-            path,
+            self.path,
             request.headers,
             request.query,
-            config=config,
-            dialects=dialects,
-            models=routes.models,
-            admission=admission,
-            open_connections=len(connections),
-            draining=connections.draining,
-            resumes=resumes,
+            config=self.config,
+            dialects=self.dialects,
+            models=self.routes.models,
+            admission=self.admission,
+            open_connections=len(self.connections),
+            draining=self.connections.draining,
+            resumes=self.resumes,
         )
-        peer = client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
+        forwarded = request.headers.get("X-Forwarded-For")
+        peer = client_address(request.remote, forwarded, self.proxies)
         if isinstance(verdict, Refused):
-            return _refuse(verdict, request, peer, metrics)
-        ws = open_websocket(config, subprotocols)
+            return _refuse(verdict, request, peer, self.metrics)
+        ws = open_websocket(self.config, self.subprotocols)
         if verdict.resume is not None:
-            session, after = verdict.resume
-            assert isinstance(session, Connection)
-            await ws.prepare(request)
-            close = await session.resume(ws, request.transport, request.protocol, after)
-            metrics.closes.labels(str(close.code)).inc()
-            session.log.info(
-                "connection_closed", code=int(close.code), reason=close.reason, resumed=True
-            )
+            await self._resumed(ws, request, verdict.resume)
             return ws
-        assert verdict.dialect is not None
-        connection = Connection(
-            ws,
-            routes,
-            verdict.dialect.build(verdict.upgrade),
-            queue_size=config.request_queue_size,
-            session_id=uuid.uuid4().hex,
-            peer=peer,
-            metrics=metrics,
-            limits=limits,
-            transport=request.transport,
-            protocol=request.protocol,
-            resumes=offer,
-            identity=verdict.identity,
-        )
+        connection = self._connection(ws, request, verdict, peer)
         del verdict  # an idle connection waits in this frame: keep only what it uses
         # Counted before the 101 goes out, so that /health and the drain never
         # miss a connection the client already sees open. Served here, not in
         # a coroutine of its own: an idle connection waits in this frame.
         started = asyncio.get_running_loop().time()
-        connections.add(connection)
+        self.connections.add(connection)
         try:
             await ws.prepare(request)
             logger.debug("connection_opened", conn=connection.session_id, peer=peer)
             close = await connection.run()
         finally:
-            connections.discard(connection)
-        metrics.closes.labels(str(close.code)).inc()
+            self.connections.discard(connection)
+        self.metrics.closes.labels(str(close.code)).inc()
         connection.log.info(
             "connection_closed",
             code=int(close.code),
@@ -141,7 +143,45 @@ def websocket_handler(
         )
         return ws
 
-    return handle
+    def _connection(
+        self,
+        ws: web.WebSocketResponse[Literal[False]],
+        request: web.Request,
+        verdict: Accept,
+        peer: str,
+    ) -> Connection:
+        """A new session on ``ws``, in the dialect the upgrade chose."""
+        assert verdict.dialect is not None
+        return Connection(
+            ws,
+            self.routes,
+            verdict.dialect.build(verdict.upgrade),
+            queue_size=self.config.request_queue_size,
+            session_id=uuid.uuid4().hex,
+            peer=peer,
+            metrics=self.metrics,
+            limits=self.limits,
+            transport=request.transport,
+            protocol=request.protocol,
+            resumes=self.offer,
+            identity=verdict.identity,
+        )
+
+    async def _resumed(
+        self,
+        ws: web.WebSocketResponse[Literal[False]],
+        request: web.Request,
+        resume: tuple[Held, int],
+    ) -> None:
+        """Serve a held session on ``ws`` until this connection ends."""
+        session, after = resume
+        assert isinstance(session, Connection)
+        await ws.prepare(request)
+        close = await session.resume(ws, request.transport, request.protocol, after)
+        self.metrics.closes.labels(str(close.code)).inc()
+        session.log.info(
+            "connection_closed", code=int(close.code), reason=close.reason, resumed=True
+        )
 
 
 def _refuse(verdict: Refused, request: web.Request, peer: str, metrics: Metrics) -> web.Response:
