@@ -1,12 +1,11 @@
 """Read timeouts for many upstream streams with one timer, not one timer per read.
 
-aiohttp's ``sock_read`` timeout re-arms a timer on every read of every
-response; at thousands of chunks a second that is a measurable share of a
-relay's time. A :class:`Watchdog` instead sweeps the streams it watches a
-few times per timeout and closes those silent for longer than it: a
-stream's read only sets a flag. A silent stream is closed between
-``timeout`` and ``timeout * (1 + 1/SWEEPS)`` seconds after its last read
-(after SWEEPS sweeps without one).
+A timer re-armed on every read of every stream is, at thousands of reads a
+second, a measurable share of a relay's time. A :class:`Watchdog` instead
+sweeps the streams it watches a few times per timeout and closes those
+silent for longer than it: a stream's read only sets a flag. A silent stream
+is closed between ``timeout`` and ``timeout * (1 + 1/SWEEPS)`` seconds after
+its last read (after SWEEPS sweeps without one).
 """
 
 from __future__ import annotations
@@ -21,19 +20,15 @@ SWEEPS = 8
 
 
 class Watch:
-    """One watched stream: set ``read`` on each read; ``expired`` once it was closed."""
+    """One watched stream: its reader sets ``read`` on each read (an attribute, not a
+    call: it is done per read); ``close`` is called once it has been silent too long."""
 
-    __slots__ = ("close", "expired", "read", "silent")
+    __slots__ = ("close", "read", "silent")
 
     def __init__(self, close: Callable[[], None]) -> None:
         self.close = close
         self.read = True  # read since the last sweep (a new stream counts as read)
         self.silent = 0  # sweeps since the last read
-        self.expired = False
-
-    def touch(self) -> None:
-        """The stream was read just now."""
-        self.read = True
 
 
 class Watchdog:
@@ -76,7 +71,6 @@ class Watchdog:
                     silent.append(watch)
         for watch in silent:
             self._watched.discard(watch)
-            watch.expired = True
             watch.close()
         if self._watched:
             loop = asyncio.get_running_loop()
