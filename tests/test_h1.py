@@ -282,15 +282,19 @@ async def test_a_lagging_client_pauses_the_upstream_and_loses_nothing(proxy: Sta
     ]
     pieces.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     written = 0
-    started = asyncio.Event()
+    held = asyncio.Event()  # a write of the upstream's waited twice the read timeout
 
     async def flood(writer: asyncio.StreamWriter) -> bool:
         nonlocal written
         writer.write(SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
         for piece in pieces:
             writer.write(chunked(b"data: " + json.dumps(piece).encode() + b"\n\n")[:-5])
-            started.set()
-            await writer.drain()
+            try:
+                async with asyncio.timeout(0.6):
+                    await writer.drain()
+            except TimeoutError:
+                held.set()  # the daemon has read nothing for 0.6 s, and kept the connection
+                await writer.drain()
             written += 1
         writer.write(chunked(b"data: [DONE]\n\n"))
         return True
@@ -300,8 +304,8 @@ async def test_a_lagging_client_pauses_the_upstream_and_loses_nothing(proxy: Sta
         ws = await RawWebSocket.connect(daemon.host, daemon.port, PATH)
         try:
             ws.send_frame(json.dumps(request("flood")).encode())
-            await started.wait()
-            await asyncio.sleep(0.6)  # the client lags for twice the upstream's read timeout
+            async with asyncio.timeout(5):  # the client lags meanwhile
+                await held.wait()
             assert written < len(pieces)  # the upstream waits for the daemon to read
             got: list[dict[str, Any]] = []
             while not got or got[-1]["data"]["choices"][0]["finish_reason"] is None:
