@@ -16,10 +16,9 @@ whose message says how, in words that name no host.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 __all__ = [
     "MAX_HEAD",
@@ -110,19 +109,13 @@ class UntilCloseReader:
         return True
 
 
-class _Part(enum.Enum):
-    """Where a chunked body's reader is."""
+_Part = Literal["size line", "data", "data end", "trailer"]
+"""Where a chunked body's reader is (strings: their hash is cached, a lookup is cheap)."""
 
-    SIZE_LINE = enum.auto()  # a chunk-size line (and its extensions)
-    DATA = enum.auto()  # a chunk's data
-    DATA_END = enum.auto()  # the CRLF after a chunk's data
-    TRAILER = enum.auto()  # the trailer's lines, after the last (empty) chunk
-
-
-_SIZE_LINE: Final = _Part.SIZE_LINE
-_DATA: Final = _Part.DATA
-_DATA_END: Final = _Part.DATA_END
-_TRAILER: Final = _Part.TRAILER
+_SIZE_LINE: Final = "size line"  # a chunk-size line (and its extensions)
+_DATA: Final = "data"  # a chunk's data
+_DATA_END: Final = "data end"  # the CRLF after a chunk's data
+_TRAILER: Final = "trailer"  # the trailer's lines, after the last (empty) chunk
 
 
 class ChunkedReader:
@@ -138,7 +131,7 @@ class ChunkedReader:
         self.overrun = False
 
     def feed(self, data: bytes) -> bytes:
-        if self._part is _SIZE_LINE and not self._buffer:
+        if self._part == _SIZE_LINE and not self._buffer:
             # What streaming servers send, read by read: one whole chunk.
             end = data.find(b"\r\n", 0, 18)
             if end > 0 and data.endswith(b"\r\n") and _CHUNK_SIZE.fullmatch(data, 0, end):
@@ -156,7 +149,7 @@ class ChunkedReader:
         self._buffer = b""
         pieces: list[bytes] = []
         at, size = 0, len(buffer)
-        while at < size and not self.done:
+        while at < size:
             step = _STEPS[self._part](self, buffer, at, pieces)
             if step is None:
                 self._buffer = buffer[at:]
@@ -164,16 +157,22 @@ class ChunkedReader:
             at = step
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    # Each step reads its part from buffer[at:]: the position after it, or None
-    # when the part is not all there yet.
+    # Each step reads its part from buffer[at:]: the position after it (the
+    # buffer's end once the body ended), or None when the part is not all
+    # there yet.
 
     def _data(self, buffer: bytes, at: int, pieces: list[bytes]) -> int:
         take = min(self._left, len(buffer) - at)
         pieces.append(buffer[at : at + take])
         self._left -= take
-        if self._left == 0:
-            self._part = _DATA_END
-        return at + take
+        at += take
+        if self._left:
+            return at
+        if buffer.startswith(b"\r\n", at):  # its end too: one step
+            self._part = _SIZE_LINE
+            return at + 2
+        self._part = _DATA_END
+        return at
 
     def _data_end(self, buffer: bytes, at: int, pieces: list[bytes]) -> int | None:
         if len(buffer) - at < 2:
@@ -191,18 +190,28 @@ class ChunkedReader:
         digits = line.split(b";", 1)[0].strip()  # chunk extensions are ignored
         if _CHUNK_SIZE.fullmatch(digits) is None:
             raise ProtocolError(f"sent a malformed chunk size: {line[:40]!r}")
-        self._left = int(digits, 16)
-        self._part = _DATA if self._left else _TRAILER
-        return end + 2
+        size = int(digits, 16)
+        at = end + 2
+        if not size:
+            self._part = _TRAILER
+            return at
+        stop = at + size
+        if buffer.startswith(b"\r\n", stop):  # the whole chunk is here: one step
+            pieces.append(buffer[at:stop])
+            return stop + 2
+        self._left = size
+        self._part = _DATA
+        return at
 
     def _trailer(self, buffer: bytes, at: int, pieces: list[bytes]) -> int | None:
         end = _line_end(buffer, at)
         if end is None:
             return None
-        if end == at:  # the empty line: the body's end
-            self.done = True
-            self.overrun = end + 2 < len(buffer)
-        return end + 2  # trailer fields are not needed
+        if end > at:
+            return end + 2  # trailer fields are not needed
+        self.done = True  # the empty line: the body's end
+        self.overrun = end + 2 < len(buffer)
+        return len(buffer)
 
 
 _STEPS: dict[_Part, Callable[[ChunkedReader, bytes, int, list[bytes]], int | None]] = {
