@@ -1,7 +1,8 @@
 """Everything an engine author needs, in one import: ``realtime_daemon.engines.api``.
 
 An engine is a class (or any callable) that takes the daemon's
-:class:`Config` and returns an object with one of these call shapes:
+:class:`Config` (and its options, if it declares them: below) and returns an
+object with one of these call shapes:
 
 - ``answer(request, context)``: an async iterator of :class:`Envelope`
   (see :class:`Engine`); the simplest, and what :mod:`examples/shout.py`
@@ -12,7 +13,15 @@ An engine is a class (or any callable) that takes the daemon's
   versions (see :class:`StreamEngine`).
 
 The loader (:mod:`.load`) turns each of them into one call shape when it is
-loaded, so the session has one path. The rest of the daemon is not part of
+loaded, so the session has one path.
+
+An engine's own options are a ``msgspec.Struct`` (``frozen=True, kw_only=True``)
+it names ``Options``: the loader decodes them from ``--engine-option KEY=VALUE``,
+``[engine_options]`` or the model's ``[models.options]``, refusing unknown keys
+and wrong types before the daemon binds, and calls ``factory(config, options)``
+(an :class:`OptionsFactory`); without ``Options``, ``factory(config)``.
+:func:`read_options` reads them from a :class:`Config` as the loader does, for
+an engine built by hand (in a test, say). The rest of the daemon is not part of
 this API.
 """
 
@@ -27,6 +36,7 @@ from realtime_daemon.engines.base import (
     RequestFailed,
     StreamEngine,
 )
+from realtime_daemon.engines.options import EngineOptionError, OptionsFactory, read_options
 from realtime_daemon.wire.chat import (
     ChatMessage,
     ChatRequest,
@@ -47,7 +57,9 @@ __all__ = [
     "Delta",
     "Engine",
     "EngineFactory",
+    "EngineOptionError",
     "Envelope",
+    "OptionsFactory",
     "RelayEngine",
     "Request",
     "RequestContext",
@@ -56,4 +68,5 @@ __all__ = [
     "UpstreamDetail",
     "Usage",
     "message_text",
+    "read_options",
 ]
