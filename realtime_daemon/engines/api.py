@@ -21,11 +21,12 @@ it names ``Options``: the loader decodes them from ``--engine-option KEY=VALUE``
 and wrong types before the daemon binds, and calls ``factory(config, options)``
 (an :class:`OptionsFactory`); without ``Options``, ``factory(config)``.
 :func:`read_options` reads them from a :class:`Config` as the loader does, for
-an engine built by hand (in a test, say). The rest of the daemon is not part of
+an engine built by hand (in a test, say); :func:`masked_repr` is a ``__repr__``
+that keeps secrets out of logs. The rest of the daemon is not part of
 this API.
 """
 
-from realtime_daemon.config import Config
+from realtime_daemon.config import Config, masked_repr
 from realtime_daemon.engines.base import (
     Context,
     Delivery,
@@ -67,6 +68,7 @@ __all__ = [
     "StreamEngine",
     "UpstreamDetail",
     "Usage",
+    "masked_repr",
     "message_text",
     "read_options",
 ]
