@@ -55,6 +55,8 @@ def build_config(
     settings: dict[str, Any] = read_config_file(config_file) if config_file else {}
     for name, value in options.items():
         if name in given or name not in settings:
+            if isinstance(value, dict) and isinstance(settings.get(name), dict):
+                value = {**settings[name], **value}  # a table: its given keys over the file's
             settings[name] = value
     return msgspec.structs.replace(_DEFAULTS, **settings)
 

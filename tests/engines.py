@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Annotated
+
+import msgspec
 
 from realtime_daemon.config import Config
 from realtime_daemon.engines.base import Context, RequestContext
@@ -172,3 +175,19 @@ class DropsAChunk:
             n += 1
             if n != 2:
                 yield envelope
+
+
+class Tagged:
+    """Answers every request with its options' ``tag``, ``repeat`` times: an engine with
+    options of its own."""
+
+    class Options(msgspec.Struct, frozen=True, kw_only=True):
+        tag: str = "plain"
+        repeat: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+    def __init__(self, config: Config, options: Options) -> None:
+        self.text = options.tag * options.repeat
+
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        yield context.delta(self.text)
+        yield context.finish("stop")

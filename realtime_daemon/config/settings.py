@@ -3,26 +3,49 @@
 :class:`Config` is a msgspec Struct so that a ``--config`` file decodes into
 the very type the command line builds: top-level keys are the ``serve``
 option names with underscores, ``[[models]]`` entries are :class:`ModelConfig`.
-Unknown keys and wrong types are refused, naming the key.
+Unknown keys and wrong types are refused, naming the key (:mod:`.toml` reads and
+writes those files).
+
+Each setting is described once, by its field's ``msgspec.Meta(description=...)``;
+the ``serve`` options (:mod:`.options`) and the README's table are made from it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import msgspec
+from msgspec import Meta
+
+from realtime_daemon.config.engine_settings import (
+    ENGINE_SETTINGS,
+    AtLeastOne,
+    EchoDelayMs,
+    NonNegative,
+    Port,
+    Positive,
+    UpstreamAPIKey,
+    UpstreamConnectTimeout,
+    UpstreamMaxConnections,
+    UpstreamMaxEventSize,
+    UpstreamModel,
+    UpstreamReadTimeout,
+    UpstreamURLs,
+)
 
 __all__ = [
+    "ENDPOINTS",
+    "ENGINE_SETTINGS",
+    "INSTANCE_NAME",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "LOOPS",
     "PROTOCOLS",
     "Config",
-    "ConfigFileError",
     "ModelConfig",
-    "read_config_file",
-    "to_toml",
+    "is_secret",
+    "masked",
+    "masked_repr",
 ]
 
 LOG_FORMATS = ("auto", "json", "console")
@@ -31,201 +54,280 @@ LOOPS = ("asyncio", "uvloop")
 PROTOCOLS = ("auto", "chat", "openai-realtime")
 
 _SECRETS = frozenset({"upstream_api_key"})
-"""Settings never shown: masked in reprs, logs and ``realtime-daemon config``."""
+_SECRET_ENDINGS = ("api_key", "token", "secret", "password")
+INSTANCE_NAME = r"^[A-Za-z0-9_-]{0,32}$"
+"""What ``--instance-name`` may be: it leads resume tokens, so it stays short and plain."""
 
-Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
 
-# The options an engine reads; a [[models]] entry may set any of them.
-ENGINE_OPTIONS = (
-    "echo_delay_ms",
-    "upstream_url",
-    "upstream_api_key",
-    "upstream_model",
-    "upstream_connect_timeout",
-    "upstream_read_timeout",
-    "upstream_max_connections",
-    "upstream_max_event_size",
-)
+class Endpoints(NamedTuple):
+    """The paths the daemon serves itself (``server.app`` routes them); ``--path`` may be
+    none of them."""
+
+    health: str = "/health"
+    live: str = "/live"
+    metrics: str = "/metrics"
+    models: str = "/v1/models"
+
+
+ENDPOINTS = Endpoints()
+
+
+def is_secret(name: str) -> bool:
+    """Whether the setting or engine option ``name`` is never shown (masked as ``***``)."""
+    return name in _SECRETS or name.endswith(_SECRET_ENDINGS)
+
+
+def masked(name: str, value: object) -> object:
+    """``value`` as it may be shown: ``***`` for a secret, tables masked key by key."""
+    if isinstance(value, dict):
+        return {k: masked(k, v) for k, v in value.items()}
+    return "***" if value and is_secret(name) else value
+
+
+def masked_repr(struct: msgspec.Struct) -> str:
+    """``repr(struct)`` with its secrets masked: for reprs, tracebacks and logs."""
+    fields = (f"{n}={masked(n, v)!r}" for n, v in msgspec.structs.asdict(struct).items())
+    return f"{type(struct).__name__}({', '.join(fields)})"
 
 
 class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One ``[[models]]`` entry: a model name, its engine, and that engine's options.
 
-    Options left out are taken from the top level.
+    The options are its ``[models.options]`` table; those of the built-in engines may
+    also be keys of the entry itself, as in earlier versions. Options left out are
+    taken from the top level.
     """
 
     name: str
     engine: str
-    echo_delay_ms: NonNegative | None = None
-    upstream_url: tuple[str, ...] | None = None
-    upstream_api_key: str | None = None
-    upstream_model: str | None = None
-    upstream_connect_timeout: Positive | None = None
-    upstream_read_timeout: Positive | None = None
-    upstream_max_connections: AtLeastOne | None = None
-    upstream_max_event_size: AtLeastOne | None = None
+    echo_delay_ms: EchoDelayMs | None = None
+    upstream_url: UpstreamURLs | None = None
+    upstream_api_key: UpstreamAPIKey | None = None
+    upstream_model: UpstreamModel | None = None
+    upstream_connect_timeout: UpstreamConnectTimeout | None = None
+    upstream_read_timeout: UpstreamReadTimeout | None = None
+    upstream_max_connections: UpstreamMaxConnections | None = None
+    upstream_max_event_size: UpstreamMaxEventSize | None = None
+    options: dict[str, object] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything ``realtime-daemon serve`` can be told.
 
-    Attributes:
-        host: address to listen on.
-        port: TCP port; 0 picks a free one.
-        path: URL path of the WebSocket endpoint.
-        engine: built-in or installed engine name, or ``module:attr``.
-        protocol: the wire: ``chat``, ``openai-realtime``, or ``auto`` (the
-            Realtime API for upgrades with ``?model=`` or ``OpenAI-Beta:
-            realtime=v1``, chat frames for the others).
-        max_conversation_items: items a Realtime session's conversation keeps.
-        max_conversation_bytes: JSON bytes of those items at most.
-        resume_window: seconds a resumable session is held after its
-            connection is lost; 0 turns resume off.
-        resume_buffer: bytes of envelopes a resumable session keeps for replay.
-        instance_name: this instance's name, leading its resume tokens
-            (``<name>.<random>``) so that a proxy can send a resume to it.
-        echo_delay_ms: the echo engine's pause before each character.
-        max_concurrent_requests: the most answers a session may ask to run
-            at once (``session.update``); sessions start at 1.
-        request_queue_size: decoded requests a connection holds before
-            the daemon stops reading its socket.
-        max_message_size: largest client message in bytes; larger closes 1009.
-        shutdown_timeout: seconds answers in progress get to finish on SIGTERM.
-        log_format: ``json``, ``console``, or ``auto`` (console on a terminal).
-        log_level: lowest level logged.
-        upstream_url: the openai engine's replicas, base URLs ending in ``/v1``.
-        upstream_api_key: sent upstream as a bearer token; never logged.
-        upstream_model: the model name sent upstream instead of the client's.
-        upstream_connect_timeout: seconds to connect to a replica.
-        upstream_read_timeout: longest silence between two upstream chunks.
-        upstream_max_connections: the upstream connection pool's size.
-        upstream_max_event_size: the largest upstream SSE event, in bytes.
-        models: model routing; empty, every request goes to ``engine``.
-        auth_token_file: bearer tokens, one a line; unset, no token is asked.
-        allowed_origin: browser origins let in besides the daemon's own.
-        tls_certfile: PEM certificate (chain) to serve wss:// and https://.
-        tls_keyfile: its private key.
-        unix: listen on this Unix socket path instead of host:port.
-        forwarded_allow_ips: proxies whose X-Forwarded-For names the client.
-        max_connections: open WebSockets at most; None sizes it from the
-            open-file limit.
-        max_requests_per_second: per-connection request rate; 0 is no limit.
-        heartbeat: seconds between pings; 0 sends none.
-        idle_timeout: seconds without a request or an answer before a
-            connection is closed; 0 never.
-        send_timeout: seconds a client may leave output unread past the
-            buffer bound before it is cut off.
-        handshake_timeout: seconds a new connection gets to send its request.
-        loop: the event loop, ``asyncio`` or ``uvloop`` (the ``fast`` extra).
-        workers: processes serving the same sockets; above 1, a supervisor
-            process forks them (workers.py).
+    Each field's description is its ``msgspec.Meta(description=...)``: the ``--help``
+    of its option and the README's option table are made from it (``.options``).
     """
 
-    host: str = "127.0.0.1"
-    port: Port = 8000
-    path: str = "/v1/realtime"
-    engine: str = "echo"
-    protocol: str = "auto"
-    max_conversation_items: AtLeastOne = 1000
-    max_conversation_bytes: AtLeastOne = 2 * 1024 * 1024
-    resume_window: NonNegative = 30.0
-    resume_buffer: AtLeastOne = 1024 * 1024
-    instance_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,32}$")] = ""
-    echo_delay_ms: NonNegative = 10.0
-    request_queue_size: AtLeastOne = 64
-    max_concurrent_requests: AtLeastOne = 4
-    max_message_size: AtLeastOne = 1024 * 1024
-    shutdown_timeout: NonNegative = 10.0
-    log_format: str = "auto"
-    log_level: str = "info"
-    upstream_url: tuple[str, ...] = ()
-    upstream_api_key: str | None = msgspec.field(default=None)
-    upstream_model: str | None = None
-    upstream_connect_timeout: Positive = 5.0
-    upstream_read_timeout: Positive = 60.0
-    upstream_max_connections: AtLeastOne = 1000
-    upstream_max_event_size: AtLeastOne = 4 * 1024 * 1024
-    models: tuple[ModelConfig, ...] = ()
-    auth_token_file: str | None = None
-    allowed_origin: tuple[str, ...] = ()
-    tls_certfile: str | None = None
-    tls_keyfile: str | None = None
-    unix: str | None = None
-    forwarded_allow_ips: tuple[str, ...] = ()
-    max_connections: AtLeastOne | None = None
-    max_requests_per_second: NonNegative = 0.0
-    heartbeat: NonNegative = 20.0
-    idle_timeout: NonNegative = 0.0
-    send_timeout: Positive = 30.0
-    handshake_timeout: Positive = 10.0
-    loop: str = "asyncio"
-    workers: AtLeastOne = 1
+    host: Annotated[str, Meta(description="Address to listen on.")] = "127.0.0.1"
+    port: Annotated[
+        Port,
+        Meta(description="TCP port; `0` picks a free one (the `server_ready` log line shows it)."),
+    ] = 8000
+    path: Annotated[str, Meta(description="URL path of the WebSocket.")] = "/v1/realtime"
+    engine: Annotated[
+        str,
+        Meta(
+            description="Engine: a built-in name (`echo`, `openai`), an installed one, "
+            "or `module:attr`."
+        ),
+    ] = "echo"
+    protocol: Annotated[
+        str,
+        Meta(
+            description="Wire of the WebSocket: `auto` (the OpenAI Realtime API for upgrades "
+            "with `?model=` or `OpenAI-Beta: realtime=v1`, chat-completion frames for the "
+            "others), `chat`, `openai-realtime`."
+        ),
+    ] = "auto"
+    max_conversation_items: Annotated[
+        AtLeastOne,
+        Meta(
+            description="Realtime API: items a session's conversation keeps at most; a "
+            "client item past it is refused (`conversation_full`)."
+        ),
+    ] = 1000
+    max_conversation_bytes: Annotated[
+        AtLeastOne,
+        Meta(
+            description="Realtime API: JSON bytes of a session's conversation items at "
+            "most (the same refusal)."
+        ),
+    ] = 2 * 1024 * 1024
+    resume_window: Annotated[
+        NonNegative,
+        Meta(
+            description="Seconds a resumable session outlives its lost connection; `0` "
+            "turns resume off."
+        ),
+    ] = 30.0
+    resume_buffer: Annotated[
+        AtLeastOne,
+        Meta(
+            description="Bytes of envelopes a resumable session keeps to replay on resume; "
+            "held without a connection, a session past it pauses its answers."
+        ),
+    ] = 1024 * 1024
+    instance_name: Annotated[
+        str,
+        Meta(
+            pattern=INSTANCE_NAME,
+            description="This instance's name (up to 32 letters, digits, `-` and `_`), "
+            "leading its resume tokens (`<name>.<random>`): a reverse proxy routes a "
+            "resume to the instance that holds the session (docs/deploy.md).",
+        ),
+    ] = ""
+    echo_delay_ms: EchoDelayMs = 10.0
+    request_queue_size: Annotated[
+        AtLeastOne,
+        Meta(description="Requests a connection may queue before the daemon stops reading it."),
+    ] = 64
+    max_concurrent_requests: Annotated[
+        AtLeastOne,
+        Meta(
+            description="Most answers one session may run at once, when it asks to with "
+            "`session.update` (sessions start answering one request at a time)."
+        ),
+    ] = 4
+    max_message_size: Annotated[
+        AtLeastOne,
+        Meta(description="Largest client message in bytes; a larger one closes with 1009."),
+    ] = 1024 * 1024
+    shutdown_timeout: Annotated[
+        NonNegative,
+        Meta(description="Seconds answers in progress get to finish on SIGTERM or SIGINT."),
+    ] = 10.0
+    log_format: Annotated[
+        str,
+        Meta(
+            description="`json` lines, `console`, or `auto`: console on a terminal, json otherwise."
+        ),
+    ] = "auto"
+    log_level: Annotated[str, Meta(description="Lowest level logged.")] = "info"
+    upstream_url: UpstreamURLs = ()
+    upstream_api_key: UpstreamAPIKey | None = None
+    upstream_model: UpstreamModel | None = None
+    upstream_connect_timeout: UpstreamConnectTimeout = 5.0
+    upstream_read_timeout: UpstreamReadTimeout = 60.0
+    upstream_max_connections: UpstreamMaxConnections = 1000
+    upstream_max_event_size: UpstreamMaxEventSize = 4 * 1024 * 1024
+    engine_options: Annotated[
+        dict[str, object],
+        Meta(
+            description="An option of the engine, `KEY=VALUE`, VALUE read as JSON if it "
+            "parses, else as a string (repeatable; comma- or space-separated in the "
+            "environment; `[engine_options]` in the config file). With `[[models]]`, "
+            "each model's engine takes those it declares."
+        ),
+    ] = msgspec.field(default_factory=dict)
+    models: Annotated[
+        tuple[ModelConfig, ...],
+        Meta(description="Model routing; empty, every request goes to `engine`."),
+    ] = ()
+    auth_token_file: Annotated[
+        str | None,
+        Meta(
+            description="Bearer tokens, one per line; when set, every upgrade needs one. "
+            "Reloaded on SIGHUP."
+        ),
+    ] = None
+    allowed_origin: Annotated[
+        tuple[str, ...],
+        Meta(
+            description="Browser Origin (`scheme://host[:port]`) let in besides the daemon's "
+            "own (repeatable; '*' for any; comma- or space-separated in the environment); "
+            "checked at startup."
+        ),
+    ] = ()
+    tls_certfile: Annotated[
+        str | None, Meta(description="PEM certificate (chain): serve `wss://` and `https://`.")
+    ] = None
+    tls_keyfile: Annotated[str | None, Meta(description="PEM private key of `--tls-certfile`.")] = (
+        None
+    )
+    unix: Annotated[
+        str | None, Meta(description="Listen on this Unix socket instead of host:port.")
+    ] = None
+    forwarded_allow_ips: Annotated[
+        tuple[str, ...],
+        Meta(
+            description="Proxy address or network (`10.0.0.0/8`) whose `X-Forwarded-For` "
+            "names the client in logs (repeatable; '*' for any; comma- or space-separated "
+            "in the environment); checked at startup."
+        ),
+    ] = ()
+    max_connections: Annotated[
+        AtLeastOne | None,
+        Meta(
+            description="Open WebSockets at most; more get 503 with `Retry-After`. "
+            "Default: the open-file limit less 64."
+        ),
+    ] = None
+    max_requests_per_second: Annotated[
+        NonNegative,
+        Meta(
+            description="Requests per second per connection (a token bucket, bursts of "
+            "the rate); `0` is no limit."
+        ),
+    ] = 0.0
+    heartbeat: Annotated[
+        NonNegative,
+        Meta(
+            description="Seconds between pings; a peer that does not answer within half of "
+            "it is closed. `0`: no pings."
+        ),
+    ] = 20.0
+    idle_timeout: Annotated[
+        NonNegative,
+        Meta(
+            description="Close connections with no request and no answer in progress for "
+            "this long (1000 `idle timeout`). `0`: never."
+        ),
+    ] = 0.0
+    send_timeout: Annotated[
+        Positive,
+        Meta(
+            description="Seconds a client may leave its output unread (past a 64 KiB "
+            "buffer) before it is cut off."
+        ),
+    ] = 30.0
+    handshake_timeout: Annotated[
+        Positive,
+        Meta(description="Seconds a new connection gets to send its whole HTTP request."),
+    ] = 10.0
+    loop: Annotated[
+        str,
+        Meta(
+            description="Event loop: `asyncio`, or `uvloop` (installed with the fast extra: "
+            "`pip install '/path/to/checkout[fast]'`)."
+        ),
+    ] = "asyncio"
+    workers: Annotated[
+        AtLeastOne,
+        Meta(description="Processes serving the same socket (one per core); `/metrics` sums them."),
+    ] = 1
 
     def __repr__(self) -> str:
         # Keep the API key out of reprs, tracebacks and logs.
-        fields = (
-            f"{name}={'***' if name in _SECRETS and value else value!r}"
-            for name, value in msgspec.structs.asdict(self).items()
-        )
-        return f"Config({', '.join(fields)})"
+        return masked_repr(self)
 
     def for_model(self, model: ModelConfig) -> Config:
-        """The settings a model's engine gets: these, with the model's own options."""
+        """The settings a model's engine gets: these, with the model's own on top.
+
+        The model's engine settings (``echo_delay_ms``, ``upstream_*``) replace the
+        top level's, and its ``[models.options]`` join ``engine_options``: an engine's
+        options are the top level's, then the model's, each table over the settings.
+        """
         overrides = {
             name: getattr(model, name)
-            for name in ENGINE_OPTIONS
+            for name in ENGINE_SETTINGS
             if getattr(model, name) is not None
         }
-        return msgspec.structs.replace(self, engine=model.engine, models=(), **overrides)
-
-
-class ConfigFileError(Exception):
-    """A ``--config`` file that cannot be used; the message names the file and the key."""
-
-
-def read_config_file(path: Path) -> dict[str, object]:
-    """The settings a TOML file sets, checked against :class:`Config`.
-
-    Returns:
-        the keys the file sets, with their decoded values.
-
-    Raises:
-        ConfigFileError: unreadable file, invalid TOML, unknown key, wrong type.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigFileError(f"{path}: {exc.strerror}") from None
-    try:
-        raw = msgspec.toml.decode(data)
-        # The keys it sets, but typed and checked like the whole settings.
-        config = msgspec.convert(raw, Config)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ConfigFileError(f"{path}: {exc}") from None
-    return {name: getattr(config, name) for name in raw}
-
-
-def to_toml(config: Config) -> str:
-    """``config`` as a ``--config`` file would say it: every setting, secrets masked.
-
-    Settings that are not set are written as comments; ``[[models]]``
-    entries list only the options they set.
-    """
-    lines = [_toml_line(n, v) for n, v in msgspec.structs.asdict(config).items() if n != "models"]
-    for model in config.models:
-        lines += ["", "[[models]]"]
-        fields = msgspec.structs.asdict(model).items()
-        lines += [_toml_line(n, v) for n, v in fields if v is not None]
-    return "\n".join(lines) + "\n"
-
-
-def _toml_line(name: str, value: object) -> str:
-    if value is None:
-        return f"# {name} = (not set)"
-    if name in _SECRETS:
-        value = "***"
-    # JSON's strings, numbers, booleans and arrays of them are TOML's too.
-    return f"{name} = {msgspec.json.encode(value).decode()}"
+        # The model's own settings win over the top level's, in either spelling.
+        shared = {k: v for k, v in self.engine_options.items() if k not in overrides}
+        options = {**shared, **model.options}
+        return msgspec.structs.replace(
+            self, engine=model.engine, models=(), engine_options=options, **overrides
+        )

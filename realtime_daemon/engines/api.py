@@ -1,7 +1,8 @@
 """Everything an engine author needs, in one import: ``realtime_daemon.engines.api``.
 
 An engine is a class (or any callable) that takes the daemon's
-:class:`Config` and returns an object with one of these call shapes:
+:class:`Config` (and its options, if it declares them: below) and returns an
+object with one of these call shapes:
 
 - ``answer(request, context)``: an async iterator of :class:`Envelope`
   (see :class:`Engine`); the simplest, and what :mod:`examples/shout.py`
@@ -12,11 +13,20 @@ An engine is a class (or any callable) that takes the daemon's
   versions (see :class:`StreamEngine`).
 
 The loader (:mod:`.load`) turns each of them into one call shape when it is
-loaded, so the session has one path. The rest of the daemon is not part of
+loaded, so the session has one path.
+
+An engine's own options are a ``msgspec.Struct`` (``frozen=True, kw_only=True``)
+it names ``Options``: the loader decodes them from ``--engine-option KEY=VALUE``,
+``[engine_options]`` or the model's ``[models.options]``, refusing unknown keys
+and wrong types before the daemon binds, and calls ``factory(config, options)``
+(an :class:`OptionsFactory`); without ``Options``, ``factory(config)``.
+:func:`read_options` reads them from a :class:`Config` as the loader does, for
+an engine built by hand (in a test, say); :func:`masked_repr` is a ``__repr__``
+that keeps secrets out of logs. The rest of the daemon is not part of
 this API.
 """
 
-from realtime_daemon.config import Config
+from realtime_daemon.config import Config, masked_repr
 from realtime_daemon.engines.base import (
     Context,
     Delivery,
@@ -27,6 +37,7 @@ from realtime_daemon.engines.base import (
     RequestFailed,
     StreamEngine,
 )
+from realtime_daemon.engines.options import EngineOptionError, OptionsFactory, read_options
 from realtime_daemon.wire.chat import (
     ChatMessage,
     ChatRequest,
@@ -47,7 +58,9 @@ __all__ = [
     "Delta",
     "Engine",
     "EngineFactory",
+    "EngineOptionError",
     "Envelope",
+    "OptionsFactory",
     "RelayEngine",
     "Request",
     "RequestContext",
@@ -55,5 +68,7 @@ __all__ = [
     "StreamEngine",
     "UpstreamDetail",
     "Usage",
+    "masked_repr",
     "message_text",
+    "read_options",
 ]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import msgspec
+
 from realtime_daemon.config import Config
+from realtime_daemon.config.engine_settings import EchoDelayMs
 from realtime_daemon.engines.base import RequestContext
+from realtime_daemon.engines.options import read_options
 from realtime_daemon.wire.chat import ChatRequest, Envelope, Request, Usage, message_text
 
-__all__ = ["EchoEngine", "echo_text"]
+__all__ = ["EchoEngine", "EchoOptions", "echo_text"]
 
 
 def echo_text(chat: ChatRequest, k: int) -> str:
@@ -23,11 +27,25 @@ def echo_text(chat: ChatRequest, k: int) -> str:
     return text or f"<chunk {k}: non-text content>"
 
 
-class EchoEngine:
-    """Streams the prompt back, pausing ``echo_delay_ms`` before each code point."""
+class EchoOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The echo engine's options (also ``--echo-delay-ms``, as in earlier versions)."""
 
-    def __init__(self, config: Config) -> None:
-        self._delay = config.echo_delay_ms / 1000.0
+    echo_delay_ms: EchoDelayMs = 10.0
+
+
+class EchoEngine:
+    """Streams the prompt back, pausing ``echo_delay_ms`` before each code point.
+
+    Args:
+        config: the daemon's settings.
+        options: its options; left out, read from ``config`` as the loader reads them.
+    """
+
+    Options = EchoOptions
+
+    def __init__(self, config: Config, options: EchoOptions | None = None) -> None:
+        self.options = options if options is not None else read_options(EchoOptions, config)
+        self._delay = self.options.echo_delay_ms / 1000.0
 
     async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
         """Echo one request; see the README's wire contract."""

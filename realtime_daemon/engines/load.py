@@ -6,9 +6,19 @@ import importlib
 import importlib.metadata
 from typing import cast
 
+import msgspec
+
 from realtime_daemon.config import Config
 from realtime_daemon.engines.adapt import AnswerRelay
 from realtime_daemon.engines.base import Engine, EngineFactory, RelayEngine, StreamEngine
+from realtime_daemon.engines.options import (
+    EngineOptionError,
+    OptionsFactory,
+    check_options,
+    declared_options,
+    option_names,
+    read_options,
+)
 from realtime_daemon.engines.routes import Route, Routes
 from realtime_daemon.engines.stream import StreamAdapter
 
@@ -37,9 +47,10 @@ def load_engine(spec: str) -> EngineFactory:
 
     Args:
         spec: ``module:attr`` naming a factory (a callable taking the
-            :class:`~realtime_daemon.config.Config`, such as an engine
-            class), a built-in name (``echo``), or the name of an entry
-            point in the ``realtime_daemon.engines`` group.
+            :class:`~realtime_daemon.config.Config`, and its options if it
+            declares ``Options``: see :mod:`.options`; an engine class is
+            one), a built-in name (``echo``), or the name of an entry point
+            in the ``realtime_daemon.engines`` group.
 
     Raises:
         EngineLoadError: unknown name, failed import, missing attribute, or
@@ -75,18 +86,52 @@ def load_engine(spec: str) -> EngineFactory:
 def build_routes(config: Config) -> Routes:
     """The daemon's routing table: ``config.engine`` for every model, or ``config.models``.
 
+    Each engine is built with its options (:mod:`.options`).
+
     Raises:
-        EngineLoadError: an engine cannot be loaded, or refuses its settings
-            (its factory raised ``ValueError``).
+        EngineLoadError: an engine cannot be loaded, refuses its settings (its
+            factory raised ``ValueError``), or is given an option it does not
+            take (with ``[[models]]``: a top-level one no engine takes) or one
+            of the wrong type.
     """
-    if not config.models:
-        return Routes.single(_make(config.engine, config), config.engine)
+    try:
+        return _models(config) if config.models else _single(config)
+    except EngineOptionError as exc:
+        raise EngineLoadError(str(exc)) from None
+
+
+def _single(config: Config) -> Routes:
+    factory = load_engine(config.engine)
+    options = declared_options(factory, config.engine)
+    check_options(config.engine_options, option_names(options), f"engine {config.engine!r}")
+    return Routes.single(_make(config.engine, factory, options, config), config.engine)
+
+
+def _models(config: Config) -> Routes:
     names = [model.name for model in config.models]
     if len(set(names)) != len(names):
         raise EngineLoadError(f"model names must be unique: {', '.join(names)}")
+    factories = {m.engine: load_engine(m.engine) for m in config.models}
+    declared = {spec: declared_options(f, spec) for spec, f in factories.items()}
+    for m in config.models:
+        where = f"model {m.name!r}: engine {m.engine!r}"
+        check_options(m.options, option_names(declared[m.engine]), where)
+    # A top-level option goes to each engine that takes it: one at least must.
+    takes = frozenset().union(*map(option_names, declared.values()))
+    check_options(config.engine_options, takes, "engine options")
     return Routes(
         {
-            m.name: Route(_make(m.engine, config.for_model(m)), m.engine, m.name)
+            m.name: Route(
+                _make(
+                    m.engine,
+                    factories[m.engine],
+                    declared[m.engine],
+                    config.for_model(m),
+                    f"model {m.name!r}: ",
+                ),
+                m.engine,
+                m.name,
+            )
             for m in config.models
         }
     )
@@ -108,10 +153,19 @@ def as_engine(obj: Engine | RelayEngine | StreamEngine) -> RelayEngine:
     raise EngineLoadError(f"{type(obj).__name__} has neither answer() nor generate()")
 
 
-def _make(spec: str, config: Config) -> RelayEngine:
-    factory = load_engine(spec)
+def _make(
+    spec: str,
+    factory: EngineFactory,
+    options: type[msgspec.Struct] | None,
+    config: Config,
+    where: str = "",
+) -> RelayEngine:
+    """The engine ``factory`` builds: called with its ``options`` if it declares some."""
     try:
-        return as_engine(factory(config))
+        if options is None:
+            return as_engine(factory(config))
+        given = read_options(options, config, f"{where}engine {spec!r}")
+        return as_engine(cast(OptionsFactory, factory)(config, given))
     except ValueError as exc:
         raise EngineLoadError(f"engine {spec!r}: {exc}") from None
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import structlog
 from aiohttp import web
 
-from realtime_daemon.config import Config
+from realtime_daemon.config import ENDPOINTS, Config
 from realtime_daemon.dialects.registry import DIALECTS, DialectSpec
 from realtime_daemon.engines.base import Engine, RelayEngine, StreamEngine
 from realtime_daemon.engines.load import as_engine, build_routes
@@ -94,10 +94,10 @@ def build_app(
             config, routes, connections, metrics, admission, resumes, dialects, path
         )
         app.router.add_get(path, handler)
-    app.router.add_get("/health", _health)
-    app.router.add_get("/live", _live)
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/v1/models", _models)
+    app.router.add_get(ENDPOINTS.health, _health)
+    app.router.add_get(ENDPOINTS.live, _live)
+    app.router.add_get(ENDPOINTS.metrics, _metrics)
+    app.router.add_get(ENDPOINTS.models, _models)
     app.on_shutdown.append(_drain)
     app.on_cleanup.append(_close_engine)
     return app

@@ -30,14 +30,24 @@ import msgspec
 import structlog
 
 from realtime_daemon import __version__
-from realtime_daemon.config import Config
+from realtime_daemon.config import Config, masked_repr
+from realtime_daemon.config.engine_settings import (
+    UpstreamAPIKey,
+    UpstreamConnectTimeout,
+    UpstreamMaxConnections,
+    UpstreamMaxEventSize,
+    UpstreamModel,
+    UpstreamReadTimeout,
+    UpstreamURLs,
+)
 from realtime_daemon.engines.base import Delivery, RequestContext, RequestFailed
 from realtime_daemon.engines.openai.attempt import UpstreamError, UpstreamStream
 from realtime_daemon.engines.openai.h1 import Origin, Pool
 from realtime_daemon.engines.openai.watchdog import Watchdog
+from realtime_daemon.engines.options import read_options
 from realtime_daemon.wire.chat import Request
 
-__all__ = ["OpenAIEngine", "UpstreamError"]
+__all__ = ["OpenAIEngine", "OpenAIOptions", "UpstreamError"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -50,19 +60,43 @@ _body_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 
 
+class OpenAIOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The openai engine's options; each is also the setting of the same name
+    (``--upstream-url``, ...), as in earlier versions (config.engine_settings)."""
+
+    upstream_url: UpstreamURLs = ()
+    upstream_api_key: UpstreamAPIKey | None = None
+    upstream_model: UpstreamModel | None = None
+    upstream_connect_timeout: UpstreamConnectTimeout = 5.0
+    upstream_read_timeout: UpstreamReadTimeout = 60.0
+    upstream_max_connections: UpstreamMaxConnections = 1000
+    upstream_max_event_size: UpstreamMaxEventSize = 4 * 1024 * 1024
+
+    def __repr__(self) -> str:
+        return masked_repr(self)  # the API key stays out of reprs and tracebacks
+
+
 class OpenAIEngine:
     """Streams each request from an OpenAI-compatible upstream.
+
+    Args:
+        config: the daemon's settings.
+        options: its options; left out, read from ``config`` as the loader reads them.
 
     Raises:
         ValueError: no ``upstream_url`` is configured, or one is not http(s).
     """
 
-    def __init__(self, config: Config) -> None:
-        if not config.upstream_url:
+    Options = OpenAIOptions
+
+    def __init__(self, config: Config, options: OpenAIOptions | None = None) -> None:
+        if options is None:
+            options = read_options(OpenAIOptions, config)
+        if not options.upstream_url:
             raise ValueError("needs at least one --upstream-url")
-        self._urls = tuple(url.rstrip("/") + "/chat/completions" for url in config.upstream_url)
+        self.options = options
+        self._urls = tuple(url.rstrip("/") + "/chat/completions" for url in options.upstream_url)
         self._origins = tuple(Origin.parse(url) for url in self._urls)
-        self._config = config
         self._turn = itertools.count()
         self._pool: Pool | None = None
         self._pool_waits = 0  # requests that waited for a pool slot, in all
@@ -73,8 +107,8 @@ class OpenAIEngine:
             b"Content-Type: application/json",
             b"User-Agent: realtime-daemon/" + __version__.encode(),
         ]
-        if config.upstream_api_key:
-            headers.append(b"Authorization: Bearer " + config.upstream_api_key.encode())
+        if options.upstream_api_key:
+            headers.append(b"Authorization: Bearer " + options.upstream_api_key.encode())
         # Each replica's request head, up to the body's length.
         self._heads = tuple(
             b"POST %b HTTP/1.1\r\nHost: %b\r\n%b\r\nContent-Length: "
@@ -82,17 +116,17 @@ class OpenAIEngine:
             for o in self._origins
         )
         self._model = (
-            msgspec.Raw(_encoder.encode(config.upstream_model)) if config.upstream_model else None
+            msgspec.Raw(_encoder.encode(options.upstream_model)) if options.upstream_model else None
         )
 
     def _connections(self) -> Pool:
         # Made on first use, inside the running loop; one pool for the daemon.
         if self._pool is None:
-            config = self._config
+            options = self.options
             self._pool = Pool(
-                config.upstream_max_connections,
-                connect_timeout=config.upstream_connect_timeout,
-                watchdog=Watchdog(config.upstream_read_timeout),
+                options.upstream_max_connections,
+                connect_timeout=options.upstream_connect_timeout,
+                watchdog=Watchdog(options.upstream_read_timeout),
                 on_wait=self._pool_full,
             )
         return self._pool
@@ -104,7 +138,7 @@ class OpenAIEngine:
         if now >= self._pool_logged + POOL_LOG_EVERY:
             logger.warning(
                 "upstream_pool_wait",
-                limit=self._config.upstream_max_connections,
+                limit=self.options.upstream_max_connections,
                 waits=self._pool_waits,
             )
             self._pool_logged = now
@@ -131,7 +165,7 @@ class OpenAIEngine:
         length = b"%d\r\n\r\n" % len(body)
         replicas = self._replicas(context)
         errors: list[str] = []
-        config = self._config
+        options = self.options
         pool = self._connections()
         for replica in list(replicas):
             stream = UpstreamStream(
@@ -140,9 +174,9 @@ class OpenAIEngine:
                 replica,
                 context,
                 delivery,
-                connect_timeout=config.upstream_connect_timeout,
-                read_timeout=config.upstream_read_timeout,
-                max_event_size=config.upstream_max_event_size,
+                connect_timeout=options.upstream_connect_timeout,
+                read_timeout=options.upstream_read_timeout,
+                max_event_size=options.upstream_max_event_size,
             )
             try:
                 await stream.run(b"".join((self._heads[replica], length, body)))
