@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
 from .conftest import PATH, StartDaemon, serve_json
 
 
-async def bench(port: int, *args: str) -> tuple[int, dict[str, Any]]:
-    """Run ``realtime-daemon bench --json``; its exit status and report."""
+async def bench(
+    port: int,
+    *args: str,
+    url: str = "ws://127.0.0.1:{port}" + PATH,
+    env: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Run ``realtime-daemon bench URL --json ARGS`` (no URL if empty, ``env`` added to the
+    environment); its exit status and report."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "realtime_daemon",
         "bench",
-        f"ws://127.0.0.1:{port}{PATH}",
+        *([url.format(port=port)] if url else []),
         "--json",
         *args,
         stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     async with asyncio.timeout(60):
         out, _ = await proc.communicate()
@@ -75,3 +83,18 @@ async def test_a_refused_upgrade_is_counted_by_status(daemon: StartDaemon, tmp_p
     _, port = await serve_json(daemon, "--auth-token-file", str(tokens))
     code, report = await bench(port, "--connections", "2", "--requests", "1")
     assert (code, report["requests_failed"]) == (1, {"refused 401": 2})
+
+
+async def test_host_port_is_the_daemons_address(daemon: StartDaemon) -> None:
+    """bench HOST:PORT loads ws://HOST:PORT/v1/realtime."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    code, report = await bench(port, "--requests", "2", url="127.0.0.1:{port}")
+    assert (code, report["requests_ok"]) == (0, 20)
+
+
+async def test_the_address_comes_from_realtime_daemon_url(daemon: StartDaemon) -> None:
+    """Without a URL, bench loads the daemon REALTIME_DAEMON_URL names."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    env = {"REALTIME_DAEMON_URL": f"http://127.0.0.1:{port}"}
+    code, report = await bench(port, "--requests", "2", url="", env=env)
+    assert (code, report["requests_ok"]) == (0, 20)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from websockets.asyncio.client import connect
 from .conftest import PATH, StartDaemon, serve_json
 
 
-async def chat(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run ``realtime-daemon chat ARGS``; its exit status, stdout and stderr."""
+async def chat(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run ``realtime-daemon chat ARGS`` (with ``env`` added to the environment); its exit
+    status, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -24,6 +28,7 @@ async def chat(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     async with asyncio.timeout(15):
         out, err = await proc.communicate(stdin or b"")
@@ -115,3 +120,19 @@ async def test_full_daemon_is_exit_4_with_retry_after(daemon: StartDaemon) -> No
         4,
         "refused: HTTP 503 too many connections, retry later (Retry-After: 1 s)\n",
     )
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:{port}", "127.0.0.1:{port}"])
+async def test_an_http_url_or_host_port_is_the_daemons_address(
+    daemon: StartDaemon, address: str
+) -> None:
+    """http://HOST:PORT and HOST:PORT as the first argument: ws://, with the default path."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    assert await chat(address.format(port=port), "hi") == (0, "hi\n", "")
+
+
+async def test_the_address_comes_from_realtime_daemon_url(daemon: StartDaemon) -> None:
+    """Without an address, REALTIME_DAEMON_URL is the daemon's, and every argument is prompt."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    env = {"REALTIME_DAEMON_URL": f"127.0.0.1:{port}"}
+    assert await chat("note:", "hi", env=env) == (0, "note: hi\n", "")

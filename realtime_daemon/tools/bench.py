@@ -27,6 +27,8 @@ import aiohttp
 import click
 import msgspec
 
+from realtime_daemon.tools.client import daemon_url
+
 __all__ = ["Plan", "Tally", "bench", "load", "make_prompt"]
 
 ALPHABET = "aé中🙂"  # 1- to 4-byte UTF-8
@@ -301,7 +303,7 @@ def _print_table(report: dict[str, Any]) -> None:
 
 
 @click.command(context_settings={"show_default": True})
-@click.argument("url", required=False, default="ws://127.0.0.1:8000/v1/realtime")
+@click.argument("url", required=False)
 @click.option("--connections", type=click.IntRange(min=1), default=10, help="WebSockets opened.")
 @click.option(
     "--requests",
@@ -342,8 +344,14 @@ def _print_table(report: dict[str, Any]) -> None:
 @click.option("--model", default="bench", help="The requests' model.")
 @click.option("--verify-text", is_flag=True, help="Check each answer equals its prompt (echo).")
 @click.option("--json", "json_output", is_flag=True, help="The report as one JSON object.")
-def bench(url: str, processes: int, json_output: bool, **options: Any) -> None:
-    """Load the daemon at URL and report latency, throughput and what went wrong."""
+def bench(url: str | None, processes: int, json_output: bool, **options: Any) -> None:
+    """Load the daemon at URL and report latency, throughput and what went wrong.
+
+    URL: ws://, wss://, http:// (taken as ws) or https:// (as wss), or
+    HOST:PORT; without a path, /v1/realtime. By default $REALTIME_DAEMON_URL,
+    or ws://127.0.0.1:8000/v1/realtime.
+    """
+    url = daemon_url(url)
     if options["duration"]:
         options["requests"] = 0
     elif not options["requests"]:
