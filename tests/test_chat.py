@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
@@ -136,3 +137,40 @@ async def test_the_address_comes_from_realtime_daemon_url(daemon: StartDaemon) -
     _, port = await serve_json(daemon, "--echo-delay-ms", "0")
     env = {"REALTIME_DAEMON_URL": f"127.0.0.1:{port}"}
     assert await chat("note:", "hi", env=env) == (0, "note: hi\n", "")
+
+
+async def test_nothing_listening_is_said_in_the_systems_words(daemon: StartDaemon) -> None:
+    """A refused connection to a ws:// URL: "Connection refused", no aiohttp "ssl:default"."""
+    _, port = await serve_json(daemon)
+    closed = url(port + 1 if port < 65535 else 1)
+    code, _, err = await chat(closed, "hi")
+    assert (code, err) == (3, f"cannot connect to {closed}: Connection refused\n")
+
+
+async def test_a_wrong_path_names_its_status_once(daemon: StartDaemon) -> None:
+    """A 404 (a path the daemon does not serve) reads "HTTP 404 Not Found", the code once."""
+    _, port = await serve_json(daemon)
+    code, _, err = await chat(f"ws://127.0.0.1:{port}/wrong", "hi")
+    assert (code, err) == (4, "refused: HTTP 404 Not Found\n")
+
+
+async def test_a_refused_upgrade_is_asked_once(daemon: StartDaemon, tmp_path: Path) -> None:
+    """chat asks for a refused upgrade once: the daemon counts one refusal, not two."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("right-token\n")
+    _, port = await serve_json(daemon, "--auth-token-file", str(tokens))
+    assert (await chat(url(port), "--token", "wrong", "hi"))[0] == 4
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        metrics = await response.text()
+    assert 'realtime_daemon_upgrades_refused_total{reason="unauthorized"} 1.0' in metrics
+
+
+async def test_an_oversized_message_is_logged_with_the_limit_given(daemon: StartDaemon) -> None:
+    """--max-message-size 200: the close's log line names 200, not aiohttp's 201."""
+    process, port = await serve_json(daemon, "--max-message-size", "200")
+    assert (await chat(url(port), "x" * 300))[0] == 5
+    closed = await process.wait_for_event("connection_closed")
+    assert (closed["code"], closed["reason"]) == (1009, "message over the limit of 200 bytes")

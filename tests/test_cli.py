@@ -31,6 +31,15 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
     return CliRunner().invoke(main, list(args), env=env)
 
 
+def test_the_help_shows_each_commands_summary_whole() -> None:
+    """The top-level --help lists every command with its summary, none cut short."""
+    result = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert result.exit_code == 0
+    commands = result.output.partition("Commands:")[2]
+    assert "..." not in commands
+    assert "bench   Load a daemon and report latency, throughput and failures.\n" in commands
+
+
 def test_version_prints_the_version() -> None:
     """--version prints the package version."""
     result = invoke("--version")

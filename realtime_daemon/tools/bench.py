@@ -302,7 +302,10 @@ def _print_table(report: dict[str, Any]) -> None:
         click.echo(f"{name:<{width}}  {value}")
 
 
-@click.command(context_settings={"show_default": True})
+@click.command(
+    short_help="Load a daemon and report latency, throughput and failures.",
+    context_settings={"show_default": True},
+)
 @click.argument("url", required=False)
 @click.option("--connections", type=click.IntRange(min=1), default=10, help="WebSockets opened.")
 @click.option(

@@ -270,7 +270,11 @@ answer ended with an error envelope (its code and message shown).
 """
 
 
-@click.command(epilog=_EPILOG, context_settings={"show_default": True})
+@click.command(
+    short_help="Send a prompt and print the answer as it streams.",
+    epilog=_EPILOG,
+    context_settings={"show_default": True},
+)
 @click.argument("url", required=False)
 @click.argument("prompt", nargs=-1)
 @click.option("--model", default="chat", help="The request's model.")
