@@ -35,6 +35,7 @@ __all__ = [
     "connection_options",
     "daemon_url",
     "is_address",
+    "why_not_connected",
 ]
 
 DEFAULT_PATH = "/v1/realtime"
@@ -171,10 +172,11 @@ def _headers(pairs: Sequence[str], token: str | None) -> tuple[tuple[str, str], 
 def connect_failure(url: str, exc: BaseException) -> str:
     """``cannot connect to URL: why``, in the system's words (not aiohttp's, which name
     an ``ssl:default`` even for ``ws://``)."""
-    return f"cannot connect to {url}: {_why(exc)}"
+    return f"cannot connect to {url}: {why_not_connected(exc)}"
 
 
-def _why(exc: BaseException) -> str:
+def why_not_connected(exc: BaseException) -> str:
+    """Why a connection could not be made, in a few words (``Connection refused``)."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         error = exc.certificate_error
         detail = getattr(error, "verify_message", None) or str(error)
