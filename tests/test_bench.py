@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ async def bench(
     *args: str,
     url: str = "ws://127.0.0.1:{port}" + PATH,
     env: dict[str, str] | None = None,
+    wait: float = 60,
 ) -> tuple[int, dict[str, Any]]:
     """Run ``realtime-daemon bench URL --json ARGS`` (no URL if empty, ``env`` added to the
     environment); its exit status and report."""
@@ -32,7 +34,7 @@ async def bench(
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(wait):
         out, _ = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, json.loads(out)
@@ -188,3 +190,29 @@ async def test_the_address_comes_from_realtime_daemon_url(daemon: StartDaemon) -
     env = {"REALTIME_DAEMON_URL": f"http://127.0.0.1:{port}"}
     code, report = await bench(port, "--requests", "2", url="", env=env)
     assert (code, report["requests_ok"]) == (0, 20)
+
+
+async def test_duration_bounds_the_run(daemon: StartDaemon) -> None:
+    """Answers slower than --duration and --grace: the run ends, counts them as cut, exit 3."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "1000")  # 100 s an answer
+    started = time.monotonic()
+    code, report = await bench(
+        port, "--connections", "1", "--rate", "4", "--duration", "1", "--grace", "0.5", wait=20
+    )
+    assert time.monotonic() - started < 15  # process start-up and 1 s of closing included
+    assert (code, report["requests_ok"], report["requests_failed"]) == (3, 0, {})
+    assert report["requests_cut"] == report["requests_sent"] > 0
+
+
+async def test_the_report_gives_the_rate_achieved_and_asked(daemon: StartDaemon) -> None:
+    """An open-loop run reports the requests per second asked, sent and answered."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    code, report = await bench(
+        port, "--connections", "2", "--rate", "20", "--duration", "2", "--prompt-chars", "5"
+    )
+    rates = report["requests_per_s"]
+    assert (code, report["requests_cut"], report["requests_failed"]) == (0, 0, {})
+    assert report["requests_ok"] == report["requests_sent"]
+    assert rates["target"] == 20
+    assert 15 <= rates["sent"] <= 20.5
+    assert 0 < rates["ok"] <= rates["sent"]

@@ -29,8 +29,16 @@ from realtime_daemon.tools.report import build_report, print_table
 __all__ = ["Plan", "Tally", "bench", "load", "make_prompt"]
 
 
+_EPILOG = """\b
+Exit status: 0 every request was answered and passed its checks; 1 a request
+failed; 2 a bad option; 3 none failed, but the run was cut with requests
+still in flight (--grace seconds after --duration).
+"""
+
+
 @click.command(
     short_help="Load a daemon and report latency, throughput and failures.",
+    epilog=_EPILOG,
     context_settings={"show_default": True},
 )
 @click.argument("url", required=False)
@@ -71,6 +79,13 @@ __all__ = ["Plan", "Tally", "bench", "load", "make_prompt"]
     default=1,
     help="Client processes the connections are spread over.",
 )
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    help="Seconds after --duration for the answers in flight; those still in flight "
+    "then are cut (reported, exit 3).",
+)
 @click.option("--model", default="bench", help="The requests' model.")
 @click.option("--verify-text", is_flag=True, help="Check each answer equals its prompt (echo).")
 @click.option("--json", "json_output", is_flag=True, help="The report as one JSON object.")
@@ -88,6 +103,30 @@ def bench(url: str | None, processes: int, json_output: bool, **options: Any) ->
         options["requests"] = 0
     elif not options["requests"]:
         raise click.UsageError("give --requests or --duration")
+    started = time.monotonic()
+    results = _run(_plans(url, reach, processes, options))
+    report = build_report(
+        results,
+        time.monotonic() - started,
+        connections=options["connections"],
+        rate=options["rate"],
+        duration=options["duration"],
+    )
+    if json_output:
+        click.echo(json.dumps(report))
+    else:
+        print_table(report)
+    _warn(url, report, results, options["grace"])
+    if report["requests_failed"]:
+        sys.exit(1)
+    if report["requests_cut"]:
+        sys.exit(3)
+
+
+def _plans(
+    url: str, reach: Reach, processes: int, options: dict[str, Any]
+) -> list[tuple[Plan, int, int]]:
+    """Each client process's plan, its first connection's index and its progress slot."""
     plans: list[tuple[Plan, int, int]] = []
     per, extra = divmod(options["connections"], processes)
     for n in range(processes):
@@ -101,6 +140,11 @@ def bench(url: str | None, processes: int, json_output: bool, **options: Any) ->
                 reach=reach,
             )
             plans.append((plan, n * (per + 1), 2 * len(plans)))
+    return plans
+
+
+def _run(plans: list[tuple[Plan, int, int]]) -> list[dict[str, Any]]:
+    """Run the plans in client processes (a progress line on a terminal); their results."""
     started = time.monotonic()
     context = multiprocessing.get_context("spawn")
     progress = context.Array("q", 2 * len(plans), lock=False)
@@ -114,14 +158,27 @@ def bench(url: str | None, processes: int, json_output: bool, **options: Any) ->
                 click.echo(f"\r{done} requests, {rate:.0f}/s, {failed} failed ", nl=False, err=True)
         if sys.stderr.isatty():
             click.echo(err=True)
-        results = running.get()
-    report = build_report(results, time.monotonic() - started, options["connections"])
-    if json_output:
-        click.echo(json.dumps(report))
-    else:
-        print_table(report)
+        results: list[dict[str, Any]] = running.get()
+    return results
+
+
+def _warn(url: str, report: dict[str, Any], results: list[dict[str, Any]], grace: float) -> None:
+    """On stderr: what makes the numbers less than they seem."""
     if not report["connections_opened"]:
         click.echo(f"could not connect to {url}", err=True)
+    rates = report["requests_per_s"]
+    if rates["target"] and rates["sent"] < 0.95 * rates["target"]:
+        click.echo(
+            f"warning: sent {rates['sent']} requests/s of the {rates['target']:g} asked: the "
+            "daemon pushed back (it stops reading a full queue) or the client fell behind",
+            err=True,
+        )
+    if report["requests_cut"]:
+        click.echo(
+            f"warning: {report['requests_cut']} requests were still in flight {grace:g} s "
+            "after --duration ended, and were cut: the daemon did not keep up",
+            err=True,
+        )
     for n, (cpu, result) in enumerate(zip(report["client_cpu"], results, strict=True)):
         if cpu > 0.9 and result["wall"] >= 1:
             click.echo(
@@ -129,5 +186,3 @@ def bench(url: str | None, processes: int, json_output: bool, **options: Any) ->
                 "the bottleneck; add --processes",
                 err=True,
             )
-    if report["requests_failed"]:
-        sys.exit(1)

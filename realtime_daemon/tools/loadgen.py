@@ -30,6 +30,7 @@ __all__ = ["Plan", "Tally", "load", "make_prompt", "run_process", "share_progres
 
 ALPHABET = "aé中🙂"  # 1- to 4-byte UTF-8
 _GAP_SAMPLES = 200_000
+_WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=1.0)  # a cut run waits no longer for Closes
 _decode = msgspec.json.Decoder().decode  # the client's per-chunk cost: msgspec, not json
 
 # Requests done and failed, two counters per client process, shared with the parent
@@ -55,6 +56,9 @@ class Plan:
     ``concurrent`` requests are in flight per connection; with
     ``request_ids`` they carry ids (and the session is asked for that
     concurrency), without, they are pipelined and their answers read in order.
+    With ``requests`` 0, each connection sends for ``duration`` seconds; the
+    answers in flight then have ``grace`` seconds more, and those still in
+    flight after it are cut (counted in :attr:`Tally.cut`).
     """
 
     url: str
@@ -68,6 +72,7 @@ class Plan:
     model: str = "bench"
     request_ids: bool = False
     reach: Reach = field(default_factory=Reach)
+    grace: float = 5.0
 
 
 @dataclass
@@ -76,6 +81,8 @@ class Tally:
 
     ok: int = 0
     opened: int = 0  # connections the daemon let in
+    sent: int = 0
+    cut: int = 0  # requests still in flight when the run was cut
     failures: collections.Counter[str] = field(default_factory=collections.Counter)
     ttfc: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
@@ -109,14 +116,42 @@ class _Connection:
         self.order: collections.deque[str] = collections.deque()
         self.room = asyncio.Semaphore(plan.concurrent)
         self.ids = plan.request_ids
+        self.opened = False
 
     async def run(
-        self, session: aiohttp.ClientSession, deadline: float, tls: ssl.SSLContext | bool
+        self,
+        session: aiohttp.ClientSession,
+        tls: ssl.SSLContext | bool,
+        deadline: float | None,
+        end: float | None,
+    ) -> None:
+        """Connect, send and check until the plan is done, or ``end`` (monotonic) has
+        passed: the requests still in flight then are counted as cut."""
+        scope = asyncio.timeout(None if end is None else max(end - time.monotonic(), 0.0))
+        try:
+            async with scope:
+                await self._run(session, tls, deadline)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            if self.opened:
+                self.tally.cut += len(self.pending)
+            else:
+                self.tally.failures["cannot connect: timed out"] += self.plan.requests or 1
+        finally:
+            self.tally.sent += self.sent
+
+    async def _run(
+        self, session: aiohttp.ClientSession, tls: ssl.SSLContext | bool, deadline: float | None
     ) -> None:
         plan = self.plan
         try:
             ws = await session.ws_connect(
-                plan.url, max_msg_size=0, headers=plan.reach.header_dict(), ssl=tls
+                plan.url,
+                max_msg_size=0,
+                headers=plan.reach.header_dict(),
+                ssl=tls,
+                timeout=_WS_TIMEOUT,
             )
         except aiohttp.WSServerHandshakeError as exc:
             self.tally.failures[f"refused {exc.status}"] += plan.requests or 1
@@ -124,6 +159,7 @@ class _Connection:
         except (aiohttp.ClientError, OSError) as exc:
             self.tally.failures[f"cannot connect: {why_not_connected(exc)}"] += plan.requests or 1
             return
+        self.opened = True
         self.tally.opened += 1
         async with ws:
             if self.ids:
@@ -136,20 +172,25 @@ class _Connection:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
 
-    def _more(self, deadline: float) -> bool:
-        if self.plan.requests:
+    def _more(self, deadline: float | None) -> bool:
+        if deadline is None:
             return self.sent < self.plan.requests
         return time.monotonic() < deadline
 
-    async def _send(self, ws: aiohttp.ClientWebSocketResponse, deadline: float) -> None:
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse, deadline: float | None) -> None:
         interval = self.plan.connections / self.plan.rate if self.plan.rate else 0.0
         due = time.monotonic() + random.random() * interval
         while self._more(deadline):
             if interval:
-                due += interval
+                if deadline is not None and due >= deadline:
+                    return
                 await asyncio.sleep(max(due - time.monotonic(), 0))
+                # Open loop: latency counts from when the request was due, so that
+                # time spent behind a pushing-back socket is not left out.
+                sent, due = due, due + interval
             else:
                 await self.room.acquire()
+                sent = time.monotonic()
             self.sent += 1
             rid = f"{self.index}-{self.sent}"
             text = make_prompt(self.plan.prompt_chars, self.sent)
@@ -159,7 +200,7 @@ class _Connection:
             }
             if self.ids:
                 body["request_id"] = rid
-            self.pending[rid] = _Pending(text, time.monotonic())
+            self.pending[rid] = _Pending(text, sent)
             self.order.append(rid)
             await ws.send_str(json.dumps(body))
 
@@ -225,12 +266,13 @@ async def load(plan: Plan, first_index: int = 0) -> Tally:
 
 async def _load(plan: Plan, first_index: int) -> Tally:
     tally = Tally()
-    deadline = time.monotonic() + plan.duration
+    deadline = None if plan.requests else time.monotonic() + plan.duration
+    end = None if deadline is None else deadline + plan.grace
     tls = plan.reach.ssl()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         connections = [_Connection(plan, tally, first_index + n) for n in range(plan.connections)]
-        await asyncio.gather(*(c.run(session, deadline, tls) for c in connections))
+        await asyncio.gather(*(c.run(session, tls, deadline, end) for c in connections))
     return tally
 
 
@@ -246,6 +288,8 @@ def run_process(plan: Plan, first_index: int, slot: int) -> dict[str, Any]:
     return {
         "ok": tally.ok,
         "opened": tally.opened,
+        "sent": tally.sent,
+        "cut": tally.cut,
         "failures": dict(tally.failures),
         "ttfc": tally.ttfc,
         "gaps": tally.gaps,
