@@ -119,6 +119,7 @@ def _settings(
 
 @main.command(
     "config",
+    short_help="Print the effective settings as TOML, secrets masked.",
     context_settings={"auto_envvar_prefix": "REALTIME_DAEMON", "show_default": True},
     params=list(serve.params),
 )

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
 from .conftest import PATH, StartDaemon, serve_json
 
 
-async def chat(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run ``realtime-daemon chat ARGS``; its exit status, stdout and stderr."""
+async def chat(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run ``realtime-daemon chat ARGS`` (with ``env`` added to the environment); its exit
+    status, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -24,6 +29,7 @@ async def chat(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     async with asyncio.timeout(15):
         out, err = await proc.communicate(stdin or b"")
@@ -115,3 +121,56 @@ async def test_full_daemon_is_exit_4_with_retry_after(daemon: StartDaemon) -> No
         4,
         "refused: HTTP 503 too many connections, retry later (Retry-After: 1 s)\n",
     )
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:{port}", "127.0.0.1:{port}"])
+async def test_an_http_url_or_host_port_is_the_daemons_address(
+    daemon: StartDaemon, address: str
+) -> None:
+    """http://HOST:PORT and HOST:PORT as the first argument: ws://, with the default path."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    assert await chat(address.format(port=port), "hi") == (0, "hi\n", "")
+
+
+async def test_the_address_comes_from_realtime_daemon_url(daemon: StartDaemon) -> None:
+    """Without an address, REALTIME_DAEMON_URL is the daemon's, and every argument is prompt."""
+    _, port = await serve_json(daemon, "--echo-delay-ms", "0")
+    env = {"REALTIME_DAEMON_URL": f"127.0.0.1:{port}"}
+    assert await chat("note:", "hi", env=env) == (0, "note: hi\n", "")
+
+
+async def test_nothing_listening_is_said_in_the_systems_words(daemon: StartDaemon) -> None:
+    """A refused connection to a ws:// URL: "Connection refused", no aiohttp "ssl:default"."""
+    _, port = await serve_json(daemon)
+    closed = url(port + 1 if port < 65535 else 1)
+    code, _, err = await chat(closed, "hi")
+    assert (code, err) == (3, f"cannot connect to {closed}: Connection refused\n")
+
+
+async def test_a_wrong_path_names_its_status_once(daemon: StartDaemon) -> None:
+    """A 404 (a path the daemon does not serve) reads "HTTP 404 Not Found", the code once."""
+    _, port = await serve_json(daemon)
+    code, _, err = await chat(f"ws://127.0.0.1:{port}/wrong", "hi")
+    assert (code, err) == (4, "refused: HTTP 404 Not Found\n")
+
+
+async def test_a_refused_upgrade_is_asked_once(daemon: StartDaemon, tmp_path: Path) -> None:
+    """chat asks for a refused upgrade once: the daemon counts one refusal, not two."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("right-token\n")
+    _, port = await serve_json(daemon, "--auth-token-file", str(tokens))
+    assert (await chat(url(port), "--token", "wrong", "hi"))[0] == 4
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        metrics = await response.text()
+    assert 'realtime_daemon_upgrades_refused_total{reason="unauthorized"} 1.0' in metrics
+
+
+async def test_an_oversized_message_is_logged_with_the_limit_given(daemon: StartDaemon) -> None:
+    """--max-message-size 200: the close's log line names 200, not aiohttp's 201."""
+    process, port = await serve_json(daemon, "--max-message-size", "200")
+    assert (await chat(url(port), "x" * 300))[0] == 5
+    closed = await process.wait_for_event("connection_closed")
+    assert (closed["code"], closed["reason"]) == (1009, "message over the limit of 200 bytes")

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -29,6 +30,15 @@ ROOT = Path(__file__).parent.parent
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
     return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_the_help_shows_each_commands_summary_whole() -> None:
+    """The top-level --help lists every command with its summary, none cut short."""
+    result = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert result.exit_code == 0
+    commands = result.output.partition("Commands:")[2]
+    assert "..." not in commands
+    assert "bench   Load a daemon and report latency, throughput and failures.\n" in commands
 
 
 def test_version_prints_the_version() -> None:
@@ -246,3 +256,22 @@ def test_example_config_file_sets_every_option_and_loads() -> None:
     assert result.exit_code == 0, result.output
     config = build_config(config_file=example)
     assert [m.name for m in config.models] == ["fast-echo", "llama"]
+
+
+def test_the_readmes_config_commands_run_from_the_checkout() -> None:
+    """Each `realtime-daemon config` line of the README exits 0 from the checkout's root."""
+    lines = [
+        line.partition("#")[0].split()
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("realtime-daemon config ")
+    ]
+    assert len(lines) == 2
+    for argv in lines:
+        result = subprocess.run(
+            [sys.executable, "-m", "realtime_daemon", *argv[1:]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("REALTIME_DAEMON_")},
+        )
+        assert result.returncode == 0, (argv, result.stderr)

@@ -68,6 +68,7 @@ async def proxy(daemon: StartDaemon, tmp_path: Path) -> AsyncIterator[dict[str, 
         .replace("127.0.0.1:8001", f"127.0.0.1:{port_a}")
         .replace("127.0.0.1:8002", f"127.0.0.1:{port_b}")
         .replace("listen 80;", f"listen 127.0.0.1:{listen};")
+        .replace("/var/log/nginx/", f"{tmp_path}/")
     )
     conf = tmp_path / "nginx.conf"
     conf.write_text(
@@ -110,6 +111,7 @@ http {{
             "a": (a, port_a),
             "b": (b, port_b),
             "port": listen,
+            "access_log": tmp_path / "realtime-daemon.access.log",
         }
     finally:
         nginx.terminate()
@@ -189,3 +191,17 @@ async def test_a_resume_reaches_the_instance_holding_the_session(proxy: dict[str
             rest = await receive_answer(ws)
         assert content([first, *rest]) == prompt
     assert prefixes == {"d1", "d2"}
+
+
+async def test_the_access_log_holds_no_resume_token(proxy: dict[str, Any]) -> None:
+    """The documented access log names the path of a resume upgrade, not its token."""
+    token = "d1.not-for-the-log-0123456789"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await session.ws_connect(f"{proxy['url']}?resume={token}&after=1")
+        # One worker logs a request before it serves the next one.
+        async with session.get(f"http://127.0.0.1:{proxy['port']}/health") as response:
+            assert response.status == 200
+    log = proxy["access_log"].read_text()
+    assert f"GET {PATH} HTTP/1.1" in log
+    assert token not in log and "resume=" not in log

@@ -70,6 +70,27 @@ async def test_bearer_header_lets_the_client_in(
         assert content(await receive_answer(ws)) == "in"
 
 
+async def test_the_model_list_needs_a_token(serve_engine: StartServer, token_file: Path) -> None:
+    """With a token file, GET /v1/models is 401 without a valid token, as OpenAI's is."""
+    client = await serve_engine(auth_token_file=str(token_file))
+    for headers in ({}, {"Authorization": "Bearer not-" + TOKEN}):
+        async with client.get("/v1/models", headers=headers) as response:
+            assert (response.status, response.headers["WWW-Authenticate"]) == (401, "Bearer")
+            assert (await response.json())["error"]["code"] == "invalid_api_key"
+    async with client.get("/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        assert (response.status, (await response.json())["object"]) == (200, "list")
+
+
+async def test_health_and_metrics_need_no_token(
+    serve_engine: StartServer, token_file: Path
+) -> None:
+    """With a token file, /health, /live and /metrics still answer without one."""
+    client = await serve_engine(auth_token_file=str(token_file))
+    for path in ("/health", "/live", "/metrics"):
+        async with client.get(path) as response:
+            assert response.status == 200, path
+
+
 async def test_browser_token_rides_in_the_subprotocol_and_is_not_echoed(
     serve_engine: StartServer, token_file: Path
 ) -> None:

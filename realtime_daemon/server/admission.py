@@ -144,6 +144,10 @@ class Admission:
             urlsplit(normalized).hostname
         )
 
+    def authorized(self, headers: Mapping[str, str]) -> bool:
+        """Whether a request presents a valid token, or none is asked for."""
+        return self.tokens is None or self._authorized(headers)
+
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         assert self.tokens is not None
         token = presented_token(headers)

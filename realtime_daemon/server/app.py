@@ -136,8 +136,19 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _models(request: web.Request) -> web.Response:
-    """OpenAI's model list: the configured ``[[models]]`` (none without routing)."""
-    models = request.app[STATE].config.models
+    """OpenAI's model list: the configured ``[[models]]`` (none without routing).
+
+    With tokens, as OpenAI's, it needs one: the model names are the operator's.
+    """
+    state = request.app[STATE]
+    if not state.admission.authorized(request.headers):
+        error = {"message": "a valid bearer token is required", "type": "invalid_request_error"}
+        return web.json_response(
+            {"error": error | {"code": "invalid_api_key"}},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    models = state.config.models
     data = [
         {"id": m.name, "object": "model", "created": 0, "owned_by": "realtime-daemon"}
         for m in models

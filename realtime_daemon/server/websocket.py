@@ -91,6 +91,7 @@ class _Path:
             idle_timeout=config.idle_timeout,
             send_timeout=config.send_timeout,
             max_concurrent_requests=config.max_concurrent_requests,
+            max_message_size=config.max_message_size,
         )
         # The daemon's own (beside a browser's token), then the dialects' own.
         offered = (PROTOCOL, *(p for d in dialects for p in d.subprotocols))

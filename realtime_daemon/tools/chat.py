@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import click
 
-__all__ = ["EXIT_STATUSES", "ChatFailed", "chat"]
+from realtime_daemon.tools.client import (
+    Reach,
+    Refusals,
+    connect_failure,
+    connection_options,
+    daemon_url,
+    is_address,
+)
 
-DEFAULT_URL = "ws://127.0.0.1:8000/v1/realtime"
+__all__ = ["EXIT_STATUSES", "ChatFailed", "chat"]
 
 EXIT_STATUSES = {
     "connection": 3,  # no connection, or it was lost without a Close
@@ -51,8 +56,9 @@ class Options:
         self.json: bool = options["json_output"]
         self.stats: bool = options["stats"]
         self.unix: str | None = options["unix"]
-        self.headers = _headers(options["header"], _token(options["token"], options["token_file"]))
-        self.ssl = _ssl_context(options["cafile"], options["insecure"])
+        reach = Reach.from_options(options)
+        self.headers = reach.header_dict()
+        self.ssl = reach.ssl()
 
     def request(self, messages: list[dict[str, str]], request_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "request_id": request_id}
@@ -82,35 +88,16 @@ async def one_shot(options: Options, prompt: str) -> None:
 
 
 async def _connect(
-    session: aiohttp.ClientSession, options: Options
+    session: aiohttp.ClientSession, options: Options, refusals: Refusals
 ) -> aiohttp.ClientWebSocketResponse:
     try:
         return await session.ws_connect(
             options.url, headers=options.headers, ssl=options.ssl, autoclose=False
         )
     except aiohttp.WSServerHandshakeError as exc:
-        raise ChatFailed("refused", await _refusal(session, options, exc)) from None
+        raise ChatFailed("refused", refusals.describe(exc)) from None
     except (aiohttp.ClientError, OSError) as exc:
-        raise ChatFailed("connection", f"cannot connect to {options.url}: {exc}") from None
-
-
-async def _refusal(
-    session: aiohttp.ClientSession, options: Options, exc: aiohttp.WSServerHandshakeError
-) -> str:
-    """The refusal in the daemon's words: its body is not in aiohttp's exception, so the
-    upgrade is asked for once more as a plain request, which gets the same answer."""
-    line = f"refused: HTTP {exc.status}"
-    http = options.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
-    headers = {**options.headers, "Upgrade": "websocket", "Connection": "Upgrade"}
-    try:
-        async with session.get(http, headers=headers, ssl=options.ssl) as response:
-            reason = (await response.text()).strip().splitlines()
-    except (aiohttp.ClientError, OSError):
-        reason = []
-    if reason:
-        line += f" {reason[0]}"
-    retry = exc.headers.get("Retry-After") if exc.headers else None
-    return line + (f" (Retry-After: {retry} s)" if retry else "")
+        raise ChatFailed("connection", connect_failure(options.url, exc)) from None
 
 
 class Conversation:
@@ -128,9 +115,10 @@ class Conversation:
     async def open(self) -> None:
         options = self.options
         connector = aiohttp.UnixConnector(path=options.unix) if options.unix else None
-        self._session = aiohttp.ClientSession(connector=connector)
+        refusals = Refusals()
+        self._session = aiohttp.ClientSession(connector=connector, trace_configs=[refusals.trace()])
         try:
-            self._ws = await _connect(self._session, options)
+            self._ws = await _connect(self._session, options, refusals)
         except ChatFailed:
             await self._session.close()
             raise
@@ -274,41 +262,6 @@ def interactive(options: Options) -> None:
         thread.join()
 
 
-def _token(token: str | None, token_file: str | None) -> str | None:
-    if token_file:
-        try:
-            with open(token_file) as file:
-                return file.readline().strip() or None
-        except OSError as exc:
-            raise click.BadParameter(
-                f"{token_file}: {exc.strerror}", param_hint="'--token-file'"
-            ) from None
-    return token
-
-
-def _headers(pairs: Sequence[str], token: str | None) -> dict[str, str]:
-    headers = {}
-    for pair in pairs:
-        name, sep, value = pair.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{pair!r} is not 'Name: value'", param_hint="'--header'")
-        headers[name.strip()] = value.strip()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
-
-
-def _ssl_context(cafile: str | None, insecure: bool) -> ssl.SSLContext | bool:
-    if insecure:
-        return False
-    if cafile:
-        try:
-            return ssl.create_default_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise click.BadParameter(f"{cafile}: {exc}", param_hint="'--cafile'") from None
-    return True
-
-
 _EPILOG = """\b
 Exit status: 0 the answer was printed; 2 a bad option; 3 no connection, or
 it was lost; 4 the upgrade was refused (401, 403, 503: the daemon's reason
@@ -317,39 +270,38 @@ answer ended with an error envelope (its code and message shown).
 """
 
 
-@click.command(epilog=_EPILOG, context_settings={"show_default": True})
-@click.argument("url", required=False, default=DEFAULT_URL)
+@click.command(
+    short_help="Send a prompt and print the answer as it streams.",
+    epilog=_EPILOG,
+    context_settings={"show_default": True},
+)
+@click.argument("url", required=False)
 @click.argument("prompt", nargs=-1)
 @click.option("--model", default="chat", help="The request's model.")
 @click.option("--system", default=None, help="A system message before the prompt.")
 @click.option("--temperature", type=float, default=None, help="Sampling temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Longest answer.")
-@click.option(
-    "--token",
-    envvar="REALTIME_DAEMON_TOKEN",
-    default=None,
-    help="Bearer token (or REALTIME_DAEMON_TOKEN).",
-)
-@click.option("--token-file", default=None, help="Read the bearer token from this file.")
-@click.option(
-    "--header", multiple=True, help="An extra request header, 'Name: value' (repeatable)."
-)
+@connection_options
 @click.option("--unix", default=None, help="Connect to a daemon on this Unix socket.")
-@click.option("--cafile", default=None, help="CA certificates to trust for wss://.")
-@click.option("--insecure", is_flag=True, help="Do not check the wss:// certificate.")
 @click.option("--json", "json_output", is_flag=True, help="Print raw envelopes, one per line.")
 @click.option("--stats", is_flag=True, help="Time to first chunk, chunks and chunks/s on stderr.")
-def chat(url: str, prompt: tuple[str, ...], **options: Any) -> None:
+def chat(url: str | None, prompt: tuple[str, ...], **options: Any) -> None:
     """Send PROMPT to the daemon at URL and print the answer as it streams.
 
     Without PROMPT, the text on stdin is the prompt; on a terminal, an
     interactive conversation: each turn sends the earlier ones along, Ctrl-C
     stops the answer in progress, /reset clears the conversation, /quit or
-    Ctrl-D ends it. URL defaults to the daemon's default address; with
-    --unix, only its path counts.
+    Ctrl-D ends it.
+
+    URL is the first argument when it starts with ws://, wss://, http:// or
+    https://, or is exactly HOST:PORT (http is taken as ws, https as wss;
+    without a path, /v1/realtime); otherwise the first argument starts the
+    PROMPT, and URL is $REALTIME_DAEMON_URL, or ws://127.0.0.1:8000/v1/realtime.
+    With --unix, only its path counts.
     """
-    if not url.startswith(("ws://", "wss://")):
-        prompt, url = (url, *prompt), DEFAULT_URL
+    if url is not None and not is_address(url):
+        prompt, url = (url, *prompt), None
+    url = daemon_url(url)
     text = " ".join(prompt)
     try:
         if not text and sys.stdin.isatty():

@@ -31,10 +31,17 @@ class Limits:
     idle_timeout: float = 0.0
     send_timeout: float = 30.0
     max_concurrent_requests: int = 4
+    max_message_size: int = 0
 
     @property
     def rate_message(self) -> str:
         return f"rate limit: at most {self.rate:g} requests per second; request dropped"
+
+    @property
+    def too_big_message(self) -> str:
+        # Not aiohttp's words: its limit is ours plus one (it refuses a message of
+        # exactly max_msg_size bytes), so it would name a limit nobody set.
+        return f"message over the limit of {self.max_message_size} bytes"
 
 
 async def read_frames(
@@ -111,4 +118,7 @@ async def read_frames(
                 code = data.code
             else:
                 code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
-            return Close(code, str(data or "peer gone"), sent=True)
+            reason = str(data or "peer gone")
+            if code == WSCloseCode.MESSAGE_TOO_BIG and limits.max_message_size:
+                reason = limits.too_big_message
+            return Close(code, reason, sent=True)
