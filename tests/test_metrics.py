@@ -10,7 +10,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from realtime_daemon.server.app import STATE
 
-from .conftest import PATH, Client, StartServer, receive_answer, receive_close, request
+from .conftest import (
+    PATH,
+    Client,
+    StartDaemon,
+    StartServer,
+    receive_answer,
+    receive_close,
+    request,
+    serve_json,
+)
 from .engines import EndlessEngine, FailingEngine, GatedEngine, InBandErrorEngine
 from .rawws import RawWebSocket
 
@@ -155,3 +164,16 @@ async def test_closes_aiohttp_sends_are_counted_with_their_code(
     samples = await scrape(client)
     assert str(sent) == code
     assert samples[("realtime_daemon_closes_total", (("code", code),))] == 1
+
+
+async def test_a_served_daemon_leaves_out_the_created_series(daemon: StartDaemon) -> None:
+    """``serve`` sets the process up once: its scrape has no ``*_created`` series."""
+    process, port = await serve_json(daemon)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    process.proc.terminate()
+    assert "realtime_daemon_connections_total" in text
+    assert "_created" not in text

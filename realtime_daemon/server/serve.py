@@ -19,6 +19,7 @@ from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission, TokenFileError
 from realtime_daemon.server.app import STATE, build_app
 from realtime_daemon.server.connections import Connections
+from realtime_daemon.server.metrics import configure_process
 from realtime_daemon.server.systemd import Notifier, listen_sockets, watchdog_interval
 from realtime_daemon.transport.closes import CLOSE_TIMEOUT
 
@@ -102,6 +103,7 @@ async def serve(config: Config, engine: Routes | None = None, worker: Worker | N
     """
     # Signals first: once READY=1 or server_ready is out, a SIGTERM must drain.
     stop = _catch_signals(force=worker is None)
+    configure_process(worker.metrics_dir if worker is not None else None)
     if worker is None:
         notifier = Notifier.from_environ()
         inherited = listen_sockets()
