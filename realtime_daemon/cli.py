@@ -25,7 +25,8 @@ from realtime_daemon.engines.load import EngineLoadError, build_routes
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import TokenFileError, Tokens, check_proxy, normalize_origin
 from realtime_daemon.server.logs import configure_logging
-from realtime_daemon.server.serve import BindError, ForcedStop, run, tls_context
+from realtime_daemon.server.serve import ForcedStop, run
+from realtime_daemon.server.sockets import BindError, tls_context
 from realtime_daemon.server.workers import WorkerFailed, supervise
 from realtime_daemon.tools.bench import bench
 from realtime_daemon.tools.chat import chat
