@@ -15,6 +15,7 @@ import pytest
 
 from realtime_daemon.server.app import STATE
 from realtime_daemon.transport.connection import Connection
+from realtime_daemon.wire.http import Refusal
 
 from .conftest import PATH, Daemon, Start, StartServer, request
 from .engines import EndlessEngine
@@ -402,7 +403,8 @@ async def test_a_held_session_ends_with_the_drain(serve_engine: StartServer) -> 
     async with asyncio.timeout(5):
         await daemon.app.shutdown()
         await engine.ended.wait()
-    assert token not in daemon.app[STATE].resumes.tokens()
+    refusal = daemon.app[STATE].resumes.check(token, None, None)
+    assert isinstance(refusal, Refusal) and refusal.code == "resume_unknown"
 
 
 async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServer) -> None:
@@ -413,8 +415,8 @@ async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServe
     token = await make_resumable(ws)
     send(ws, request("some answer"))
     await read_to_finish(ws)
-    held = daemon.app[STATE].resumes.session(token)
-    assert isinstance(held, Connection)
+    gc.collect()
+    (held,) = (o for o in gc.get_objects() if isinstance(o, Connection) and o.resume_token == token)
     session_id = held.session_id
     del held
 

@@ -63,8 +63,6 @@ class RequestChannel:
 
     Attributes:
         received: requests decoded and queued so far.
-        high_water: the largest number of requests queued at once.
-        pushbacks: how many times ``put`` had to wait for room.
     """
 
     __slots__ = (
@@ -76,11 +74,8 @@ class RequestChannel:
         "_getters",
         "_maxsize",
         "_observer",
-        "_pushback_waiters",
         "_putters",
         "_requests",
-        "high_water",
-        "pushbacks",
         "received",
     )
 
@@ -102,10 +97,7 @@ class RequestChannel:
         self._aborted = False
         self._getters: _Waiters = []
         self._putters: _Waiters = []
-        self._pushback_waiters: _Waiters = []
         self.received = 0
-        self.high_water = 0
-        self.pushbacks = 0
 
     def __len__(self) -> int:
         return len(self._requests)
@@ -133,8 +125,6 @@ class RequestChannel:
         """Queue an event, waiting while its lane is full (see :meth:`put`)."""
         lane = self._requests if is_request(event) else self._control
         if len(lane) >= self._maxsize and not self._closed:
-            self.pushbacks += 1
-            _wake_all(self._pushback_waiters)
             if self._observer is not None:
                 self._observer.pushed_back()
             while len(lane) >= self._maxsize and not self._closed:
@@ -142,10 +132,8 @@ class RequestChannel:
         if self._closed:
             raise ChannelClosed
         lane.append(event)
-        if lane is self._requests:
-            if isinstance(event, Submit):
-                self.received += 1
-            self.high_water = max(self.high_water, len(lane))
+        if isinstance(event, Submit):
+            self.received += 1
         _wake_one(self._getters)
 
     async def get(
@@ -213,11 +201,6 @@ class RequestChannel:
         self._requests.clear()
         self._control.clear()
         self.close()
-
-    async def wait_pushback(self) -> None:
-        """Wait until a ``put`` finds the channel full, i.e. the reader is held back."""
-        if self.pushbacks == 0:
-            await _wait(self._pushback_waiters)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self

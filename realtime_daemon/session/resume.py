@@ -86,14 +86,6 @@ class Resumes:
         self._sessions[token] = session
         return token
 
-    def session(self, token: str) -> Held | None:
-        """The resumable session of ``token``."""
-        return self._sessions.get(token)
-
-    def tokens(self) -> list[str]:
-        """The tokens of the resumable sessions."""
-        return list(self._sessions)
-
     def buffered(self) -> int:
         """Bytes of envelopes the sessions keep for replay."""
         return sum(session.buffered() for session in self._sessions.values())
