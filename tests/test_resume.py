@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from realtime_daemon.server.app import STATE
-from realtime_daemon.transport.connection import Connection
+from realtime_daemon.session.host import Host
 from realtime_daemon.wire.http import Refusal
 
 from .conftest import PATH, Daemon, Start, StartServer, request
@@ -416,15 +416,13 @@ async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServe
     send(ws, request("some answer"))
     await read_to_finish(ws)
     gc.collect()
-    (held,) = (o for o in gc.get_objects() if isinstance(o, Connection) and o.resume_token == token)
+    (held,) = (o for o in gc.get_objects() if isinstance(o, Host) and o.token == token)
     session_id = held.session_id
     del held
 
     def alive() -> bool:
         gc.collect()
-        return any(
-            isinstance(o, Connection) and o.session_id == session_id for o in gc.get_objects()
-        )
+        return any(isinstance(o, Host) and o.session_id == session_id for o in gc.get_objects())
 
     assert alive()
     ws.abort()

@@ -272,7 +272,7 @@ class Metrics:
     def sent(self, envelopes: int) -> None:
         self.chunks.inc(envelopes)
 
-    # -- transport.connection.ConnectionObserver ---------------------------------------------
+    # -- session.host.HostObserver -------------------------------------------------------
 
     def held(self, change: int) -> None:
         self.sessions_held.inc(change)

@@ -12,7 +12,7 @@ checked here, before the handshake; a refusal is an HTTP status:
 - 410 ``resume_gap``: envelopes after ``after`` are no longer held;
 - 409 ``resume_unavailable``: resume is off on this daemon.
 
-The connection holding the session (:class:`~.handler.Connection`) does the
+The session's host (:class:`~.host.Host`) does the
 rest: it keeps the session through a lost connection for ``window`` seconds
 and replays what the new connection missed.
 """
