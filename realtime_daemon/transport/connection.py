@@ -56,7 +56,7 @@ class Connection:
         limits: the per-connection limits.
     """
 
-    __slots__ = ("_limits", "_verdict", "_waiters", "output", "reader", "ws")
+    __slots__ = ("_closer", "_limits", "_verdict", "_waiters", "output", "reader", "ws")
 
     def __init__(
         self,
@@ -71,6 +71,7 @@ class Connection:
         self.reader: asyncio.Task[Close] | None = None
         self._verdict: Close | None = None  # how it is to be closed, once decided
         self._waiters: Waiters | None = None  # a resumed one's handler, until then
+        self._closer: asyncio.Task[Close] | None = None  # a take-over's close
 
     @property
     def sink(self) -> Output:
@@ -97,7 +98,8 @@ class Connection:
 
     def start(self, host: Host) -> None:
         # The reader is a task the connection owns (not a TaskGroup's: an
-        # idle connection's memory counts); the host stops and awaits it.
+        # idle connection's memory counts); the host stops and awaits it,
+        # or a take-over's close does.
         reader = self.reader = asyncio.create_task(
             read_frames(self.ws, host.channel, host.dialect, self._limits, lambda: host.busy)
         )
@@ -122,9 +124,9 @@ class Connection:
 
     def dropped(self, taken_over: bool) -> None:
         if taken_over:
-            if self.reader is not None:
-                self.reader.cancel()
-            self.output.abort()
+            # Closed now (1001), while the handler that runs the session (the
+            # first connection's) may be busy for a long time yet.
+            self._closer = asyncio.create_task(self._take_over())
             self._decide(TAKEN_OVER)
         else:
             assert self.reader is not None
@@ -143,7 +145,14 @@ class Connection:
             if self._waiters is None:
                 self._waiters = Waiters()
             await self._waiters.wait()
+        if self._closer is not None:
+            return await self._closer
         return await self._close(self._verdict)
+
+    async def _take_over(self) -> Close:
+        """Stop reading (aiohttp's close reads the client's Close reply), then close."""
+        await self.stop()
+        return await self._close(TAKEN_OVER)
 
     async def _close(self, close: Close) -> Close:
         """The one close of the WebSocket: every frame written so far, then the Close
