@@ -181,7 +181,6 @@ class Host:
         )
         return log
 
-    @property
     def busy(self) -> bool:
         """Whether the session has work (an idle timeout waits for it)."""
         return self.session.busy

@@ -101,7 +101,7 @@ class Connection:
         # idle connection's memory counts); the host stops and awaits it,
         # or a take-over's close does.
         reader = self.reader = asyncio.create_task(
-            read_frames(self.ws, host.channel, host.dialect, self._limits, lambda: host.busy)
+            read_frames(self.ws, host.channel, host.dialect, self._limits, host.busy)
         )
         reader.add_done_callback(lambda task: self._read(host, task))
 
