@@ -25,7 +25,8 @@ from realtime_daemon.engines.load import EngineLoadError, build_routes
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import TokenFileError, Tokens, check_proxy, normalize_origin
 from realtime_daemon.server.logs import configure_logging
-from realtime_daemon.server.serve import BindError, ForcedStop, run, tls_context
+from realtime_daemon.server.serve import ForcedStop, run
+from realtime_daemon.server.sockets import BindError, tls_context
 from realtime_daemon.server.workers import WorkerFailed, supervise
 from realtime_daemon.tools.bench import bench
 from realtime_daemon.tools.chat import chat
@@ -65,11 +66,6 @@ def build_config(
 @click.version_option(__version__, prog_name="realtime-daemon")
 def main() -> None:
     """A WebSocket gateway that streams LLM chat completions (/v1/realtime)."""
-    # A console script's sys.path starts with its bin directory; put the
-    # working directory first, as `python -m` does, so `--engine mod:attr`
-    # finds modules beside the user.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
 
 
 @main.command(context_settings={"auto_envvar_prefix": "REALTIME_DAEMON", "show_default": True})
@@ -109,6 +105,12 @@ def _settings(
         config = build_config(options, given, config_file)
     except ConfigFileError as exc:
         raise click.BadParameter(str(exc), param_hint="'--config'") from None
+    # A console script's sys.path starts with its bin directory; put the
+    # working directory first, as `python -m` does, so `--engine mod:attr`
+    # finds modules beside the user (for serve and config only: chat and
+    # bench load no engines).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         routes = build_routes(config)
     except EngineLoadError as exc:

@@ -17,6 +17,22 @@ def frame(text: str) -> bytes:
     return json.dumps(request(text)).encode()
 
 
+class Recorder:
+    """A ChannelObserver that records what the channel tells it."""
+
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+        self.pushbacks = 0
+        self.pushed_back_once = asyncio.Event()
+
+    def took(self, depth: int) -> None:
+        self.depths.append(depth)
+
+    def pushed_back(self) -> None:
+        self.pushbacks += 1
+        self.pushed_back_once.set()
+
+
 async def test_requests_come_out_decoded_in_order() -> None:
     """Frames come out as typed requests, in the order they were put, with their bytes."""
     channel = RequestChannel(8)
@@ -40,17 +56,18 @@ async def test_malformed_frame_is_refused_and_not_queued() -> None:
 
 async def test_put_waits_for_room_and_resumes_when_a_request_is_taken() -> None:
     """A put into a full channel waits until the consumer takes a request."""
-    channel = RequestChannel(1)
+    recorder = Recorder()
+    channel = RequestChannel(1, observer=recorder)
     await channel.put(frame("a"))
     blocked = asyncio.create_task(channel.put(frame("b")))
     async with asyncio.timeout(2):
-        await channel.wait_pushback()
+        await recorder.pushed_back_once.wait()
         assert not blocked.done()
         first = await anext(channel)
         await blocked
     assert first.request.chat.messages[0].content == "a"
-    assert channel.pushbacks == 1
-    assert channel.high_water == 1
+    assert recorder.pushbacks == 1
+    assert recorder.depths == [1]  # never more than one queued
 
 
 async def test_close_ends_iteration_after_queued_requests() -> None:
@@ -63,11 +80,12 @@ async def test_close_ends_iteration_after_queued_requests() -> None:
 
 async def test_close_fails_a_put_waiting_for_room() -> None:
     """close() fails a put that waits for room; what was queued is still delivered."""
-    channel = RequestChannel(1)
+    recorder = Recorder()
+    channel = RequestChannel(1, observer=recorder)
     await channel.put(frame("b"))
     producer = asyncio.create_task(channel.put(frame("c")))
     async with asyncio.timeout(2):
-        await channel.wait_pushback()
+        await recorder.pushed_back_once.wait()
         channel.close()
         with pytest.raises(ChannelClosed):
             await producer

@@ -118,6 +118,18 @@ def test_module_attr_is_found_in_the_working_directory(
     assert "module 'cwd_engines' has no attribute 'Missing'" in result.output
 
 
+@pytest.mark.parametrize("command", ["chat", "bench"])
+def test_clients_leave_the_import_path_alone(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """chat and bench load no engines: the working directory is not put on sys.path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert str(tmp_path) not in sys.path
+
+
 def test_entry_point_group_adds_engine_names(tmp_path: Path) -> None:
     """An installed package can add an engine name through realtime_daemon.engines."""
     dist = tmp_path / "fancy_engines-1.0.dist-info"

@@ -8,11 +8,11 @@ import json
 from aiohttp import WSCloseCode
 
 from realtime_daemon.server.app import STATE
-from realtime_daemon.session.channel import RequestChannel
 
 from .conftest import PATH, StartServer, content, receive_answer, request
 from .engines import EndlessEngine, GatedEngine
 from .rawws import RawWebSocket
+from .test_metrics import requests, sample_reaches, scrape
 
 
 async def test_full_channel_stops_the_reader(serve_engine: StartServer) -> None:
@@ -25,19 +25,18 @@ async def test_full_channel_stops_the_reader(serve_engine: StartServer) -> None:
             await engine.started.wait()
         for n in range(1, 10):
             await ws.send_json(request(f"prompt {n}"))
-        async with asyncio.timeout(2):
-            (connection,) = client.app[STATE].connections
-            channel = connection.channel  # type: ignore[attr-defined]
-            assert isinstance(channel, RequestChannel)
-            await channel.wait_pushback()
         # One request being answered, two queued, the fourth decoded and
-        # waiting for room, the other six never read from the socket.
-        assert len(channel) == 2
-        assert channel.received == 3
+        # waiting for room (one pushback), the other six never read from the
+        # socket: while the engine is held nothing is answered.
+        pushbacks = "realtime_daemon_request_queue_pushbacks_total"
+        during = await sample_reaches(client, pushbacks, 1)
+        assert during[(pushbacks, ())] == 1
+        assert requests(during, "completed") == 0
         engine.gate.set()
         answers = [content(await receive_answer(ws)) for _ in range(10)]
     assert answers == [f"prompt {n}" for n in range(10)]
-    assert channel.high_water == 2
+    after = await scrape(client)
+    assert after[("realtime_daemon_request_queue_high_water", ())] == 2
 
 
 async def test_client_close_mid_answer_stops_the_engine(serve_engine: StartServer) -> None:

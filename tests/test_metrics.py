@@ -10,7 +10,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from realtime_daemon.server.app import STATE
 
-from .conftest import PATH, Client, StartServer, receive_answer, receive_close, request
+from .conftest import (
+    PATH,
+    Client,
+    StartDaemon,
+    StartServer,
+    receive_answer,
+    receive_close,
+    request,
+    serve_json,
+)
 from .engines import EndlessEngine, FailingEngine, GatedEngine, InBandErrorEngine
 from .rawws import RawWebSocket
 
@@ -38,6 +47,15 @@ def requests(samples: Samples, outcome: str, **labels: str) -> float:
         and dict(got)["outcome"] == outcome
         and all(dict(got)[k] == v for k, v in labels.items())
     )
+
+
+async def sample_reaches(client: Client, name: str, value: float) -> Samples:
+    """Scrape until the unlabelled sample ``name`` is at least ``value``; that scrape."""
+    async with asyncio.timeout(2):
+        while True:
+            samples = await scrape(client)
+            if samples.get((name, ()), 0) >= value:
+                return samples
 
 
 async def closed(client: Client) -> None:
@@ -115,10 +133,8 @@ async def test_queue_pushback_and_high_water_are_reported(serve_engine: StartSer
             await engine.started.wait()  # answering p0; p1 and p2 fill the queue, p3 waits
         for n in range(1, 4):
             await ws.send_json(request(f"p{n}"))
-        async with asyncio.timeout(2):
-            (connection,) = client.app[STATE].connections
-            await connection.channel.wait_pushback()  # type: ignore[attr-defined]
-        assert (await scrape(client))[("realtime_daemon_request_queue_pushbacks_total", ())] == 1
+        pushbacks = "realtime_daemon_request_queue_pushbacks_total"
+        assert (await sample_reaches(client, pushbacks, 1))[(pushbacks, ())] == 1
         engine.gate.set()
         for _ in range(4):
             await receive_answer(ws)
@@ -155,3 +171,16 @@ async def test_closes_aiohttp_sends_are_counted_with_their_code(
     samples = await scrape(client)
     assert str(sent) == code
     assert samples[("realtime_daemon_closes_total", (("code", code),))] == 1
+
+
+async def test_a_served_daemon_leaves_out_the_created_series(daemon: StartDaemon) -> None:
+    """``serve`` sets the process up once: its scrape has no ``*_created`` series."""
+    process, port = await serve_json(daemon)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    process.proc.terminate()
+    assert "realtime_daemon_connections_total" in text
+    assert "_created" not in text

@@ -14,9 +14,18 @@ import aiohttp
 import pytest
 
 from realtime_daemon.server.app import STATE
-from realtime_daemon.transport.connection import Connection
+from realtime_daemon.session.host import Host
+from realtime_daemon.wire.http import Refusal
 
-from .conftest import PATH, Daemon, Start, StartServer, request
+from .conftest import (
+    PATH,
+    Daemon,
+    Start,
+    StartServer,
+    receive_close,
+    receive_envelope,
+    request,
+)
 from .engines import EndlessEngine
 from .rawws import RawWebSocket
 from .test_metrics import scrape
@@ -152,7 +161,7 @@ async def test_resume_after_an_older_id_replays_from_there(slow: Daemon) -> None
 
 async def test_resume_takes_over_a_connection_still_open(slow: Daemon) -> None:
     """A resume while the daemon still sees the old connection (half-open) takes the
-    session over; the old connection is dropped."""
+    session over; the old connection is closed 1001."""
     ws = await connect(slow)
     token = await make_resumable(ws)
     send(ws, request(PROMPT))
@@ -161,10 +170,8 @@ async def test_resume_takes_over_a_connection_still_open(slow: Daemon) -> None:
     got += await read_to_finish(again)
     check_ids(got)
     assert text(got) == PROMPT
-    with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
-        async with asyncio.timeout(5):
-            while True:
-                await ws.read_frame()
+    async with asyncio.timeout(5):
+        assert await ws.read_close() == (1001, "session resumed on another connection")
 
 
 async def test_window_expired_stops_the_upstream_and_refuses_the_resume(
@@ -237,11 +244,11 @@ async def test_unknown_token_is_refused(slow: Daemon) -> None:
 
 
 async def test_bad_after_is_refused(slow: Daemon) -> None:
-    """``after`` that is not an id (400), or ahead of the session (410)."""
+    """``after`` that is not an id, or beyond the last the session produced: 400."""
     ws = await connect(slow)
     token = await make_resumable(ws)
     assert await refused_status(slow, resume_path(token, "soon")) == 400
-    assert await refused_status(slow, resume_path(token, 99)) == 410
+    assert await refused_status(slow, resume_path(token, 99)) == 400
 
 
 @pytest.fixture
@@ -402,7 +409,8 @@ async def test_a_held_session_ends_with_the_drain(serve_engine: StartServer) -> 
     async with asyncio.timeout(5):
         await daemon.app.shutdown()
         await engine.ended.wait()
-    assert token not in daemon.app[STATE].resumes.tokens()
+    refusal = daemon.app[STATE].resumes.check(token, None, None)
+    assert isinstance(refusal, Refusal) and refusal.code == "resume_unknown"
 
 
 async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServer) -> None:
@@ -413,16 +421,14 @@ async def test_an_expired_session_leaves_nothing_behind(serve_engine: StartServe
     token = await make_resumable(ws)
     send(ws, request("some answer"))
     await read_to_finish(ws)
-    held = daemon.app[STATE].resumes.session(token)
-    assert isinstance(held, Connection)
+    gc.collect()
+    (held,) = (o for o in gc.get_objects() if isinstance(o, Host) and o.token == token)
     session_id = held.session_id
     del held
 
     def alive() -> bool:
         gc.collect()
-        return any(
-            isinstance(o, Connection) and o.session_id == session_id for o in gc.get_objects()
-        )
+        return any(isinstance(o, Host) and o.session_id == session_id for o in gc.get_objects())
 
     assert alive()
     ws.abort()
@@ -473,7 +479,7 @@ async def test_a_protocol_error_ends_a_resumable_session_at_once(
 
 async def test_a_second_resume_takes_over_the_first(slow: Daemon) -> None:
     """Resumed on one connection, then on another while the first is still open: the
-    latest wins, the first is dropped, and nothing is lost or repeated."""
+    latest wins, the first is closed 1001, and nothing is lost or repeated."""
     ws = await connect(slow)
     token = await make_resumable(ws)
     send(ws, request(PROMPT))
@@ -485,9 +491,52 @@ async def test_a_second_resume_takes_over_the_first(slow: Daemon) -> None:
     got += await read_to_finish(second)
     check_ids(got)
     assert text(got) == PROMPT
-    with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
-        async with asyncio.timeout(5):
-            while True:
-                await first.read_frame()
+    async with asyncio.timeout(5):
+        assert await first.read_close() == (1001, "session resumed on another connection")
     samples = await scrape(slow)
     assert samples[("realtime_daemon_sessions_resumed_total", ())] == 2
+
+
+async def test_a_taken_over_connection_is_closed_1001_saying_why(slow: Daemon) -> None:
+    """A resume while the old connection is open closes the old one with 1001 and a
+    reason saying the session went on another connection."""
+    async with slow.ws_connect(PATH) as old:
+        await old.send_json({"type": "session.update", "session": {"resumable": True}})
+        updated = await receive_envelope(old)
+        token = updated["data"]["resume_token"]
+        await old.send_json(request(PROMPT))
+        last = (await receive_envelope(old))["id"]
+        async with slow.ws_connect(resume_path(token, last)) as new:
+            assert await receive_close(old) == (1001, "session resumed on another connection")
+            got = [await receive_envelope(new)]
+            while not got[-1]["data"]["choices"][0]["finish_reason"]:
+                got.append(await receive_envelope(new))
+    assert int(got[0]["id"]) == int(last) + 1
+    samples = await scrape(slow)
+    assert samples[("realtime_daemon_closes_total", (("code", "1001"),))] == 1
+
+
+async def test_resume_without_after_replays_from_the_first_envelope(slow: Daemon) -> None:
+    """``?resume=TOKEN`` alone replays every envelope from the session's first."""
+    ws = await connect(slow)
+    token = await make_resumable(ws)
+    send(ws, request("short"))
+    got = await read_to_finish(ws)
+    ws.abort()
+    again = await connect(slow, f"{PATH}?resume={token}")
+    replayed = [await receive(again)]
+    replayed += await read_to_finish(again)
+    assert [e["id"] for e in replayed] == ["1", *(e["id"] for e in got)]
+    assert replayed[1:] == got
+
+
+async def test_after_beyond_the_last_id_is_resume_invalid(slow: Daemon) -> None:
+    """``after`` one past the last id the session produced is refused 400,
+    ``resume_invalid``, not ``resume_gap``."""
+    ws = await connect(slow)
+    token = await make_resumable(ws)
+    send(ws, request("short"))
+    last = int((await read_to_finish(ws))[-1]["id"])
+    assert await refused_status(slow, resume_path(token, last + 1)) == 400
+    samples = await scrape(slow)
+    assert samples[("realtime_daemon_resumes_refused_total", (("reason", "resume_invalid"),))] == 1

@@ -172,7 +172,7 @@ async def test_tls_serves_wss_and_https(
     serve_engine: StartServer, certificate: Certificate
 ) -> None:
     """With a certificate the daemon speaks wss:// and https:// to a verifying client."""
-    from realtime_daemon.server.serve import tls_context
+    from realtime_daemon.server.sockets import tls_context
 
     daemon = await serve_engine(tls_certfile=certificate.certfile, tls_keyfile=certificate.keyfile)
     # The fixture binds plain TCP; serve() binds with tls_context, tested here the same way.

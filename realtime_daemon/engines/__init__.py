@@ -3,7 +3,8 @@
 :mod:`.api` is the one module an engine author imports. :mod:`.base` defines
 the call shapes, :mod:`.load` finds and normalises engines, :mod:`.routes`
 maps models to them, :mod:`.stream` adapts bidirectional engines, and
-:mod:`.echo` and :mod:`.openai` are the built-in ones. Engines may import
+:mod:`.echo` and :mod:`.openai` are the built-in ones; :mod:`.waiters` is the
+one waiter primitive, for the layers above too. Engines may import
 :mod:`~realtime_daemon.wire` and :mod:`~realtime_daemon.config` only.
 """
 

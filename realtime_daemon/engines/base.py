@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from realtime_daemon.config import Config
+from realtime_daemon.engines.waiters import Waiters
 from realtime_daemon.wire.chat import (
     ChatCompletionChunk,
     ChunkChoice,
@@ -83,7 +84,7 @@ class Context:
         self.session_id = session_id
         self._state: dict[object, Any] | None = None  # made on first use
         self._stopped = False
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: Waiters | None = None  # made on first use
         self._spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] | None = None
 
     @property
@@ -100,24 +101,15 @@ class Context:
     def stop_generating(self) -> None:
         """Mark the session stopped; the daemon calls it when the connection ends."""
         self._stopped = True
-        for waiter in self._waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters = None
+        if self._waiters is not None:
+            self._waiters.wake_all()
 
     async def stopped(self) -> None:
         """Wait until the session is stopped."""
-        if self._stopped:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if self._waiters is not None and waiter in self._waiters:
-                self._waiters.remove(waiter)
+        while not self._stopped:
+            if self._waiters is None:
+                self._waiters = Waiters()
+            await self._waiters.wait()
 
     def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coro`` as a task owned by the session: cancelled when it ends.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Protocol
 
 from realtime_daemon.server.metrics import Metrics
@@ -30,9 +29,6 @@ class Connections:
 
     def __len__(self) -> int:
         return len(self._open)
-
-    def __iter__(self) -> Iterator[Drainable]:
-        return iter(list(self._open))
 
     @property
     def draining(self) -> bool:

@@ -2,8 +2,9 @@
 
 :func:`~.upgrade.check_upgrade` decides; this module answers a refusal
 (counted and logged, never with the token), or prepares the WebSocket and
-hands it to :class:`~realtime_daemon.transport.connection.Connection`: a new
-session in the dialect chosen, or a held session resumed.
+hands it to a :class:`~realtime_daemon.transport.connection.Connection`: a new
+session (:class:`~realtime_daemon.session.host.Host`) in the dialect chosen, or a
+held session resumed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from realtime_daemon.server.admission import PROTOCOL, Admission, TrustedProxies
 from realtime_daemon.server.connections import Connections
 from realtime_daemon.server.metrics import Metrics
 from realtime_daemon.server.upgrade import Accept, Refused, check_upgrade
+from realtime_daemon.session.host import Host
 from realtime_daemon.session.resume import Held, Resumes
 from realtime_daemon.transport.closes import CLOSE_TIMEOUT
 from realtime_daemon.transport.connection import Connection
@@ -120,50 +122,43 @@ class _Path:
         if verdict.resume is not None:
             await self._resumed(ws, request, verdict.resume)
             return ws
-        connection = self._connection(ws, request, verdict, peer)
+        connection = Connection(ws, request.transport, request.protocol, self.limits)
+        host = self._host(connection, verdict, peer)
         del verdict  # an idle connection waits in this frame: keep only what it uses
         # Counted before the 101 goes out, so that /health and the drain never
         # miss a connection the client already sees open. Served here, not in
         # a coroutine of its own: an idle connection waits in this frame.
         started = asyncio.get_running_loop().time()
-        self.connections.add(connection)
+        self.connections.add(host)
         try:
             await ws.prepare(request)
-            logger.debug("connection_opened", conn=connection.session_id, peer=peer)
-            close = await connection.run()
+            logger.debug("connection_opened", conn=host.session_id, peer=peer)
+            close = await connection.serve(host)
         finally:
-            self.connections.discard(connection)
+            self.connections.discard(host)
         self.metrics.closes.labels(str(close.code)).inc()
-        connection.log.info(
+        host.log.info(
             "connection_closed",
             code=int(close.code),
             reason=close.reason,
-            requests=connection.channel.received,
-            chunks=connection.outbox.count,
+            requests=host.channel.received,
+            chunks=host.outbox.count,
             duration_s=round(asyncio.get_running_loop().time() - started, 3),
         )
         return ws
 
-    def _connection(
-        self,
-        ws: web.WebSocketResponse[Literal[False]],
-        request: web.Request,
-        verdict: Accept,
-        peer: str,
-    ) -> Connection:
-        """A new session on ``ws``, in the dialect the upgrade chose."""
+    def _host(self, connection: Connection, verdict: Accept, peer: str) -> Host:
+        """A new session on ``connection``, in the dialect the upgrade chose."""
         assert verdict.dialect is not None
-        return Connection(
-            ws,
+        return Host(
+            connection,
             self.routes,
             verdict.dialect.build(verdict.upgrade),
             queue_size=self.config.request_queue_size,
             session_id=uuid.uuid4().hex,
             peer=peer,
-            metrics=self.metrics,
-            limits=self.limits,
-            transport=request.transport,
-            protocol=request.protocol,
+            observer=self.metrics,
+            send_timeout=self.limits.send_timeout,
             resumes=self.offer,
             identity=verdict.identity,
         )
@@ -176,9 +171,10 @@ class _Path:
     ) -> None:
         """Serve a held session on ``ws`` until this connection ends."""
         session, after = resume
-        assert isinstance(session, Connection)
+        assert isinstance(session, Host)
         await ws.prepare(request)
-        close = await session.resume(ws, request.transport, request.protocol, after)
+        connection = Connection(ws, request.transport, request.protocol, self.limits)
+        close = await connection.resume(session, after)
         self.metrics.closes.labels(str(close.code)).inc()
         session.log.info(
             "connection_closed", code=int(close.code), reason=close.reason, resumed=True

@@ -2,7 +2,7 @@
 
 The supervisor binds the listening socket (or takes systemd's), forks N
 workers that each run the whole daemon on it (``serve.run`` with a
-:class:`~.serve.Worker`), and from then on only supervises:
+:class:`~.roles.Worker` role), and from then on only supervises:
 
 - READY=1 to systemd, and ``server_ready`` in the log, once every worker is ready;
 - SIGTERM or SIGINT: stop listening and forward SIGTERM, so every worker drains
@@ -43,14 +43,9 @@ from prometheus_client import multiprocess
 
 from realtime_daemon.config import Config
 from realtime_daemon.engines.routes import Routes
-from realtime_daemon.server.serve import (
-    ForcedStop,
-    Worker,
-    address_fields,
-    address_text,
-    bind_sockets,
-    run,
-)
+from realtime_daemon.server.roles import Worker
+from realtime_daemon.server.serve import ForcedStop, run
+from realtime_daemon.server.sockets import address_fields, address_text, bind_sockets
 from realtime_daemon.server.systemd import Notifier, listen_sockets, watchdog_interval
 
 __all__ = ["WorkerFailed", "supervise"]

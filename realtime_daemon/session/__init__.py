@@ -9,5 +9,6 @@ Plain asyncio, no aiohttp. It may import :mod:`~realtime_daemon.dialects`,
 - :mod:`.answers`: an answer's bookkeeping, and how a session ends;
 - :mod:`.outbox`: the one place envelopes are numbered and written;
 - :mod:`.replay`: a resumable session's replay buffer;
-- :mod:`.resume`: resumable sessions by token, and the resume checks.
+- :mod:`.resume`: resumable sessions by token, and the resume checks;
+- :mod:`.host`: a session across WebSockets (attached, held, ended).
 """

@@ -13,10 +13,10 @@ This module knows nothing of aiohttp: it is plain asyncio.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
+from realtime_daemon.engines.waiters import Waiters
 from realtime_daemon.wire.chat import decode_request
 from realtime_daemon.wire.events import Event, Submit, is_request, needs_room
 
@@ -35,11 +35,6 @@ class ChannelObserver(Protocol):
 
     def pushed_back(self) -> None:
         """A put found the channel full and waits."""
-
-
-# Lists, not deques: an idle connection holds several of these, an empty
-# deque preallocates ~600 bytes, and they rarely hold more than one item.
-_Waiters = list["asyncio.Future[None]"]
 
 
 def _always() -> bool:
@@ -63,8 +58,6 @@ class RequestChannel:
 
     Attributes:
         received: requests decoded and queued so far.
-        high_water: the largest number of requests queued at once.
-        pushbacks: how many times ``put`` had to wait for room.
     """
 
     __slots__ = (
@@ -76,11 +69,8 @@ class RequestChannel:
         "_getters",
         "_maxsize",
         "_observer",
-        "_pushback_waiters",
         "_putters",
         "_requests",
-        "high_water",
-        "pushbacks",
         "received",
     )
 
@@ -100,12 +90,9 @@ class RequestChannel:
         self._closed = False
         self._draining = False
         self._aborted = False
-        self._getters: _Waiters = []
-        self._putters: _Waiters = []
-        self._pushback_waiters: _Waiters = []
+        self._getters = Waiters()
+        self._putters = Waiters()
         self.received = 0
-        self.high_water = 0
-        self.pushbacks = 0
 
     def __len__(self) -> int:
         return len(self._requests)
@@ -133,20 +120,16 @@ class RequestChannel:
         """Queue an event, waiting while its lane is full (see :meth:`put`)."""
         lane = self._requests if is_request(event) else self._control
         if len(lane) >= self._maxsize and not self._closed:
-            self.pushbacks += 1
-            _wake_all(self._pushback_waiters)
             if self._observer is not None:
                 self._observer.pushed_back()
             while len(lane) >= self._maxsize and not self._closed:
-                await _wait(self._putters)
+                await self._putters.wait()
         if self._closed:
             raise ChannelClosed
         lane.append(event)
-        if lane is self._requests:
-            if isinstance(event, Submit):
-                self.received += 1
-            self.high_water = max(self.high_water, len(lane))
-        _wake_one(self._getters)
+        if isinstance(event, Submit):
+            self.received += 1
+        self._getters.wake_one()
 
     async def get(
         self, can_take: Callable[[], bool] = _always, idle: Callable[[], bool] = _always
@@ -165,32 +148,32 @@ class RequestChannel:
                 return None
             if self._control:
                 event = self._control.pop(0)
-                _wake_all(self._putters)
+                self._putters.wake_all()
                 return event
             if self._requests and (not needs_room(self._requests[0]) or can_take()):
                 depth = len(self._requests)
                 event = self._requests.pop(0)
-                _wake_all(self._putters)
+                self._putters.wake_all()
                 if self._observer is not None and isinstance(event, Submit):
                     self._observer.took(depth)
                 return event
             if self._closed and not self._requests:
                 return None
-            await _wait(self._getters)
+            await self._getters.wait()
 
     def remove(self, request_id: str) -> Submit | None:
         """Take the queued request with ``request_id`` out of the queue, if it is there."""
         for event in self._requests:
             if isinstance(event, Submit) and event.request_id == request_id:
                 self._requests.remove(event)
-                _wake_all(self._putters)
+                self._putters.wake_all()
                 return event
         return None
 
     def wake(self) -> None:
         """Make a waiting :meth:`get` look again (the session can take a request, or
         became idle)."""
-        _wake_all(self._getters)
+        self._getters.wake_all()
 
     def drain(self) -> None:
         """The daemon is stopping: ``get`` ends once what is queued is done.
@@ -199,13 +182,13 @@ class RequestChannel:
         dialect refuses new requests), so the reader keeps reading.
         """
         self._draining = True
-        _wake_all(self._getters)
+        self._getters.wake_all()
 
     def close(self) -> None:
         """End the stream: what is queued is still delivered, then ``get`` returns None."""
         self._closed = True
-        _wake_all(self._getters)
-        _wake_all(self._putters)
+        self._getters.wake_all()
+        self._putters.wake_all()
 
     def abort(self) -> None:
         """End the stream now: what is queued is dropped."""
@@ -213,11 +196,6 @@ class RequestChannel:
         self._requests.clear()
         self._control.clear()
         self.close()
-
-    async def wait_pushback(self) -> None:
-        """Wait until a ``put`` finds the channel full, i.e. the reader is held back."""
-        if self.pushbacks == 0:
-            await _wait(self._pushback_waiters)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
@@ -227,33 +205,3 @@ class RequestChannel:
         if event is None:
             raise StopAsyncIteration
         return event
-
-
-async def _wait(waiters: _Waiters) -> None:
-    future = asyncio.get_running_loop().create_future()
-    waiters.append(future)
-    try:
-        await future
-    except asyncio.CancelledError:
-        if future.cancelled():
-            if future in waiters:
-                waiters.remove(future)
-        else:
-            # Woken and cancelled in the same pass: hand the wake-up on.
-            _wake_one(waiters)
-        raise
-
-
-def _wake_one(waiters: _Waiters) -> None:
-    while waiters:
-        future = waiters.pop(0)
-        if not future.done():
-            future.set_result(None)
-            return
-
-
-def _wake_all(waiters: _Waiters) -> None:
-    pending, waiters[:] = waiters[:], []
-    for future in pending:
-        if not future.done():
-            future.set_result(None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from realtime_daemon.engines.waiters import Waiters
 from realtime_daemon.session.replay import Replay
 
 __all__ = ["TIME_SLICE", "ClientTooSlow", "Outbox", "PeerGone", "Sink"]
@@ -77,9 +78,9 @@ class Outbox:
     """
 
     __slots__ = (
-        "_attached",
         "_loop",
         "_over",
+        "_reattach",
         "_send_timeout",
         "_sink",
         "_slice_end",
@@ -92,7 +93,7 @@ class Outbox:
         self._send_timeout = send_timeout
         self._loop = asyncio.get_running_loop()
         self._slice_end = 0.0
-        self._attached: asyncio.Future[None] | None = None  # waited on while detached
+        self._reattach: Waiters | None = None  # writers waiting for a sink (made on first use)
         self._over = False  # the session was given up: no sink will come back
         self.count = 0
         self.replay: Replay | None = None
@@ -160,7 +161,9 @@ class Outbox:
                     raise PeerGone
                 if sink is None and not self.replay.full:
                     break  # held: the buffer takes more
-                await self._reattached()
+                if self._reattach is None:
+                    self._reattach = Waiters()
+                await self._reattach.wait()
                 continue
             if sink.paused:
                 try:
@@ -180,11 +183,6 @@ class Outbox:
             if self._slice_end:
                 await asyncio.sleep(0)
             self._slice_end = self._loop.time() + TIME_SLICE
-
-    async def _reattached(self) -> None:
-        if self._attached is None:
-            self._attached = self._loop.create_future()
-        await asyncio.shield(self._attached)
 
     # -- resume ------------------------------------------------------------------------
 
@@ -222,7 +220,5 @@ class Outbox:
         self._wake()
 
     def _wake(self) -> None:
-        if self._attached is not None:
-            if not self._attached.done():
-                self._attached.set_result(None)
-            self._attached = None
+        if self._reattach is not None:
+            self._reattach.wake_all()

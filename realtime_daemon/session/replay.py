@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import collections
 
-__all__ = ["Gap", "Replay"]
+__all__ = ["Ahead", "Gap", "Replay"]
 
 
 class Gap(Exception):
     """The envelopes after ``after`` are no longer all held."""
+
+
+class Ahead(Gap):
+    """``after`` is beyond the last envelope the session produced: not an id it gave."""
 
 
 class Replay:
@@ -51,11 +55,12 @@ class Replay:
         """The payloads after envelope ``seq``, the session's last being ``last``.
 
         Raises:
-            Gap: some of them are no longer held (or ``seq`` is ahead of ``last``).
+            Ahead: ``seq`` is beyond ``last``.
+            Gap: some of them are no longer held.
         """
         entries = self._entries
         if seq > last:
-            raise Gap(f"envelope {seq} was never sent: the session's last is {last}")
+            raise Ahead(f"envelope {seq} was never sent: the session's last is {last}")
         first = entries[0][0] if entries else last + 1
         if seq + 1 < first:
             raise Gap(f"envelopes {seq + 1} to {first - 1} are no longer held")

@@ -6,13 +6,14 @@ the client connected with (its bearer token, when ``--auth-token-file`` is
 on). A later upgrade with ``?resume=<token>&after=<last id seen>`` is
 checked here, before the handshake; a refusal is an HTTP status:
 
-- 400 ``resume_invalid``: ``after`` is not an envelope id;
+- 400 ``resume_invalid``: ``after`` is not an envelope id, or one beyond the
+  last the session produced;
 - 403 ``resume_forbidden``: the token was issued to another identity;
 - 404 ``resume_unknown``: no such session (never issued, expired, or ended);
 - 410 ``resume_gap``: envelopes after ``after`` are no longer held;
 - 409 ``resume_unavailable``: resume is off on this daemon.
 
-The connection holding the session (:class:`~.handler.Connection`) does the
+The session's host (:class:`~.host.Host`) does the
 rest: it keeps the session through a lost connection for ``window`` seconds
 and replays what the new connection missed.
 """
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from realtime_daemon.dialects.registry import DIALECTS, DialectSpec, parse_after
-from realtime_daemon.session.replay import Gap
+from realtime_daemon.session.replay import Ahead, Gap
 from realtime_daemon.wire.http import Refusal
 
 __all__ = ["Held", "Resumes", "identity_of"]
@@ -41,7 +42,8 @@ class Held(Protocol):
         """Bytes of envelopes kept for replay."""
 
     def check_after(self, after: int) -> None:
-        """Raises Gap: the envelopes after ``after`` cannot all be replayed."""
+        """Raises Ahead (``after`` is beyond the last envelope) or Gap (the envelopes
+        after it cannot all be replayed)."""
 
     def take_over(self) -> None:
         """Let go of the connection the session is on, if any: a resume is coming."""
@@ -86,14 +88,6 @@ class Resumes:
         self._sessions[token] = session
         return token
 
-    def session(self, token: str) -> Held | None:
-        """The resumable session of ``token``."""
-        return self._sessions.get(token)
-
-    def tokens(self) -> list[str]:
-        """The tokens of the resumable sessions."""
-        return list(self._sessions)
-
     def buffered(self) -> int:
         """Bytes of envelopes the sessions keep for replay."""
         return sum(session.buffered() for session in self._sessions.values())
@@ -121,6 +115,8 @@ class Resumes:
             return Refusal(403, "this session belongs to another identity", "resume_forbidden")
         try:
             session.check_after(after)
+        except Ahead as exc:
+            return Refusal(400, f"cannot resume after {after}: {exc}", "resume_invalid")
         except Gap as exc:
             return Refusal(410, f"cannot resume after {after}: {exc}", "resume_gap")
         session.take_over()

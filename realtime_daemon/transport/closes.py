@@ -3,7 +3,8 @@
 Close codes (see the README's wire contract):
 
 - 1000: the client closed, a bidirectional engine ended the session, or it sat idle;
-- 1001: the daemon is shutting down (after a drain);
+- 1001: the daemon is shutting down (after a drain), or a resume took the session
+  over to another connection;
 - 1003: a binary frame; 1007: a frame that is not a chat-completion request
   (chat dialect; the Realtime dialect answers both in band);
 - 1008: the client kept sending over its rate limit, or stopped reading;
@@ -56,7 +57,7 @@ class Close:
 PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
 COMPLETE = Close(WSCloseCode.OK, "stream complete")
-TAKEN_OVER = Close(WSCloseCode.ABNORMAL_CLOSURE, "session resumed on another connection", sent=True)
+TAKEN_OVER = Close(WSCloseCode.GOING_AWAY, "session resumed on another connection")
 TOO_SLOW = Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", sent=True)
 
 

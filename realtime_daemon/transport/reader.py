@@ -44,6 +44,9 @@ class Limits:
         return f"message over the limit of {self.max_message_size} bytes"
 
 
+IDLE_TIMEOUT = Close(WSCloseCode.OK, "idle timeout")
+
+
 async def read_frames(
     ws: web.WebSocketResponse[Literal[False]],
     channel: RequestChannel,
@@ -61,64 +64,109 @@ async def read_frames(
         busy: whether the session has work (an idle timeout waits for it).
     """
     idle = limits.idle_timeout or None
-    bucket = TokenBucket(limits.rate) if limits.rate else None
-    refused = 0
+    rate = _Rate(limits) if limits.rate else None
     while True:
         try:
             msg = await ws.receive(timeout=idle)
         except TimeoutError:
             if busy():
                 continue
-            return Close(WSCloseCode.OK, "idle timeout")
-        if msg.type is WSMsgType.TEXT:
-            if bucket is not None and not bucket.take():
-                # Refused before decoding: a flood costs no parsing.
-                refused += 1
-                if refused > bucket.capacity:
-                    return Close(WSCloseCode.POLICY_VIOLATION, "request rate limit exceeded")
-                detail = ErrorDetail(code="rate_limited", message=limits.rate_message)
-                try:
-                    await channel.put_event(dialect.refused(detail))
-                except ChannelClosed:
-                    return COMPLETE
-                continue
-            refused = 0
-            try:
-                # RFC 6455 8.1: a Text frame is UTF-8 wherever the bytes
-                # are; JSON decoding checks only the strings it keeps.
-                msg.data.decode()
-            except UnicodeDecodeError:
-                return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {INVALID_UTF8}")
-            try:
-                await channel.put(msg.data)
-            except FrameError as exc:
-                return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
-            except ChannelClosed:
-                return COMPLETE
-        elif msg.type is WSMsgType.BINARY:
-            event = dialect.binary()
-            if event is None:
-                return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
-            try:
-                await channel.put_event(event)
-            except ChannelClosed:
-                return COMPLETE
-        elif msg.type is WSMsgType.CLOSE:
-            if not may_be_sent(msg.data):
-                # RFC 6455 7.4: these codes never appear on the wire.
-                return Close(WSCloseCode.PROTOCOL_ERROR, f"invalid close code {msg.data}")
-            return Close(WSCloseCode.OK)
+            return IDLE_TIMEOUT
+        kind = msg.type
+        if kind is WSMsgType.TEXT:
+            close = await _text(msg.data, channel, dialect, rate)
+        elif kind is WSMsgType.BINARY:
+            close = await _binary(channel, dialect)
+        elif kind is WSMsgType.CLOSE:
+            close = _close(msg.data)
         else:
-            # CLOSED or ERROR: aiohttp has already closed (EOF, reset, or a
-            # protocol error: an oversized message, closed 1009, a broken
-            # frame, 1002). For an error, the code it sent is the error's:
-            # ws.close_code is by now whatever the peer answered, or 1006.
-            data = msg.data
-            if isinstance(data, WebSocketError):
-                code = data.code
-            else:
-                code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
-            reason = str(data or "peer gone")
-            if code == WSCloseCode.MESSAGE_TOO_BIG and limits.max_message_size:
-                reason = limits.too_big_message
-            return Close(code, reason, sent=True)
+            close = _closed(ws, msg.data, limits)
+        if close is not None:
+            return close
+
+
+class _Rate:
+    """A connection's request rate: its token bucket, and the frames refused in a row."""
+
+    __slots__ = ("bucket", "message", "refused")
+
+    def __init__(self, limits: Limits) -> None:
+        self.bucket = TokenBucket(limits.rate)
+        self.message = limits.rate_message
+        self.refused = 0
+
+
+async def _text(
+    data: bytes, channel: RequestChannel, dialect: Dialect, rate: _Rate | None
+) -> Close | None:
+    """A Text frame: into the channel, unless over the rate limit or not UTF-8.
+
+    Returns:
+        the close that ends reading, or None to read on.
+    """
+    if rate is not None:
+        if not rate.bucket.take():
+            return await _over_rate(rate, channel, dialect)
+        rate.refused = 0
+    try:
+        # RFC 6455 8.1: a Text frame is UTF-8 wherever the bytes are; JSON
+        # decoding checks only the strings it keeps.
+        data.decode()
+    except UnicodeDecodeError:
+        return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {INVALID_UTF8}")
+    try:
+        await channel.put(data)
+    except FrameError as exc:
+        return Close(WSCloseCode.INVALID_TEXT, f"malformed JSON frame: {exc}")
+    except ChannelClosed:
+        return COMPLETE
+    return None
+
+
+async def _over_rate(rate: _Rate, channel: RequestChannel, dialect: Dialect) -> Close | None:
+    """A Text frame over the rate limit: refused in band before decoding (a flood
+    costs no parsing); past a bucket's worth in a row, the connection closes 1008."""
+    rate.refused += 1
+    if rate.refused > rate.bucket.capacity:
+        return Close(WSCloseCode.POLICY_VIOLATION, "request rate limit exceeded")
+    detail = ErrorDetail(code="rate_limited", message=rate.message)
+    try:
+        await channel.put_event(dialect.refused(detail))
+    except ChannelClosed:
+        return COMPLETE
+    return None
+
+
+async def _binary(channel: RequestChannel, dialect: Dialect) -> Close | None:
+    """A Binary frame: the dialect's event for it, or 1003 if it takes none."""
+    event = dialect.binary()
+    if event is None:
+        return Close(WSCloseCode.UNSUPPORTED_DATA, "binary frames not supported")
+    try:
+        await channel.put_event(event)
+    except ChannelClosed:
+        return COMPLETE
+    return None
+
+
+def _close(code: int) -> Close:
+    """The client's Close frame, with ``code``: reading ends (1002 for a code that is
+    never on the wire, RFC 6455 7.4)."""
+    if not may_be_sent(code):
+        return Close(WSCloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+    return Close(WSCloseCode.OK)
+
+
+def _closed(ws: web.WebSocketResponse[Literal[False]], data: object, limits: Limits) -> Close:
+    """CLOSED or ERROR: aiohttp has already closed (EOF, reset, or a protocol error:
+    an oversized message, closed 1009, a broken frame, 1002)."""
+    # For an error, the code it sent is the error's: ws.close_code is by now
+    # whatever the peer answered, or 1006.
+    if isinstance(data, WebSocketError):
+        code = data.code
+    else:
+        code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
+    reason = str(data or "peer gone")
+    if code == WSCloseCode.MESSAGE_TOO_BIG and limits.max_message_size:
+        reason = limits.too_big_message
+    return Close(code, reason, sent=True)
