@@ -40,7 +40,6 @@ _AUDIO_EVENTS = frozenset(
     {
         "input_audio_buffer.append",
         "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
         "output_audio_buffer.clear",
         "conversation.item.truncate",
         "transcription_session.update",
@@ -102,6 +101,7 @@ class RealtimeDialect:
         self._conversation = Conversation(max_items, max_bytes)
         self._responses: dict[str, Response] = {}
         self._in_band: str | None = None  # the response writing to the conversation
+        self._notices: dict[str, ErrorDetail] = {}  # what a response asked and cannot get
         self._unknown_model: str | None = None
         self.model: str | None = None
         if model is not None:
@@ -153,13 +153,16 @@ class RealtimeDialect:
                 return self._create_response(event)
             if kind == "response.cancel":
                 return self._cancel(event)
+            if kind == "input_audio_buffer.clear":  # no audio comes in: nothing to clear
+                return _reply("input_audio_buffer.cleared", {})
             if kind in _AUDIO_EVENTS:
                 raise unsupported("type", kind)
             raise Invalid(
                 "invalid_value",
                 f"Invalid value: {kind!r}. Supported values are: session.update,"
                 " conversation.item.create, conversation.item.delete,"
-                " conversation.item.retrieve, response.create and response.cancel.",
+                " conversation.item.retrieve, response.create, response.cancel and"
+                " input_audio_buffer.clear.",
                 "type",
             )
         except Invalid as exc:
@@ -178,10 +181,10 @@ class RealtimeDialect:
         )
 
     def _update(self, event: dict[str, Any]) -> Event:
-        """Check every field first; apply them all, or none."""
+        """Check every field first; apply them all (but audio output), or none."""
         fields = _field(event, "session", dict)
         names = self._names
-        settings, others = check_settings(
+        settings, others, not_applied = check_settings(
             fields,
             self._settings,
             names,
@@ -207,7 +210,8 @@ class RealtimeDialect:
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
         self._settings, self.model, self._resumable = settings, model, resumable
-        return _reply("session.updated", None)
+        notice = None if not_applied is None else not_applied.detail(event.get("event_id"))
+        return _reply("session.updated", notice)
 
     def _create_item(self, event: dict[str, Any]) -> Event:
         item = check_item(event.get("item"), self._names)
@@ -250,6 +254,8 @@ class RealtimeDialect:
         )
         if asked.in_band:
             self._in_band = response_id
+        if asked.not_applied is not None:
+            self._notices[response_id] = asked.not_applied.detail(event.get("event_id"))
         return Submit(request, response_id)
 
     def _cancel(self, event: dict[str, Any]) -> Event:
@@ -268,6 +274,7 @@ class RealtimeDialect:
         response = self._responses.pop(request_id, None)
         if response is not None:
             response.complete()
+        self._notices.pop(request_id, None)
         if self._in_band == request_id:
             self._in_band = None
 
@@ -305,6 +312,9 @@ class RealtimeDialect:
     def started(self, request_id: str | None) -> None:
         assert request_id is not None
         self._responses[request_id].start()
+        notice = self._notices.pop(request_id, None)
+        if notice is not None:  # after response.created: the response is not refused
+            self.error(notice)
 
     def chunk(self, envelope: Envelope, request_id: str | None) -> bool:
         assert request_id is not None
@@ -345,6 +355,8 @@ class RealtimeDialect:
         kind, fields = payload
         if kind == "session.updated":
             self._emit(kind, {"session": self._session()})
+            if isinstance(fields, ErrorDetail):  # what the update asked for and did not get
+                self.error(fields)
         elif kind == "error":
             assert isinstance(fields, ErrorDetail)
             self.error(fields)

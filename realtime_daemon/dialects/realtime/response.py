@@ -15,7 +15,7 @@ import msgspec
 
 from realtime_daemon.dialects import FrameWriter
 from realtime_daemon.dialects.realtime.conversation import Conversation
-from realtime_daemon.dialects.realtime.wire import Names, Settings
+from realtime_daemon.dialects.realtime.wire import Names, Settings, usage
 from realtime_daemon.wire.chat import ChatCompletionChunk, Envelope
 
 __all__ = ["Response", "Writer"]
@@ -336,7 +336,11 @@ class Response:
         return self._end("incomplete", {"type": "incomplete", "reason": reason})
 
     def cancel(self) -> bool:
-        """Cut by ``response.cancel``."""
+        """Cut by ``response.cancel``; its usage is the engine's, or, when the engine
+        reported none, its output counted from the deltas sent (:func:`.wire.usage`)."""
+        if self._usage is None:
+            deltas = len(self._parts) + sum(map(len, self._arguments.values()))
+            self._usage = usage(0, deltas)
         return self._end("cancelled", {"type": "cancelled", "reason": "client_cancelled"})
 
     def fail(self, code: str, message: str, kind: str = "server_error") -> bool:
