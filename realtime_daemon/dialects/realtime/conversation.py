@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from realtime_daemon.dialects.realtime.fields import given
 from realtime_daemon.dialects.realtime.wire import Invalid, Names, unsupported
 
 __all__ = ["Conversation", "chat_messages", "check_item", "item_size"]
@@ -35,13 +36,15 @@ def item_size(item: dict[str, Any]) -> int:
 
 
 def check_item(value: Any, names: Names, param: str = "item") -> dict[str, Any]:
-    """A client's item, checked and completed (``object``, ``status``).
+    """A client's item, checked and completed (``object``, ``status``); a null optional
+    field (``id``, ...) is as absent.
 
     Raises:
         Invalid: not an item a text conversation holds; ``param`` names the field.
     """
     if not isinstance(value, dict):
         raise Invalid("invalid_type", f"{param} must be an object", param)
+    value = given(value, names.fields["conversation.item.create", "item"])
     kind = value.get("type")
     item_id = value.get("id")
     if item_id is not None and (not isinstance(item_id, str) or not 1 <= len(item_id) <= 64):

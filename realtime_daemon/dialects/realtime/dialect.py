@@ -42,7 +42,6 @@ _AUDIO_EVENTS = frozenset(
     {
         "input_audio_buffer.append",
         "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
         "output_audio_buffer.clear",
         "conversation.item.truncate",
         "transcription_session.update",
@@ -97,6 +96,7 @@ class RealtimeDialect:
         self._conversation = Conversation(max_items, max_bytes)
         self._responses: dict[str, Response] = {}
         self._in_band: str | None = None  # the response writing to the conversation
+        self._notices: dict[str, ErrorDetail] = {}  # what a response asked and cannot get
         self._unknown_model: str | None = None
         self.model: str | None = None
         if model is not None:
@@ -152,9 +152,14 @@ class RealtimeDialect:
             "invalid_value",
             f"Invalid value: {shown!r}. Supported values are: session.update,"
             " conversation.item.create, conversation.item.delete,"
-            " conversation.item.retrieve, response.create and response.cancel.",
+            " conversation.item.retrieve, response.create, response.cancel and"
+            " input_audio_buffer.clear.",
             "type",
         )
+
+    def _clear_audio(self, event: dict[str, Any]) -> Event:
+        # No audio comes in without speech engines: there is nothing to clear.
+        return self._reply("input_audio_buffer.cleared", {})
 
     def _delete_item(self, event: dict[str, Any]) -> Event:
         item_id = _field(event, "item_id", str)
@@ -180,10 +185,10 @@ class RealtimeDialect:
         )
 
     def _update(self, event: dict[str, Any]) -> Event:
-        """Check every field first; apply them all, or none."""
+        """Check every field first; apply them all (but audio output), or none."""
         fields = _field(event, "session", dict)
         names = self._names
-        settings, others = check_settings(
+        settings, others, not_applied = check_settings(
             fields,
             self._settings,
             names,
@@ -209,7 +214,8 @@ class RealtimeDialect:
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
         self._settings, self.model, self._resumable = settings, model, resumable
-        return Reply(self._updated, in_order=True)
+        notice = None if not_applied is None else not_applied.detail(event.get("event_id"))
+        return Reply(functools.partial(self._updated, notice), in_order=True)
 
     def _create_item(self, event: dict[str, Any]) -> Event:
         item = check_item(event.get("item"), self._names)
@@ -252,6 +258,8 @@ class RealtimeDialect:
         )
         if asked.in_band:
             self._in_band = response_id
+        if asked.not_applied is not None:
+            self._notices[response_id] = asked.not_applied.detail(event.get("event_id"))
         return Submit(request, response_id)
 
     def _cancel(self, event: dict[str, Any]) -> Event:
@@ -270,6 +278,7 @@ class RealtimeDialect:
         response = self._responses.pop(request_id, None)
         if response is not None:
             response.complete()
+        self._notices.pop(request_id, None)
         if self._in_band == request_id:
             self._in_band = None
 
@@ -281,9 +290,12 @@ class RealtimeDialect:
         if self._unknown_model is not None:
             self.error(_detail(self._model_not_found(self._unknown_model, "model")))
 
-    def _updated(self) -> None:
-        """``session.updated``, with the session as it is when the event is answered."""
+    def _updated(self, notice: ErrorDetail | None = None) -> None:
+        """``session.updated``, with the session as it is when the event is answered;
+        then the ``error`` saying what the update asked for and did not get, if any."""
         self._emit("session.updated", {"session": self._session()})
+        if notice is not None:
+            self.error(notice)
 
     def _added(self, previous: str | None, item: dict[str, Any]) -> None:
         """A client's item joined the conversation (GA: added, then done)."""
@@ -316,6 +328,9 @@ class RealtimeDialect:
         assert request_id is not None
         response = self._responses[request_id]
         response.start()
+        notice = self._notices.pop(request_id, None)
+        if notice is not None:  # after response.created: the response is not refused
+            self.error(notice)
         return response
 
     def cancelled(self, request_id: str) -> None:
@@ -357,6 +372,7 @@ _HANDLERS: dict[str, _Handler] = {
     "conversation.item.retrieve": RealtimeDialect._retrieve_item,
     "response.create": RealtimeDialect._create_response,
     "response.cancel": RealtimeDialect._cancel,
+    "input_audio_buffer.clear": RealtimeDialect._clear_audio,
 }
 """The client events a Realtime session answers, by type."""
 

@@ -26,18 +26,22 @@ class ResponseCreate:
         in_band: whether its output joins the conversation (``conversation: "auto"``).
         metadata: the client's metadata for it.
         items: its prompt: the conversation's items, or its own ``input``.
+        not_applied: what it asked for and cannot get here (audio output: it answers
+            in text), as the one ``error`` to send beside it; None when all applies.
     """
 
     settings: Settings
     in_band: bool
     metadata: dict[str, str] | None
     items: list[dict[str, Any]]
+    not_applied: Invalid | None = None
 
     @classmethod
     def check(
         cls, fields: Any, base: Settings, names: Names, conversation: Conversation
     ) -> ResponseCreate:
-        """The ``response`` object of a ``response.create``, checked.
+        """The ``response`` object of a ``response.create``, checked; a null field
+        (or a null ``response``) is the session's value.
 
         Raises:
             Invalid: a field of a wrong type or value, or an unknown one.
@@ -46,7 +50,7 @@ class ResponseCreate:
         if not isinstance(fields, dict):
             raise Invalid("invalid_type", "response must be an object", "response")
         extra = frozenset({"conversation", "input", "metadata"})
-        settings, others = check_settings(fields, base, names, "response", extra=extra)
+        settings, others, not_applied = check_settings(fields, base, names, "response", extra=extra)
         where = others.get("conversation", "auto")
         if where not in ("auto", "none"):
             raise Invalid(
@@ -57,7 +61,8 @@ class ResponseCreate:
         items = conversation.items()
         if "input" in others:
             items = _input(others["input"], conversation, names)
-        return cls(settings, where == "auto", _metadata(others.get("metadata")), items)
+        metadata = _metadata(others.get("metadata"))
+        return cls(settings, where == "auto", metadata, items, not_applied)
 
     def request(self, model: str) -> Request:
         """The chat-completion request an engine answers for this response."""

@@ -16,6 +16,7 @@ import msgspec
 from realtime_daemon.dialects import FrameWriter
 from realtime_daemon.dialects.realtime.conversation import Conversation
 from realtime_daemon.dialects.realtime.wire import Names, Settings
+from realtime_daemon.dialects.realtime.wire import usage as _usage
 from realtime_daemon.wire.chat import ErrorDetail, Usage
 from realtime_daemon.wire.chunks import ToolCallDelta
 
@@ -129,19 +130,7 @@ class Response:
 
     def usage(self, usage: Usage) -> None:
         """The engine's token counts, shown in ``response.done``."""
-        p, c = usage.prompt_tokens, usage.completion_tokens
-        self._usage = {
-            "total_tokens": usage.total_tokens or p + c,
-            "input_tokens": p,
-            "output_tokens": c,
-            "input_token_details": {
-                "text_tokens": p,
-                "audio_tokens": 0,
-                "image_tokens": 0,
-                "cached_tokens": 0,
-            },
-            "output_token_details": {"text_tokens": c, "audio_tokens": 0},
-        }
+        self._usage = _usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
 
     def fail(self, detail: ErrorDetail, kind: str = "server_error") -> None:
         """The engine or its upstream failed the response."""
@@ -268,7 +257,11 @@ class Response:
             self._end("incomplete", {"type": "incomplete", "reason": reason})
 
     def cancel(self) -> None:
-        """Cut by ``response.cancel``."""
+        """Cut by ``response.cancel``; its usage is the engine's, or, when the engine
+        reported none, its output counted from the deltas sent (:func:`.wire.usage`)."""
+        if self._usage is None:
+            deltas = len(self._parts) + sum(map(len, self._arguments.values()))
+            self._usage = _usage(0, deltas)
         self._end("cancelled", {"type": "cancelled", "reason": "client_cancelled"})
 
     def _end(self, status: str, details: dict[str, Any] | None) -> None:

@@ -3,22 +3,29 @@
 No I/O here. Client events are decoded as plain JSON objects and checked
 field by field, so that every refusal names the field (``param``) the way
 OpenAI's ``error`` events do. The GA and the beta shape differ in a few
-names (:class:`Names`) and settings fields (:data:`GA`, :data:`BETA`).
+names (:class:`Names`) and settings fields (:data:`GA`, :data:`BETA`); the
+fields of each client event, and what an explicit ``null`` means in each, are
+one table per shape (:attr:`Names.fields`, from :mod:`.fields`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
+
+from realtime_daemon.dialects.realtime.fields import Fields, fields, given
+from realtime_daemon.wire.chat import ErrorDetail
 
 __all__ = [
     "BETA",
     "GA",
+    "Checked",
     "Invalid",
     "Names",
     "Settings",
     "check_settings",
     "unsupported",
+    "usage",
 ]
 
 _TOOL_CHOICES = ("none", "auto", "required")
@@ -33,6 +40,11 @@ class Invalid(Exception):
         self.code = code
         self.param = param
 
+    def detail(self, event_id: object = None) -> ErrorDetail:
+        """This error as an ``error`` event's detail, about the client event ``event_id``."""
+        event_id = event_id if isinstance(event_id, str) else None
+        return ErrorDetail(code=self.code, message=str(self), param=self.param, event_id=event_id)
+
 
 def unsupported(param: str, what: str) -> Invalid:
     """Audio and transcription, refused by a text-only server."""
@@ -43,7 +55,7 @@ def unsupported(param: str, what: str) -> Invalid:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Names:
-    """What the GA and the beta shape call the same things."""
+    """What the GA and the beta shape call the same things, and their client events' fields."""
 
     beta: bool
     item_added: str
@@ -53,6 +65,11 @@ class Names:
     text_part: str  # an assistant message's text part
     modalities: str
     max_tokens: str
+    fields: Fields = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        table = fields(beta=self.beta, modalities=self.modalities, max_tokens=self.max_tokens)
+        object.__setattr__(self, "fields", table)
 
 
 GA = Names(
@@ -76,29 +93,21 @@ BETA = Names(
     max_tokens="max_response_output_tokens",
 )
 
-# Fields of the session a text server accepts and does not use (audio settings,
-# tracing, ...): kept quiet, as OpenAI keeps fields it does not need for text.
-_IGNORED = frozenset(
-    {
-        "audio",
-        "include",
-        "prompt",
-        "reasoning",
-        "tracing",
-        "truncation",
-        "voice",
-        "input_audio_format",
-        "output_audio_format",
-        "input_audio_noise_reduction",
-        "input_audio_transcription",
-        "turn_detection",
-        "speed",
-        "client_secret",
-        "id",
-        "object",
-        "expires_at",
+
+def usage(input_tokens: int, output_tokens: int, total_tokens: int = 0) -> dict[str, Any]:
+    """A response's ``usage`` object, all of it text tokens (``total_tokens`` 0: the sum)."""
+    return {
+        "total_tokens": total_tokens or input_tokens + output_tokens,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "input_token_details": {
+            "text_tokens": input_tokens,
+            "audio_tokens": 0,
+            "image_tokens": 0,
+            "cached_tokens": 0,
+        },
+        "output_token_details": {"text_tokens": output_tokens, "audio_tokens": 0},
     }
-)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,49 +157,72 @@ class Settings:
         return shown
 
 
+class Checked(NamedTuple):
+    """A ``session`` or ``response`` object, checked.
+
+    Attributes:
+        settings: the settings in force with the object's changes.
+        others: the fields the caller checks (``extra``), nulls read as absent left out.
+        not_applied: what was asked and cannot be had on this daemon (audio output),
+            as the one ``error`` to send beside the answer; None when all applies.
+    """
+
+    settings: Settings
+    others: dict[str, Any]
+    not_applied: Invalid | None
+
+
+_EVENT_OF = {"session": "session.update", "response": "response.create"}
+
+
 def check_settings(
-    fields: dict[str, Any], base: Settings, names: Names, where: str, *, extra: frozenset[str]
-) -> tuple[Settings, dict[str, Any]]:
-    """``base`` with the settings ``fields`` changes; the fields in ``extra`` are
-    returned for the caller to check.
+    value: dict[str, Any], base: Settings, names: Names, where: str, *, extra: frozenset[str]
+) -> Checked:
+    """``base`` with the settings ``value`` changes; the fields in ``extra`` are
+    returned for the caller to check. An explicit null reads as the field absent
+    (:func:`.fields.given`); audio output, not available here, is left out and
+    reported in :attr:`Checked.not_applied`, the rest applies.
 
     Args:
-        fields: a ``session`` or ``response`` object of a client event.
+        value: a ``session`` or ``response`` object of a client event.
         base: the settings in force.
         names: the client's shape.
         where: the object's path, for ``param`` (``session``, ``response``).
         extra: other fields the caller knows.
 
     Raises:
-        Invalid: a field of a wrong type or value, an unknown field, or audio.
+        Invalid: a field of a wrong type or value, or an unknown field: nothing applies.
     """
+    known = names.fields[_EVENT_OF[where], where]
     changes: dict[str, Any] = {}
     others: dict[str, Any] = {}
-    for name, value in fields.items():
+    not_applied = None
+    for name, field in given(value, known).items():
         param = f"{where}.{name}"
         if name in extra:
-            others[name] = value
+            others[name] = field
         elif name == "instructions":
-            changes["instructions"] = _string(value, param)
+            changes["instructions"] = _string(field, param)
         elif name == names.modalities:
-            _check_modalities(value, param)
+            if _asks_audio(field, param):
+                not_applied = _no_audio_output(param, where, names)
         elif name == names.max_tokens:
-            changes["max_tokens"] = _max_tokens(value, param)
+            changes["max_tokens"] = _max_tokens(field, param)
         elif name == "tools":
-            changes["tools"] = _tools(value, param)
+            changes["tools"] = _tools(field, param)
         elif name == "tool_choice":
-            changes["tool_choice"] = _tool_choice(value, param)
+            changes["tool_choice"] = _tool_choice(field, param)
         elif name == "parallel_tool_calls":
-            if not isinstance(value, bool):
+            if not isinstance(field, bool):
                 raise Invalid("invalid_type", f"{param} must be a boolean", param)
-            changes["parallel_tool_calls"] = value
+            changes["parallel_tool_calls"] = field
         elif name == "temperature" and names.beta:
-            if not isinstance(value, int | float) or isinstance(value, bool):
+            if not isinstance(field, int | float) or isinstance(field, bool):
                 raise Invalid("invalid_type", f"{param} must be a number", param)
-            changes["temperature"] = float(value)
-        elif name not in _IGNORED:
+            changes["temperature"] = float(field)
+        elif name not in known:
             raise Invalid("unknown_parameter", f"Unknown parameter: '{param}'.", param)
-    return dataclasses.replace(base, **changes), others
+    return Checked(dataclasses.replace(base, **changes), others, not_applied)
 
 
 def _string(value: Any, param: str) -> str:
@@ -199,13 +231,26 @@ def _string(value: Any, param: str) -> str:
     return value
 
 
-def _check_modalities(value: Any, param: str) -> None:
+def _asks_audio(value: Any, param: str) -> bool:
+    """Whether output modalities ask for audio (text is what every answer gets)."""
     if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
         raise Invalid("invalid_type", f"{param} must be a list of strings", param)
-    if "audio" in value:
-        raise unsupported(param, "audio output")
-    if value != ["text"]:
-        raise Invalid("invalid_value", f'{param} must be ["text"]', param)
+    if not value or not set(value) <= {"text", "audio"}:
+        raise Invalid("invalid_value", f'{param} must be ["text"] or ["audio"]', param)
+    return "audio" in value
+
+
+def _no_audio_output(param: str, where: str, names: Names) -> Invalid:
+    # Audio output needs speech engines, which this daemon does not have (yet): the
+    # answer comes in text, and the client hears why once.
+    what = "the session answers" if where == "session" else "this response answers"
+    return Invalid(
+        "unsupported_modality",
+        f"{param}: audio output is not available: speech engines are not configured on this"
+        f' daemon, so {what} in text ({names.modalities} ["text"]); everything else in the'
+        f" {where} was applied",
+        param,
+    )
 
 
 def _max_tokens(value: Any, param: str) -> int | None:
