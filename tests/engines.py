@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -191,3 +192,19 @@ class Tagged:
     async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
         yield context.delta(self.text)
         yield context.finish("stop")
+
+
+class RecordingEngine:
+    """Echoes, and keeps the chat-completion body of every request it gets; a last
+    message of "hold" is never answered (until cancelled)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    async def answer(self, request: Request, context: RequestContext) -> AsyncIterator[Envelope]:
+        self.bodies.append(json.loads(request.raw))
+        messages = request.chat.messages
+        if messages and messages[-1].content == "hold":
+            await asyncio.Event().wait()
+        async for envelope in ECHO.answer(request, context):
+            yield envelope
