@@ -3,6 +3,7 @@ audio settings partly applied, interruptions' buffer clears, cancelled responses
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -75,7 +76,7 @@ async def test_a_session_asking_for_audio_gets_the_rest_and_one_error(
     engine = RecordingEngine()
     daemon = await serve_engine(engine)
     modalities = "modalities" if beta else "output_modalities"
-    async with connect(daemon, beta) as conn:
+    async with asyncio.timeout(10), connect(daemon, beta) as conn:
         assert (await conn.recv()).type == "session.created"
         await conn.session.update(session=session, event_id="evt_audio")
         updated, error = (await conn.recv()).to_dict(), (await conn.recv()).to_dict()
@@ -104,7 +105,7 @@ async def test_a_malformed_field_beside_audio_still_refuses_the_whole_update(
     client: Daemon,
 ) -> None:
     """Audio asked for and a bad value: the bad value is refused, nothing applies."""
-    async with connect(client, beta=False) as conn:
+    async with asyncio.timeout(10), connect(client, beta=False) as conn:
         assert (await conn.recv()).type == "session.created"
         bad = {**LIVEKIT_SESSION, "max_output_tokens": 0}
         await conn.session.update(session=bad)
@@ -122,7 +123,7 @@ async def test_a_response_asking_for_audio_answers_in_text_after_one_error(
 ) -> None:
     """response.create asking for audio: response.created, one unsupported_modality error
     (after it, so the response is not taken as refused), then the text answer."""
-    async with connect(client, beta) as conn:
+    async with asyncio.timeout(10), connect(client, beta) as conn:
         await conn.conversation.item.create(item=user("hi"))
         await conn.response.create(response={modalities: ["audio"]}, event_id="evt_r")
         events = await events_until(conn, "response.done")
@@ -144,7 +145,7 @@ async def test_a_response_asking_for_audio_answers_in_text_after_one_error(
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
 async def test_input_audio_buffer_clear_is_answered_cleared(client: Daemon, beta: bool) -> None:
     """Pipecat clears the buffer on every interruption: cleared, and no error."""
-    async with connect(client, beta) as conn:
+    async with asyncio.timeout(10), connect(client, beta) as conn:
         assert (await conn.recv()).type == "session.created"
         await conn.input_audio_buffer.clear()
         assert (await conn.recv()).type == "input_audio_buffer.cleared"
@@ -160,7 +161,7 @@ async def test_a_cancelled_response_counts_the_output_it_sent(
     input_tokens is 0 (not known)."""
     engine = EndlessEngine()
     daemon = await serve_engine(engine)
-    async with connect(daemon, beta) as conn:
+    async with asyncio.timeout(10), connect(daemon, beta) as conn:
         await conn.conversation.item.create(item=user("go on"))
         await conn.response.create()
         events = await events_until(
