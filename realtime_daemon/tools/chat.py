@@ -12,6 +12,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -241,25 +242,38 @@ def interactive(options: Options) -> None:
             answer = asyncio.run_coroutine_threadsafe(
                 conversation.ask(system + history, str(turn)), loop
             )
-            text, ending = "", ""
-            while True:
-                try:
-                    text, cancelled = answer.result()
-                    ending = " [stopped]" if cancelled else ""
-                    break
-                except KeyboardInterrupt:
-                    run(conversation.cancel(str(turn)))
-                except ChatFailed as failed:
-                    if failed.kind != "error":
-                        raise
-                    click.echo(f"\n{failed}", err=True)  # an answer's error: the session goes on
-                    break
-            print(ending)
+            request_id = str(turn)
+            text = _answered(answer, lambda: run(conversation.cancel(request_id)))  # noqa: B023
             history.append({"role": "assistant", "content": text})
     finally:
         run(conversation.close())
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+
+
+def _answered(answer: Any, cancel: Callable[[], None]) -> str:
+    """Wait for one answer, printed as it streams; Ctrl-C asks the daemon to stop it.
+
+    Returns:
+        its text (empty when it failed in band: the session goes on).
+
+    Raises:
+        ChatFailed: the connection or the daemon failed.
+    """
+    while True:
+        try:
+            text, cancelled = answer.result()
+        except KeyboardInterrupt:
+            cancel()
+        except ChatFailed as failed:
+            if failed.kind != "error":
+                raise
+            click.echo(f"\n{failed}", err=True)  # an answer's error: the session goes on
+            print()
+            return ""
+        else:
+            print(" [stopped]" if cancelled else "")
+            return str(text)
 
 
 _EPILOG = """\b
