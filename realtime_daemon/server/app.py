@@ -6,7 +6,6 @@ Each dialect of the registry is served at its path by the handler of
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import resource
 from collections.abc import Sequence
@@ -22,27 +21,13 @@ from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission, Tokens
 from realtime_daemon.server.connections import Connections
 from realtime_daemon.server.metrics import CONTENT_TYPE, Metrics
+from realtime_daemon.server.state import STATE, State
 from realtime_daemon.server.websocket import websocket_handler
 from realtime_daemon.session.resume import Resumes
 
 __all__ = ["STATE", "State", "build_app"]
 
 logger = structlog.get_logger("realtime_daemon")
-
-
-@dataclasses.dataclass(frozen=True)
-class State:
-    """What the app's handlers share: settings, routes, open connections, metrics."""
-
-    config: Config
-    routes: Routes
-    connections: Connections
-    metrics: Metrics
-    admission: Admission
-    resumes: Resumes
-
-
-STATE = web.AppKey("state", State)
 
 
 def build_app(
@@ -78,7 +63,9 @@ def build_app(
         tokens, config.allowed_origin, config.max_connections or default_max_connections()
     )
     unavailable = "resume needs --workers 1" if config.workers > 1 else None
-    resumes = Resumes(config.resume_window, config.resume_buffer, unavailable, config.instance_name)
+    resumes = Resumes(
+        config.resume_window, config.resume_buffer, unavailable, config.instance_name, dialects
+    )
     state = State(
         config=config,
         routes=routes,
@@ -86,14 +73,12 @@ def build_app(
         metrics=metrics,
         admission=admission,
         resumes=resumes,
+        dialects=dialects,
     )
     app = web.Application()
     app[STATE] = state
     for path in dict.fromkeys(spec.path(config) for spec in dialects):
-        handler = websocket_handler(
-            config, routes, connections, metrics, admission, resumes, dialects, path
-        )
-        app.router.add_get(path, handler)
+        app.router.add_get(path, websocket_handler(state, path))
     app.router.add_get(ENDPOINTS.health, _health)
     app.router.add_get(ENDPOINTS.live, _live)
     app.router.add_get(ENDPOINTS.metrics, _metrics)

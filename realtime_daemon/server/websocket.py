@@ -18,14 +18,12 @@ import structlog
 from aiohttp import web
 
 from realtime_daemon.config import Config
-from realtime_daemon.dialects.registry import DialectSpec
-from realtime_daemon.engines.routes import Routes
-from realtime_daemon.server.admission import PROTOCOL, Admission, TrustedProxies, client_address
-from realtime_daemon.server.connections import Connections
+from realtime_daemon.server.admission import PROTOCOL, TrustedProxies, client_address
 from realtime_daemon.server.metrics import Metrics
+from realtime_daemon.server.state import State
 from realtime_daemon.server.upgrade import Accept, Refused, check_upgrade
 from realtime_daemon.session.host import Host
-from realtime_daemon.session.resume import Held, Resumes
+from realtime_daemon.session.resume import Held
 from realtime_daemon.transport.closes import CLOSE_TIMEOUT
 from realtime_daemon.transport.connection import Connection
 from realtime_daemon.transport.reader import Limits
@@ -55,38 +53,18 @@ def open_websocket(
     )
 
 
-def websocket_handler(
-    config: Config,
-    routes: Routes,
-    connections: Connections,
-    metrics: Metrics,
-    admission: Admission,
-    resumes: Resumes,
-    dialects: Sequence[DialectSpec],
-    path: str,
-) -> Handler:
+def websocket_handler(state: State, path: str) -> Handler:
     """The aiohttp handler of the WebSocket path ``path`` (told, not read from the
     request: an idle connection keeps what its request was asked)."""
-    return _Path(config, routes, connections, metrics, admission, resumes, dialects, path).handle
+    return _Path(state, path).handle
 
 
 class _Path:
     """One WebSocket path's handler and what it serves with."""
 
-    def __init__(
-        self,
-        config: Config,
-        routes: Routes,
-        connections: Connections,
-        metrics: Metrics,
-        admission: Admission,
-        resumes: Resumes,
-        dialects: Sequence[DialectSpec],
-        path: str,
-    ) -> None:
-        self.config, self.routes, self.path = config, routes, path
-        self.connections, self.metrics = connections, metrics
-        self.admission, self.resumes, self.dialects = admission, resumes, dialects
+    def __init__(self, state: State, path: str) -> None:
+        config = state.config
+        self.state, self.path = state, path
         self.proxies = TrustedProxies(config.forwarded_allow_ips)
         self.limits = Limits(
             rate=config.max_requests_per_second,
@@ -96,9 +74,9 @@ class _Path:
             max_message_size=config.max_message_size,
         )
         # The daemon's own (beside a browser's token), then the dialects' own.
-        offered = (PROTOCOL, *(p for d in dialects for p in d.subprotocols))
+        offered = (PROTOCOL, *(p for d in state.dialects for p in d.subprotocols))
         self.subprotocols = tuple(dict.fromkeys(offered))
-        self.offer = resumes if resumes.unavailable is None else None
+        self.offer = state.resumes if state.resumes.unavailable is None else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Refuse the upgrade, or serve the connection until it closes."""
@@ -106,19 +84,19 @@ class _Path:
             self.path,
             request.headers,
             request.query,
-            config=self.config,
-            dialects=self.dialects,
-            models=self.routes.models,
-            admission=self.admission,
-            open_connections=len(self.connections),
-            draining=self.connections.draining,
-            resumes=self.resumes,
+            config=self.state.config,
+            dialects=self.state.dialects,
+            models=self.state.routes.models,
+            admission=self.state.admission,
+            open_connections=len(self.state.connections),
+            draining=self.state.connections.draining,
+            resumes=self.state.resumes,
         )
         forwarded = request.headers.get("X-Forwarded-For")
         peer = client_address(request.remote, forwarded, self.proxies)
         if isinstance(verdict, Refused):
-            return _refuse(verdict, request, peer, self.metrics)
-        ws = open_websocket(self.config, self.subprotocols)
+            return _refuse(verdict, request, peer, self.state.metrics)
+        ws = open_websocket(self.state.config, self.subprotocols)
         if verdict.resume is not None:
             await self._resumed(ws, request, verdict.resume)
             return ws
@@ -129,14 +107,14 @@ class _Path:
         # miss a connection the client already sees open. Served here, not in
         # a coroutine of its own: an idle connection waits in this frame.
         started = asyncio.get_running_loop().time()
-        self.connections.add(host)
+        self.state.connections.add(host)
         try:
             await ws.prepare(request)
             logger.debug("connection_opened", conn=host.session_id, peer=peer)
             close = await connection.serve(host)
         finally:
-            self.connections.discard(host)
-        self.metrics.closes.labels(str(close.code)).inc()
+            self.state.connections.discard(host)
+        self.state.metrics.closes.labels(str(close.code)).inc()
         host.log.info(
             "connection_closed",
             code=int(close.code),
@@ -152,12 +130,12 @@ class _Path:
         assert verdict.dialect is not None
         return Host(
             connection,
-            self.routes,
+            self.state.routes,
             verdict.dialect.build(verdict.upgrade),
-            queue_size=self.config.request_queue_size,
+            queue_size=self.state.config.request_queue_size,
             session_id=uuid.uuid4().hex,
             peer=peer,
-            observer=self.metrics,
+            observer=self.state.metrics,
             send_timeout=self.limits.send_timeout,
             resumes=self.offer,
             identity=verdict.identity,
@@ -175,7 +153,7 @@ class _Path:
         await ws.prepare(request)
         connection = Connection(ws, request.transport, request.protocol, self.limits)
         close = await connection.resume(session, after)
-        self.metrics.closes.labels(str(close.code)).inc()
+        self.state.metrics.closes.labels(str(close.code)).inc()
         session.log.info(
             "connection_closed", code=int(close.code), reason=close.reason, resumed=True
         )

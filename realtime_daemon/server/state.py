@@ -1,0 +1,35 @@
+"""What the app's handlers share, and the key it is stored under."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from realtime_daemon.config import Config
+from realtime_daemon.dialects.registry import DialectSpec
+from realtime_daemon.engines.routes import Routes
+from realtime_daemon.server.admission import Admission
+from realtime_daemon.server.connections import Connections
+from realtime_daemon.server.metrics import Metrics
+from realtime_daemon.session.resume import Resumes
+
+__all__ = ["STATE", "State"]
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What the app's handlers share: settings, routes, open connections, metrics,
+    admission, resumable sessions and the dialects served."""
+
+    config: Config
+    routes: Routes
+    connections: Connections
+    metrics: Metrics
+    admission: Admission
+    resumes: Resumes
+    dialects: Sequence[DialectSpec]
+
+
+STATE = web.AppKey("state", State)
