@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-from collections.abc import Callable
 from typing import Literal
 
+from realtime_daemon.dialects import AnswerOutput
 from realtime_daemon.engines.base import RequestContext
 from realtime_daemon.engines.routes import Route
-from realtime_daemon.wire.chat import Envelope
 
 __all__ = ["Answer", "AnswerState", "Ending", "EndingKind", "SessionOver"]
 
@@ -64,7 +63,7 @@ class Answer:
         "chunks",
         "context",
         "error",
-        "put",
+        "output",
         "reason",
         "route",
         "started",
@@ -77,10 +76,10 @@ class Answer:
         context: RequestContext,
         route: Route,
         started: float,
-        put: Callable[[Envelope], None],
+        output: AnswerOutput,
     ) -> None:
         self.context = context
-        self.put = put  # writes one envelope through the dialect
+        self.output = output  # where the dialect writes it
         self.route = route
         self.started = started
         self.chunks = 0
@@ -100,6 +99,13 @@ class Answer:
         if self.state is AnswerState.RUNNING:
             self.state = AnswerState.ANSWERED
             self.context.finished = True
+
+    def engine_ended(self, failed: bool) -> None:
+        """An envelope of the engine ended it: an error (FAILED), else a finish (ANSWERED)."""
+        if failed:
+            self.fail("request_failed")
+        else:
+            self.answered()
 
     def fail(self, code: str) -> None:
         """An error ended it (``code`` is the metric's reason)."""

@@ -20,7 +20,6 @@ close code.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
@@ -219,14 +218,7 @@ class Session:
         self._index += 1
         output = self._dialect.started(request_id)
         context = RequestContext(self.context, self._index, model, request_id)
-        # Chat frames take the engine's envelopes as they are; every other
-        # dialect takes what they say, read once here.
-        put = (
-            output.envelope
-            if isinstance(output, Passthrough)
-            else functools.partial(read_envelope, target=output)
-        )
-        answer = Answer(context, route, self._loop.time(), put)
+        answer = Answer(context, route, self._loop.time(), output)
         self._running.append(answer)
         if request_id is not None:
             if self._by_id is None:
@@ -279,18 +271,22 @@ class Session:
             self._end(answer, outcome)
 
     def _write(self, answer: Answer, batch: Sequence[Envelope]) -> None:
-        """Write an answer's envelopes through its output."""
+        """Write an answer's envelopes through its output, noting the one that ends it."""
         if answer.chunks == 0:
             self._metrics.first_chunk(self._loop.time() - answer.started)
-        context, put = answer.context, answer.put
-        for envelope in batch:
-            answer.chunks += 1
-            if not context.finished and is_finish(envelope):
-                if envelope.event == "error":
-                    answer.fail("request_failed")
-                else:
-                    answer.answered()
-            put(envelope)
+        answer.chunks += len(batch)
+        context, output = answer.context, answer.output
+        if isinstance(output, Passthrough):
+            for envelope in batch:
+                if not context.finished and is_finish(envelope):
+                    answer.engine_ended(envelope.event == "error")
+                output.envelope(envelope)
+        else:
+            # Read once: what the envelope says goes to the output, and whether
+            # it ends the answer comes back.
+            for envelope in batch:
+                if read_envelope(envelope, output) and not context.finished:
+                    answer.engine_ended(envelope.event == "error")
 
     def _engine_failed(self, answer: Answer, exc: Exception) -> SessionOver:
         message = str(exc) or type(exc).__name__

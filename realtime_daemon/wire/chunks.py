@@ -141,10 +141,11 @@ chunk_decoder = msgspec.json.Decoder(_Chunk)
 """Decodes what an answer's events need of a relayed chunk."""
 
 
-def read_envelope(envelope: Envelope, target: AnswerEvents) -> None:
-    """Tell ``target`` what one envelope of an answer says.
+def read_envelope(envelope: Envelope, target: AnswerEvents) -> bool:
+    """Tell ``target`` what one envelope of an answer says; whether it ends the answer
+    (an error, or a chunk with a ``finish_reason``, as :func:`~.chat.is_finish`).
 
-    Only choice 0 counts (one output per answer: ``n > 1`` has no other
+    Only choice 0 is told (one output per answer: ``n > 1`` has no other
     dialect's shape). A relayed chunk that is not a chunk says nothing (the
     engine checked that it is JSON).
     """
@@ -152,40 +153,45 @@ def read_envelope(envelope: Envelope, target: AnswerEvents) -> None:
     if envelope.event == "error":
         message = (envelope.comment or ["request failed"])[0]
         target.fail(ErrorDetail(code="request_failed", message=message))
-    elif data.__class__ is ChatCompletionChunk:
+        return True
+    if data.__class__ is ChatCompletionChunk:
         assert isinstance(data, ChatCompletionChunk)
-        for choice in data.choices:
-            if choice.index == 0:
-                # The per-token path: a typed delta has text only.
-                if choice.delta.content:
-                    target.text(choice.delta.content)
-                if choice.finish_reason is not None:
-                    target.finish(choice.finish_reason)
+        ended = False
+        for typed in data.choices:
+            # The per-token path: a typed delta has text only.
+            if typed.index == 0:
+                if typed.delta.content:
+                    target.text(typed.delta.content)
+                if typed.finish_reason is not None:
+                    target.finish(typed.finish_reason)
+            ended |= typed.finish_reason is not None
         if data.usage is not None:
             target.usage(data.usage)
-    elif isinstance(data, msgspec.Raw):
+        return ended
+    if isinstance(data, msgspec.Raw):
         try:
             chunk = chunk_decoder.decode(data)
         except msgspec.DecodeError:
-            return
-        _read_chunk(chunk, target)
+            return False
+        return _read_chunk(chunk, target)
+    return False
 
 
-def _read_chunk(chunk: _Chunk, target: AnswerEvents) -> None:
+def _read_chunk(chunk: _Chunk, target: AnswerEvents) -> bool:
+    ended = False
     for choice in chunk.choices:
-        if choice.index != 0:
-            continue
         delta = choice.delta
-        if delta is not None:
-            if delta.content:
+        if choice.index == 0:
+            if delta is not None and delta.content:
                 target.text(delta.content)
-            for call in delta.tool_calls or ():
+            for call in (delta.tool_calls if delta is not None else None) or ():
                 function = call.function or _Function()
                 target.tool_call(
                     ToolCallDelta(call.index, call.id, function.name, function.arguments)
                 )
-        if choice.finish_reason is not None:
-            target.finish(choice.finish_reason)
+            if choice.finish_reason is not None:
+                target.finish(choice.finish_reason)
+        ended |= choice.finish_reason is not None
     usage = chunk.usage
     if usage is not None:
         target.usage(
@@ -195,3 +201,4 @@ def _read_chunk(chunk: _Chunk, target: AnswerEvents) -> None:
                 total_tokens=usage.total_tokens,
             )
         )
+    return ended
