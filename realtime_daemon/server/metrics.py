@@ -1,6 +1,6 @@
 """Prometheus metrics: one registry per app.
 
-The session (:mod:`.session`) accounts for each request exactly: it starts
+The session (:mod:`realtime_daemon.session.scheduler`, through its observer) accounts for each request exactly: it starts
 when the session takes it from the queue and ends when its answer task ends,
 labelled with the engine that answered it and its model.
 """

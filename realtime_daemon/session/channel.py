@@ -1,7 +1,7 @@
 """The bounded channel between a connection's reader and its session.
 
 The reader puts frame payloads in; the channel decodes each one (through the
-session's dialect) into a session event (:mod:`.events`). Requests, and the
+session's dialect) into a session event (:mod:`realtime_daemon.wire.events`). Requests, and the
 in-band refusals of request frames, queue in arrival order, at most
 ``maxsize`` of them: when the queue is full, :meth:`RequestChannel.put`
 waits, the reader stops reading the socket, and TCP pushes back on the

@@ -2,7 +2,7 @@
 
 It puts Text frames into the bounded :class:`~.channel.RequestChannel`
 (awaiting room: TCP pushes back on the client) and returns the close that
-ended reading; the connection (:mod:`.handler`) decides what that close
+ended reading; the connection (:mod:`.connection`) decides what that close
 means for the session.
 """
 
