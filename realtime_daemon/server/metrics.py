@@ -1,8 +1,9 @@
 """Prometheus metrics: one registry per app.
 
-The session (:mod:`realtime_daemon.session.scheduler`, through its observer) accounts for each request exactly: it starts
-when the session takes it from the queue and ends when its answer task ends,
-labelled with the engine that answered it and its model.
+The session (:mod:`realtime_daemon.session.scheduler`, through its observer)
+accounts for each request exactly: it starts when the session takes it from
+the queue and ends when its answer task ends, labelled with the engine that
+answered it and its model.
 """
 
 from __future__ import annotations
