@@ -30,6 +30,8 @@ from realtime_daemon.wire.chat import (
     FrameError,
     SessionUpdateMessage,
     decode_request,
+    engine_error,
+    frame_tail,
 )
 from realtime_daemon.wire.events import Cancel, Event, Refuse, Reply, Submit
 
@@ -70,7 +72,7 @@ class ChatDialect:
     """One connection's chat dialect: its session settings, its request ids.
 
     Args:
-        outbox: where envelopes go (numbered there).
+        writer: where envelopes go (numbered there).
         session_id: the connection's session id (shown in ``session.updated``).
         models: the models a session may choose; None when any is taken.
         concurrency_limit: the most answers a session may ask to run at once.
@@ -94,13 +96,13 @@ class ChatDialect:
 
     def __init__(
         self,
-        outbox: FrameWriter,
+        writer: FrameWriter,
         session_id: str,
         models: Collection[str] | None = None,
         concurrency_limit: int = 1,
         resume: Resumable | None = None,
     ) -> None:
-        self._writer = outbox
+        self._writer = writer
         self._resume = resume
         self.resumable = False
         self._session_id = session_id
@@ -333,8 +335,7 @@ class _Answer(Passthrough):
                 return
         if envelope.event is not None and envelope.error is None and self._dialect.detailed:
             # An engine's own error envelope: give it a code too.
-            message = (envelope.comment or ["request failed"])[0]
-            envelope = msgspec.structs.replace(envelope, error=_error("request_failed", message))
+            envelope = msgspec.structs.replace(envelope, error=engine_error(envelope))
         self._dialect.send(msgspec.structs.replace(envelope, request_id=self._request_id))
 
 
@@ -344,7 +345,7 @@ def envelope_frame(envelope: Envelope) -> tuple[bytes, bytes]:
     rest = _encoder.encode(msgspec.structs.replace(envelope, data=None, id=""))
     data = envelope.data
     head = b'{"id":"' if data is None else b'{"data":%b,"id":"' % _encoder.encode(data)
-    return head, b'"}' if rest == b"{}" else b'",' + rest[1:]
+    return head, frame_tail(rest)
 
 
 def _check_defaults(defaults: dict[str, msgspec.Raw]) -> str | None:

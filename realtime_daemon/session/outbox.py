@@ -114,12 +114,10 @@ class Outbox:
         """Whether the writer must ``await settle()`` before writing more: the client
         lags or is gone, a held session's buffer is full, or the time slice is over.
         Most batches need no wait, and so cost no coroutine."""
-        sink = self._sink
-        if sink is None:
-            replay = self.replay
-            return replay is None or replay.full
         # The clock first: after a flush() it answers alone.
-        return self._loop.time() >= self._slice_end or sink.paused or sink.closing
+        if self._sink is not None and self._loop.time() >= self._slice_end:
+            return True
+        return self.lagging
 
     def hold(self) -> None:
         """The caller will :meth:`flush` after its next writes (no flush is scheduled

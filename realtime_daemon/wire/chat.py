@@ -33,6 +33,8 @@ __all__ = [
     "Usage",
     "decode_request",
     "encode_envelope",
+    "engine_error",
+    "frame_tail",
     "is_finish",
     "message_text",
 ]
@@ -165,9 +167,10 @@ class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One server frame: ``{"data": <chunk>, "id": "<n>"}``.
 
-    Engines yield envelopes without ``id``; the connection numbers them 1, 2,
-    3, ... as it sends them. ``data`` is a chunk, or an already encoded JSON
-    value (:class:`msgspec.Raw`) that an engine passes through untouched.
+    Engines yield envelopes without ``id``; the session's outbox numbers them
+    1, 2, 3, ... as it writes them (``realtime_daemon.dialects.FrameWriter``).
+    ``data`` is a chunk, or an already encoded JSON value
+    (:class:`msgspec.Raw`) that an engine passes through untouched.
     ``event`` and ``comment`` are written only when set, e.g. the error
     envelope ``{"event": "error", "comment": ["..."]}``; so are ``error``
     (the error's code and details, for sessions that use the session
@@ -251,6 +254,18 @@ def is_finish(envelope: Envelope) -> bool:
                 return True
         return False
     return envelope.event == "error"
+
+
+def engine_error(envelope: Envelope) -> ErrorDetail:
+    """An engine's own error envelope (``{"event": "error", "comment": [...]}``) as
+    the error it reports: ``request_failed``, with its first comment."""
+    return ErrorDetail(code="request_failed", message=(envelope.comment or ["request failed"])[0])
+
+
+def frame_tail(body: bytes) -> bytes:
+    """What follows a frame's id when the rest of its JSON object is ``body`` (an
+    encoded object): ``"}`` when empty, else ``",`` and its members."""
+    return b'"}' if body == b"{}" else b'",' + body[1:]
 
 
 def encode_envelope(envelope: Envelope) -> bytes:

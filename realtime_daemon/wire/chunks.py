@@ -19,7 +19,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from realtime_daemon.wire.chat import ChatCompletionChunk, Envelope, ErrorDetail, Usage
+from realtime_daemon.wire.chat import (
+    ChatCompletionChunk,
+    Envelope,
+    ErrorDetail,
+    Usage,
+    engine_error,
+)
 
 __all__ = [
     "AnswerEvents",
@@ -151,8 +157,7 @@ def read_envelope(envelope: Envelope, target: AnswerEvents) -> bool:
     """
     data = envelope.data
     if envelope.event == "error":
-        message = (envelope.comment or ["request failed"])[0]
-        target.fail(ErrorDetail(code="request_failed", message=message))
+        target.fail(engine_error(envelope))
         return True
     if data.__class__ is ChatCompletionChunk:
         assert isinstance(data, ChatCompletionChunk)

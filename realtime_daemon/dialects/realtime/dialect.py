@@ -36,7 +36,6 @@ from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
 __all__ = ["RealtimeDialect"]
 
 _decoder = msgspec.json.Decoder(dict[str, Any])
-_encoder = msgspec.json.Encoder()
 
 _AUDIO_EVENTS = frozenset(
     {

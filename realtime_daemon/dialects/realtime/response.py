@@ -17,7 +17,7 @@ from realtime_daemon.dialects import FrameWriter
 from realtime_daemon.dialects.realtime.conversation import Conversation
 from realtime_daemon.dialects.realtime.wire import Names, Settings
 from realtime_daemon.dialects.realtime.wire import usage as _usage
-from realtime_daemon.wire.chat import ErrorDetail, Usage
+from realtime_daemon.wire.chat import ErrorDetail, Usage, frame_tail
 from realtime_daemon.wire.chunks import ToolCallDelta
 
 __all__ = ["Response", "Writer", "delta_head"]
@@ -36,8 +36,7 @@ class Writer:
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:
         """Send ``{"type": kind, "event_id": ..., **fields}``."""
-        body = _encoder.encode(fields)
-        tail = b'"}' if len(body) == 2 else b'",' + body[1:]
+        tail = frame_tail(_encoder.encode(fields))
         self._out.write(b'{"type":%b,"event_id":"event_' % _encoder.encode(kind), tail)
 
     def delta(self, head: bytes, text: str) -> None:
