@@ -32,6 +32,7 @@ from realtime_daemon.config.engine_settings import (
     UpstreamReadTimeout,
     UpstreamURLs,
 )
+from realtime_daemon.config.speech_settings import SttAPIKey, SttModel, SttName, SttTimeout, SttURLs
 
 __all__ = [
     "ENDPOINTS",
@@ -53,7 +54,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("asyncio", "uvloop")
 PROTOCOLS = ("auto", "chat", "openai-realtime")
 
-_SECRETS = frozenset({"upstream_api_key"})
+_SECRETS = frozenset({"upstream_api_key", "stt_api_key"})
 _SECRET_ENDINGS = ("api_key", "token", "secret", "password")
 INSTANCE_NAME = r"^[A-Za-z0-9_-]{0,32}$"
 """What ``--instance-name`` may be: it leads resume tokens, so it stays short and plain."""
@@ -226,6 +227,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         tuple[ModelConfig, ...],
         Meta(description="Model routing; empty, every request goes to `engine`."),
     ] = ()
+    stt: SttName | None = None
+    stt_url: SttURLs = ()
+    stt_model: SttModel | None = None
+    stt_api_key: SttAPIKey | None = None
+    stt_timeout: SttTimeout = 30.0
     auth_token_file: Annotated[
         str | None,
         Meta(
