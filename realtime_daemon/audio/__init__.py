@@ -9,5 +9,6 @@ nothing of the daemon; dialects and engines import it.
 - :mod:`.errors`: :class:`~.errors.AudioError`, a code, a message and a param;
 - :mod:`.formats`: the Realtime API's formats (PCM16 24 kHz, G.711 μ-law and
   A-law 8 kHz) in GA and beta names, decoded to and encoded from PCM16;
+- :mod:`.resample`: PCM16 from one rate to another by soxr, streamed or at once;
 - :mod:`.wav`: PCM16 in a WAV container, for speech-to-text uploads.
 """
