@@ -6,6 +6,7 @@ processors fed bytes and driven by the audio's own clock (samples seen),
 never the wall clock, so their timings are exact in tests. It imports
 nothing of the daemon; dialects and engines import it.
 
+- :mod:`.buffer`: the session's input audio buffer, bounded, taken out as turns;
 - :mod:`.errors`: :class:`~.errors.AudioError`, a code, a message and a param;
 - :mod:`.formats`: the Realtime API's formats (PCM16 24 kHz, G.711 μ-law and
   A-law 8 kHz) in GA and beta names, decoded to and encoded from PCM16;
