@@ -23,9 +23,10 @@ import msgspec
 from realtime_daemon.dialects import RESUME_UNAVAILABLE, FrameWriter, Resumable, resume_state
 from realtime_daemon.dialects.realtime.audio_input import BETA_FIELDS
 from realtime_daemon.dialects.realtime.conversation import Conversation, check_item
+from realtime_daemon.dialects.realtime.hearing import Hearing
 from realtime_daemon.dialects.realtime.request import ResponseCreate
 from realtime_daemon.dialects.realtime.response import Response, Writer
-from realtime_daemon.dialects.realtime.voice import Ears, Hearing
+from realtime_daemon.dialects.realtime.voice import Ears
 from realtime_daemon.dialects.realtime.voice_events import (
     ABSENT,
     NO_RESPONSES,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -28,7 +27,6 @@ from realtime_daemon.audio.buffer import Committed, InputBuffer
 from realtime_daemon.audio.errors import AudioError
 from realtime_daemon.audio.formats import FORMATS, decode
 from realtime_daemon.audio.speech import (
-    Transcriber,
     Transcript,
     TranscriptionFailed,
     TranscriptionRequest,
@@ -37,58 +35,17 @@ from realtime_daemon.audio.turns import SpeechStarted, TurnSettings
 from realtime_daemon.audio.vad import TurnDetector
 from realtime_daemon.dialects.realtime.audio_input import InputAudio
 from realtime_daemon.dialects.realtime.conversation import Conversation
+from realtime_daemon.dialects.realtime.hearing import Hearing
 from realtime_daemon.dialects.realtime.wire import Invalid
 from realtime_daemon.wire.chat import ErrorDetail
 from realtime_daemon.wire.events import Event, Reply, Work
 
-__all__ = ["MAX_APPEND", "Ears", "Hearing", "Listener", "VoiceObserver"]
+__all__ = ["MAX_APPEND", "Ears", "Listener"]
 
 MAX_APPEND = 15 * 1024 * 1024
 """The most audio one append carries, as at OpenAI (15 MiB, before base64)."""
 
 _FORMATS = {fmt.beta: fmt for fmt in FORMATS}
-
-
-class VoiceObserver(Protocol):
-    """Told of what sessions hear, e.g. for metrics (the server's ``Metrics``)."""
-
-    def heard(self, engine: str, seconds: float) -> None:
-        """``seconds`` of audio were appended."""
-
-    def turn_detected(self, engine: str) -> None:
-        """The turn detector found the end of a turn."""
-
-    def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
-        """A transcription took ``seconds``; ``code`` is its failure's, None if it worked."""
-
-
-class _Unobserved:
-    def heard(self, engine: str, seconds: float) -> None:
-        pass
-
-    def turn_detected(self, engine: str) -> None:
-        pass
-
-    def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
-        pass
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Hearing:
-    """What a session needs to hear: the daemon's transcriber, its bounds, its observer.
-
-    Attributes:
-        transcriber: the speech-to-text engine (``--stt``).
-        max_seconds: the input audio buffer's bound (``--max-input-audio-seconds``).
-        observer: told of audio, turns and transcriptions.
-        passthrough: the models that take the user's audio itself (``[[models]]``
-            ``audio_input = "passthrough"``) rather than its transcript.
-    """
-
-    transcriber: Transcriber
-    max_seconds: float
-    observer: VoiceObserver = dataclasses.field(default_factory=_Unobserved)
-    passthrough: frozenset[str] = frozenset()
 
 
 class Listener(Protocol):
