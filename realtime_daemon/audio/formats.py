@@ -5,7 +5,7 @@ in; G.711 μ-law and A-law (one byte a sample at 8 kHz) are decoded to PCM16
 at 8 kHz and encoded back by lookup tables built once at import, from the
 G.711 formulas (``audioop``, which had them, is gone in Python 3.13): 256
 entries to decode, 65536 (one per PCM16 value) to encode, each applied with
-one numpy index, so a chunk costs one pass over its bytes.
+one numpy ``take``, so a chunk costs one pass over its bytes.
 
 A format is parsed from either shape of the wire, GA (``{"type":
 "audio/pcm", "rate": 24000}``) or beta (``"pcm16"``), and shown back in both.
@@ -198,7 +198,7 @@ def decode(fmt: Format, data: bytes) -> bytes:
     if table is None:
         _check_pcm16(data)
         return bytes(data)
-    return table[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    return table.take(np.frombuffer(data, dtype=np.uint8)).tobytes()  # take: faster than []
 
 
 def encode(fmt: Format, pcm16: bytes) -> bytes:
@@ -213,4 +213,4 @@ def encode(fmt: Format, pcm16: bytes) -> bytes:
         return bytes(pcm16)
     # A sample's two bytes read as one unsigned number are its index in the table.
     index: npt.NDArray[np.uint16] = np.frombuffer(pcm16, dtype="<u2")
-    return table[index].tobytes()
+    return table.take(index).tobytes()
