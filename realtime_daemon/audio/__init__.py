@@ -7,4 +7,5 @@ never the wall clock, so their timings are exact in tests. It imports
 nothing of the daemon; dialects and engines import it.
 
 - :mod:`.wav`: PCM16 in a WAV container, for speech-to-text uploads.
+- :mod:`.speech`: what a speech-to-text engine is (types and a Protocol).
 """
