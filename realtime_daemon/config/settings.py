@@ -12,7 +12,7 @@ the ``serve`` options (:mod:`.options`) and the README's table are made from it.
 
 from __future__ import annotations
 
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 from msgspec import Meta
@@ -109,6 +109,14 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     upstream_read_timeout: UpstreamReadTimeout | None = None
     upstream_max_connections: UpstreamMaxConnections | None = None
     upstream_max_event_size: UpstreamMaxEventSize | None = None
+    audio_input: Annotated[
+        Literal["transcribe", "passthrough"],
+        Meta(
+            description="Realtime voice: what the model gets of a user's audio: its "
+            "transcript, or the audio itself as an `input_audio` part (WAV) for "
+            "audio-capable chat models."
+        ),
+    ] = "transcribe"
     options: dict[str, object] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -157,6 +165,15 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "most (the same refusal)."
         ),
     ] = 2 * 1024 * 1024
+    max_input_audio_seconds: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Realtime API: seconds of uncommitted input audio a session's "
+            "buffer holds at most; an append past it is refused whole "
+            "(`input_audio_buffer_full`).",
+        ),
+    ] = 120.0
     resume_window: Annotated[
         NonNegative,
         Meta(

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from realtime_daemon.wire.chat import Envelope, ErrorDetail
 from realtime_daemon.wire.chunks import AnswerEvents
-from realtime_daemon.wire.events import Event
+from realtime_daemon.wire.events import Event, Events
 
 __all__ = [
     "RESUME_UNAVAILABLE",
@@ -97,7 +97,7 @@ class Dialect(Protocol):
     def opened(self) -> None:
         """The session starts: send what the client gets before it says anything."""
 
-    def receive(self, frame: bytes) -> Event:
+    def receive(self, frame: bytes) -> Events:
         """Decode one client Text frame (valid UTF-8).
 
         Raises:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Dialect, FrameWriter, Resumable
 from realtime_daemon.dialects.chat import ChatDialect
-from realtime_daemon.dialects.realtime import BETA, GA, RealtimeDialect
+from realtime_daemon.dialects.realtime import BETA, GA, Hearing, RealtimeDialect
 
 __all__ = [
     "AUTO",
@@ -44,12 +44,14 @@ class Upgrade:
         headers: the request's headers.
         config: the daemon's settings.
         models: the models a session may choose; None when any is taken.
+        hearing: what a Realtime session needs to hear audio (``--stt``), if any.
     """
 
     query: Mapping[str, str]
     headers: Mapping[str, str]
     config: Config
     models: Collection[str] | None
+    hearing: Hearing | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,8 +82,10 @@ def _beta(upgrade: Upgrade) -> bool:
 
 
 def _realtime_selected(upgrade: Upgrade) -> bool:
-    # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header.
-    return _beta(upgrade) or "model" in upgrade.query
+    # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header;
+    # transcription sessions ?intent=transcription.
+    query = upgrade.query
+    return _beta(upgrade) or "model" in query or query.get("intent") == "transcription"
 
 
 def _chat(upgrade: Upgrade) -> DialectFactory:
@@ -97,6 +101,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
     config = upgrade.config
     names = BETA if _beta(upgrade) else GA
     model = upgrade.query.get("model") or None
+    hearing = upgrade.hearing
+    transcription = upgrade.query.get("intent") == "transcription"
 
     def realtime(writer: FrameWriter, session_id: str, resume: Resumable | None) -> Dialect:
         return RealtimeDialect(
@@ -109,6 +115,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
             max_items=config.max_conversation_items,
             max_bytes=config.max_conversation_bytes,
             resume=resume,
+            hearing=hearing,
+            transcription=transcription,
         )
 
     return realtime

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DialectSpec
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission
@@ -21,7 +22,7 @@ __all__ = ["STATE", "State"]
 @dataclasses.dataclass(frozen=True)
 class State:
     """What the app's handlers share: settings, routes, open connections, metrics,
-    admission, resumable sessions and the dialects served."""
+    admission, resumable sessions, the dialects served and what sessions hear with."""
 
     config: Config
     routes: Routes
@@ -30,6 +31,7 @@ class State:
     admission: Admission
     resumes: Resumes
     dialects: Sequence[DialectSpec]
+    hearing: Hearing | None = None
 
 
 STATE = web.AppKey("state", State)

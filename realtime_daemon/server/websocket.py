@@ -91,6 +91,7 @@ class _Path:
             open_connections=len(self.state.connections),
             draining=self.state.connections.draining,
             resumes=self.state.resumes,
+            hearing=self.state.hearing,
         )
         forwarded = request.headers.get("X-Forwarded-For")
         peer = client_address(request.remote, forwarded, self.proxies)

@@ -34,7 +34,7 @@ from realtime_daemon.session.channel import RequestChannel
 from realtime_daemon.session.outbox import ClientTooSlow, Outbox, PeerGone
 from realtime_daemon.wire.chat import Envelope, ErrorDetail, Request, is_finish
 from realtime_daemon.wire.chunks import read_envelope
-from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
+from realtime_daemon.wire.events import Cancel, Event, Reply, Submit, Work
 
 __all__ = ["CUT_NOTICE", "Ending", "Session", "SessionObserver"]
 
@@ -183,8 +183,24 @@ class Session:
             self._cancel(event.request_id)
         elif isinstance(event, Reply):
             event.send()
+        elif isinstance(event, Work):
+            self._spawn(self._work(event))
         else:
             self._dialect.error(event.detail, event.request_id)
+
+    async def _work(self, work: Work[Any]) -> None:
+        """Run a dialect's job; hand its outcome back and handle what follows from it."""
+        try:
+            outcome = await work.job()
+        except RequestFailed as exc:
+            outcome = exc.detail
+        except Exception as exc:
+            message = str(exc) or type(exc).__name__
+            self._log().error("work_failed", error=message, exc_info=exc)
+            outcome = ErrorDetail(code="server_error", message=message)
+        for event in work.done(outcome):
+            self._handle(event)
+        await self._outbox.settle()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._group is not None

@@ -24,6 +24,7 @@ __all__ = [
     "Names",
     "Settings",
     "check_settings",
+    "required",
     "unsupported",
     "usage",
 ]
@@ -47,10 +48,26 @@ class Invalid(Exception):
 
 
 def unsupported(param: str, what: str) -> Invalid:
-    """Audio and transcription, refused by a text-only server."""
+    """Audio and transcription, refused by a daemon started without a speech engine."""
     return Invalid(
-        "unsupported_modality", f"{what} is not supported: this server speaks text only", param
+        "unsupported_modality",
+        f"{what} is not supported: this server hears no audio; start it with --stt NAME"
+        " (a speech-to-text engine: see the README's Voice section) to send audio",
+        param,
     )
+
+
+def required(event: dict[str, Any], name: str, kind: type) -> Any:
+    """A client event's required field ``name``, of type ``kind`` (dict or str).
+
+    Raises:
+        Invalid: missing, null or of another type.
+    """
+    value = event.get(name)
+    if not isinstance(value, kind):
+        what = "an object" if kind is dict else "a string"
+        raise Invalid("missing_required_parameter", f"{name} must be {what}", name)
+    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
