@@ -17,10 +17,13 @@ import pytest
 
 from realtime_daemon.config import ModelConfig
 
-from .conftest import Daemon, StartServer
+from .conftest import PATH, Daemon, StartServer
 from .engines import GatedEngine, RecordingEngine
 from .fake_stt import FakeSTT
+from .test_metrics import scrape
 from .test_realtime_sdk import sdk
+from .test_resume import connect as connect_raw
+from .test_resume import receive, resume_path, send
 from .voice import append_all, bursts, chunks, in_format, stt, until
 
 __all__ = ["stt"]  # the fixture, used by name
@@ -82,6 +85,8 @@ async def test_a_spoken_turn_is_detected_transcribed_and_answered(
     )
     assert completed.transcript == "turn on the lights"
     assert completed.usage.type == "duration"
+    pieces = [e.delta for e in events if e.type.endswith("input_audio_transcription.delta")]
+    assert "".join(pieces) == completed.transcript  # streamed by the STT server, word by word
     assert kinds.index("conversation.item.input_audio_transcription.completed") < kinds.index(
         "response.created"
     )
@@ -410,3 +415,56 @@ async def test_an_audio_model_gets_the_audio_itself_without_waiting_for_its_tran
     with wave.open(io.BytesIO(base64.b64decode(part["input_audio"]["data"]))) as wav:
         assert (wav.getframerate(), wav.getnframes()) == (24000, 24 * 2800)
     assert engine.bodies[1]["messages"][0] == {"role": "user", "content": stt.text}
+
+
+async def test_a_turn_cut_by_a_lost_connection_goes_on_when_the_session_resumes(
+    daemon: Daemon,
+) -> None:
+    """A resumable voice session whose connection is cut mid-turn: resumed after the last
+    event seen, the rest of the turn's audio ends the same turn, transcribed and answered,
+    every event once and in order."""
+    ws = await connect_raw(daemon, PATH + "?model=echo")
+    assert (await receive(ws))["type"] == "session.created"
+    update = listening(False)
+    send(ws, {"type": "session.update", "session": {**update, "resumable": True}})
+    token = (await receive(ws))["session"]["resume_token"]
+    half = len(bursts(("silence", 500), ("tone", 400)))
+    for chunk in chunks(TURN[:half]):
+        send(ws, {"type": "input_audio_buffer.append", "audio": chunk})
+    events = [await receive(ws)]
+    assert events[0]["type"] == "input_audio_buffer.speech_started"
+    ws.abort()
+    again = await connect_raw(daemon, resume_path(token, events[-1]["event_id"]))
+    for chunk in chunks(TURN[half:]):
+        send(again, {"type": "input_audio_buffer.append", "audio": chunk})
+    while events[-1]["type"] != "response.done":
+        events.append(await receive(again))
+    numbers = [int(e["event_id"].removeprefix("event_")) for e in events]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+    assert stopped["item_id"] == events[0]["item_id"]
+    assert abs(stopped["audio_end_ms"] - 1800) <= 30
+    deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == "turn on the lights"
+
+
+async def test_voice_metrics_count_audio_turns_and_failed_transcriptions(
+    daemon: Daemon, stt: FakeSTT
+) -> None:
+    """/metrics: seconds of audio heard, turns detected, transcriptions timed, failures
+    by code, all labelled with the speech-to-text engine."""
+    async with connect(daemon, False) as conn:
+        await conn.session.update(session=listening(False))
+        await until(conn, "session.updated")
+        await append_all(conn, TURN)
+        await until(conn, "response.done")
+        stt.mode = "400"
+        await append_all(conn, TURN)
+        await until(conn, "response.done")
+    samples = await scrape(daemon)
+    engine = (("engine", "openai"),)
+    assert samples[("realtime_daemon_audio_input_seconds_total", engine)] == pytest.approx(5.6)
+    assert samples[("realtime_daemon_turns_detected_total", engine)] == 2
+    assert samples[("realtime_daemon_transcription_seconds_count", engine)] == 2
+    failed = (("code", "upstream_error"), ("engine", "openai"))
+    assert samples[("realtime_daemon_transcription_failures_total", failed)] == 1
