@@ -29,7 +29,7 @@ import time
 import aiohttp
 import numpy as np
 from aiohttp import web
-from run import Server
+from run import Server, _self_cpu
 
 FRAME = 480  # samples: 20 ms at 24 kHz
 PATTERN_MS = (800, 1500)
@@ -109,7 +109,7 @@ async def session(url: str, audio: bytes, until: float, results: Results) -> Non
                     start = committed.pop(event["item_id"], None)
                     if start is not None:
                         results.transcribed.append(now - start)
-                elif kind == "error":
+                elif kind == "error" or event.get("event") == "error":
                     results.errors += 1
 
         reader = asyncio.create_task(read())
@@ -177,7 +177,8 @@ def main() -> None:
                 (
                     "daemon",
                     [
-                        "realtime-daemon", "serve", "--port", "{port}", "--log-level", "warning",
+                        os.path.join(os.path.dirname(sys.executable), "realtime-daemon"),
+                        "serve", "--port", "{port}", "--log-level", "warning",
                         "--stt", "openai", "--stt-url", f"http://127.0.0.1:{stt.port}/v1",
                         "--max-connections", "10000",
                     ],
@@ -186,14 +187,16 @@ def main() -> None:
                 server = Server(name, argv)
                 server.start()
                 try:
-                    cpu = server.cpu_seconds()
-                    results = asyncio.run(load(server.url, n, args.duration))
-                    cpu = server.cpu_seconds() - cpu
+                    cpu, own = server.cpu_seconds(), _self_cpu()
+                    url = server.url + "?model=echo"  # ?model= selects the Realtime dialect
+                    results = asyncio.run(load(url, n, args.duration))
+                    cpu, own = server.cpu_seconds() - cpu, _self_cpu() - own
                 finally:
                     server.stop()
                 per_second = cpu / max(results.audio_seconds, 1e-9) * 1000
                 print(f"{name:7s} sessions={n:4d} cpu/s-of-audio={per_second:.3f} ms", end="")
-                print(f" audio={results.audio_seconds:.0f} s errors={results.errors}")
+                print(f" audio={results.audio_seconds:.0f} s errors={results.errors}", end="")
+                print(f" load generator cpu={own / args.duration:.0%}")
                 if name == "daemon":
                     print(f"        speech_stopped late: {percentiles(results.stopped_late)}")
                     print(f"        committed->transcribed: {percentiles(results.transcribed)}")
