@@ -1,4 +1,4 @@
-"""Server CPU per streamed text delta: the Realtime dialect against the chat dialect.
+"""Server CPU per streamed text delta: the Realtime and Responses dialects against chat's.
 
 One daemon (echo engine, no delay, uvloop) on its own CPU; one connection
 per dialect asks for RESPONSES answers of CHARS characters, one after the
@@ -6,7 +6,9 @@ other (a Realtime session runs one in-band response at a time), and
 verifies every answer's text. In band, the conversation grows by two items
 a turn and each response sends all of it to the engine (as a chat client
 resending its history would); out of band, each response's input is its
-one question. The figure is the daemon's CPU time (user +
+one question. The Responses dialect chains each response to the one before
+(``previous_response_id``), so its conversation grows as in band. The
+figure is the daemon's CPU time (user +
 system, from /proc) over the text deltas it streamed: a chat chunk, or a
 ``response.output_text.delta`` event, one per character.
 
@@ -29,7 +31,7 @@ import uvloop
 from run import ALPHABET, Server, summary
 
 _decode = msgspec.json.decode
-DIALECTS = ("chat", "realtime", "realtime out of band")
+DIALECTS = ("chat", "realtime", "realtime out of band", "responses")
 
 
 def text(n: int, salt: int) -> str:
@@ -78,17 +80,45 @@ async def realtime(ws: aiohttp.ClientWebSocketResponse, prompt: str, in_band: bo
     return len(got)
 
 
-async def run(server: Server, dialect: str, responses: int, chars: int) -> dict[str, float]:
-    path = server.url + ("?model=echo" if dialect != "chat" else "")
+async def responses(
+    ws: aiohttp.ClientWebSocketResponse, prompt: str, previous: str | None
+) -> tuple[int, str]:
+    """One Responses turn chained to ``previous``; its text deltas, verified, and its id."""
+    create = {"type": "response.create", "model": "echo", "input": prompt}
+    if previous is not None:
+        create["previous_response_id"] = previous
+    await ws.send_str(msgspec.json.encode(create).decode())
+    got = []
+    while True:
+        event: dict[str, Any] = _decode((await ws.receive()).data)
+        kind = event["type"]
+        if kind == "response.output_text.delta":
+            got.append(event["delta"])
+        elif kind == "response.completed":
+            break
+        elif kind in ("error", "response.failed"):
+            raise AssertionError(event)
+    assert "".join(got) == prompt
+    return len(got), event["response"]["id"]
+
+
+async def run(server: Server, dialect: str, count: int, chars: int) -> dict[str, float]:
+    path = server.url + ("?model=echo" if dialect.startswith("realtime") else "")
+    if dialect == "responses":
+        path = path.replace("/v1/realtime", "/v1/responses")
     async with aiohttp.ClientSession() as session, session.ws_connect(path) as ws:
-        if dialect != "chat":
+        if dialect.startswith("realtime"):
             assert _decode((await ws.receive()).data)["type"] == "session.created"
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         deltas = 0
-        for i in range(responses):
+        previous = None
+        for i in range(count):
             prompt = text(chars, i)
             if dialect == "chat":
                 deltas += await chat(ws, prompt)
+            elif dialect == "responses":
+                got, previous = await responses(ws, prompt, previous)
+                deltas += got
             else:
                 deltas += await realtime(ws, prompt, in_band=dialect == "realtime")
         cpu, wall = server.cpu_seconds() - cpu0, time.perf_counter() - t0

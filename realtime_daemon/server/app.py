@@ -66,6 +66,7 @@ def build_app(
     resumes = Resumes(
         config.resume_window, config.resume_buffer, unavailable, config.instance_name, dialects
     )
+    shared = {spec.name: spec.shared(config) for spec in dialects if spec.shared is not None}
     state = State(
         config=config,
         routes=routes,
@@ -74,6 +75,7 @@ def build_app(
         admission=admission,
         resumes=resumes,
         dialects=dialects,
+        shared=shared,
     )
     app = web.Application()
     app[STATE] = state
@@ -85,6 +87,7 @@ def build_app(
     app.router.add_get(ENDPOINTS.models, _models)
     app.on_shutdown.append(_drain)
     app.on_cleanup.append(_close_engine)
+    app.on_cleanup.append(_close_shared)
     return app
 
 
@@ -116,6 +119,8 @@ async def _live(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.metrics.resume_buffer.set(state.resumes.buffered())
+    for name, shared in state.shared.items():
+        state.metrics.shared_up.labels(name).set(1 if shared.up else 0)
     body = state.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -143,6 +148,11 @@ async def _models(request: web.Request) -> web.Response:
 
 async def _close_engine(app: web.Application) -> None:
     await app[STATE].routes.aclose()
+
+
+async def _close_shared(app: web.Application) -> None:
+    for shared in app[STATE].shared.values():
+        await shared.aclose()
 
 
 async def _drain(app: web.Application) -> None:

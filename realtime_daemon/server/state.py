@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects import Shared
 from realtime_daemon.dialects.registry import DialectSpec
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission
@@ -21,7 +22,8 @@ __all__ = ["STATE", "State"]
 @dataclasses.dataclass(frozen=True)
 class State:
     """What the app's handlers share: settings, routes, open connections, metrics,
-    admission, resumable sessions and the dialects served."""
+    admission, resumable sessions, the dialects served and what their connections
+    share (by dialect name)."""
 
     config: Config
     routes: Routes
@@ -30,6 +32,7 @@ class State:
     admission: Admission
     resumes: Resumes
     dialects: Sequence[DialectSpec]
+    shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
 
 
 STATE = web.AppKey("state", State)

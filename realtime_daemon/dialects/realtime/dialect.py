@@ -322,6 +322,15 @@ class RealtimeDialect:
             )
         )
 
+    def expired(self) -> None:
+        """The connection reached ``--max-session-duration`` (``session_expired``)."""
+        self.error(
+            ErrorDetail(
+                code="session_expired",
+                message="Your session hit the maximum duration: open a new one to go on.",
+            )
+        )
+
     def started(self, request_id: str | None) -> Response:
         """``response.created``; the response takes the answer's events."""
         assert request_id is not None
