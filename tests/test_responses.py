@@ -384,3 +384,22 @@ async def test_closing_the_connection_closes_the_upstream_request(
             await upstream.streaming.wait()
     async with asyncio.timeout(5):
         await upstream.disconnected.wait()
+
+
+async def test_creates_on_one_lane_run_in_order(client: Daemon) -> None:
+    """Three creates sent at once on one lane: each starts after the one before ends, in
+    the order sent, none refused."""
+    async with sdk(client).responses.connect() as conn:
+        for word in ("one", "two", "three"):
+            await conn.response.create(model="echo", input=word, stream_id="a")
+        events: list[Any] = []
+        async with asyncio.timeout(5):
+            async for event in conn:
+                events.append(event)
+                if [e.type for e in events].count("response.completed") == 3:
+                    break
+    kinds = [e.type for e in events]
+    assert "error" not in kinds
+    ends = [e for e in events if e.type in ("response.created", "response.completed")]
+    assert [e.type for e in ends] == ["response.created", "response.completed"] * 3
+    assert [e.response.output_text for e in ends[1::2]] == ["one", "two", "three"]

@@ -23,6 +23,7 @@ import msgspec
 
 from realtime_daemon.dialects import FrameWriter
 from realtime_daemon.dialects.responses.items import Invalid, items_size
+from realtime_daemon.dialects.responses.lanes import HANDED, Lanes
 from realtime_daemon.dialects.responses.request import Create
 from realtime_daemon.dialects.responses.response import Response, Writer
 from realtime_daemon.dialects.responses.store import (
@@ -83,7 +84,8 @@ class ResponsesDialect:
         self._store = store
         self._responses: dict[str, Response] = {}
         self._kept: dict[str, tuple[Chain, int]] = {}  # each response's chain, until it ends
-        self._lanes: dict[str | None, str] = {}  # the response each lane runs
+        self._lanes = Lanes()
+        self._max_waiting = max_items  # creates in one lane's line at most
         self._count = 0
         self.max_concurrent = concurrency_limit
         self.draining = False
@@ -129,13 +131,34 @@ class ResponsesDialect:
                 f"unknown model {create.model!r} (available: {available})",
                 "model",
             )
-        running = self._lanes.get(create.stream_id)
-        if running is not None:
+        lane = create.stream_id
+        running = self._lanes.running(lane)
+        if running is None:
+            return self._go(create)
+        if lane is None:
             raise Invalid(
                 "response_already_in_progress",
-                f"response {running} is in progress on this lane: wait for its end, or"
-                " send the next with another stream_id",
+                f"response {running or 'next'} is in progress: wait for its end, or name"
+                " lanes with stream_id (creates on one lane run in order)",
             )
+        if self._lanes.waiting(lane) >= self._max_waiting:
+            raise Invalid("too_many_queued", f"lane {lane!r} has too many creates waiting")
+        turn = self._lanes.queue(lane)
+        return Work(turn.wait, functools.partial(self._turn_came, create))
+
+    def _turn_came(self, create: Create, outcome: ErrorDetail | None) -> Sequence[Event]:
+        """A create's lane is free: it runs now (or is refused, and the lane goes on)."""
+        lane = create.stream_id
+        try:
+            if isinstance(outcome, ErrorDetail):
+                raise Invalid(outcome.code, outcome.message)
+            return (self._go(create),)
+        except Invalid as exc:
+            self._lanes.free(lane, HANDED)
+            return (self._refusal(exc, lane),)
+
+    def _go(self, create: Create) -> Event:
+        """Start a create whose lane is free: its chain, here or in the store."""
         self._count += 1
         response_id = f"resp_{self._session_id}{self._count:x}"
         previous = create.previous_response_id
@@ -146,7 +169,7 @@ class ResponsesDialect:
             return self._begin(create, response_id, chain)
         if self._store is None:
             raise _not_found(previous)
-        self._lanes[create.stream_id] = response_id  # busy while the store is asked
+        self._lanes.take(create.stream_id, response_id)  # busy while the store is asked
         return Work(
             functools.partial(self._look_up, previous),
             functools.partial(self._looked_up, create, response_id),
@@ -168,7 +191,8 @@ class ResponsesDialect:
     def _looked_up(
         self, create: Create, response_id: str, outcome: _Lookup | ErrorDetail
     ) -> Sequence[Event]:
-        self._lanes.pop(create.stream_id, None)
+        if not isinstance(outcome, list):
+            self._lanes.free(create.stream_id, response_id)
         if isinstance(outcome, ErrorDetail):
             return (Reply(functools.partial(self._error, outcome, create.stream_id)),)
         try:
@@ -177,6 +201,7 @@ class ResponsesDialect:
             chain = Chain(tuple(outcome), items_size(outcome))
             return (self._begin(create, response_id, chain),)
         except Invalid as exc:
+            self._lanes.free(create.stream_id, response_id)
             return (self._refusal(exc, create.stream_id),)
 
     def _begin(self, create: Create, response_id: str, chain: Chain) -> Event:
@@ -195,7 +220,7 @@ class ResponsesDialect:
         response = Response(response_id, create, self._writer, int(time.time()), self._ended)
         self._responses[response_id] = response
         self._kept[response_id] = (Chain(items, size), size - chain.size)
-        self._lanes[create.stream_id] = response_id
+        self._lanes.take(create.stream_id, response_id)
         if request is None:
             return Reply(functools.partial(self._warm_up, response), in_order=True)
         return Submit(request, response_id)
@@ -261,9 +286,8 @@ class ResponsesDialect:
         if response is not None and response.created:
             response.complete()
         self._kept.pop(request_id, None)
-        lane = response.create.stream_id if response is not None else None
-        if self._lanes.get(lane) == request_id:
-            del self._lanes[lane]
+        if response is not None:
+            self._lanes.free(response.create.stream_id, request_id)
 
     def _ended(self, response: Response) -> None:
         """A response ended: a completed or incomplete one can be continued."""
