@@ -7,12 +7,17 @@ verifies every answer's text. In band, the conversation grows by two items
 a turn and each response sends all of it to the engine (as a chat client
 resending its history would); out of band, each response's input is its
 one question. The Responses dialect chains each response to the one before
-(``previous_response_id``), so its conversation grows as in band. The
+(``previous_response_id``), so its conversation grows as in band;
+unchained, each response's input is its one question. The
 figure is the daemon's CPU time (user +
 system, from /proc) over the text deltas it streamed: a chat chunk, or a
 ``response.output_text.delta`` event, one per character.
 
-    python benchmarks/dialects.py [--repeats 5] [--responses 200] [--chars 500]
+With ``--upstream``, the daemon relays through the openai engine from
+``upstream.py`` (a fast OpenAI-compatible server streaming each prompt back,
+one chunk per code point) instead of echoing: CPU per relayed chunk.
+
+    python benchmarks/dialects.py [--repeats 5] [--responses 200] [--chars 500] [--upstream]
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import uvloop
 from run import ALPHABET, Server, summary
 
 _decode = msgspec.json.decode
-DIALECTS = ("chat", "realtime", "realtime out of band", "responses")
+DIALECTS = ("chat", "realtime", "realtime out of band", "responses", "responses unchained")
 
 
 def text(n: int, salt: int) -> str:
@@ -104,7 +109,7 @@ async def responses(
 
 async def run(server: Server, dialect: str, count: int, chars: int) -> dict[str, float]:
     path = server.url + ("?model=echo" if dialect.startswith("realtime") else "")
-    if dialect == "responses":
+    if dialect.startswith("responses"):
         path = path.replace("/v1/realtime", "/v1/responses")
     async with aiohttp.ClientSession() as session, session.ws_connect(path) as ws:
         if dialect.startswith("realtime"):
@@ -116,8 +121,9 @@ async def run(server: Server, dialect: str, count: int, chars: int) -> dict[str,
             prompt = text(chars, i)
             if dialect == "chat":
                 deltas += await chat(ws, prompt)
-            elif dialect == "responses":
-                got, previous = await responses(ws, prompt, previous)
+            elif dialect.startswith("responses"):
+                got, last = await responses(ws, prompt, previous)
+                previous = last if dialect == "responses" else None
                 deltas += got
             else:
                 deltas += await realtime(ws, prompt, in_band=dialect == "realtime")
@@ -130,6 +136,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--responses", type=int, default=200)
     parser.add_argument("--chars", type=int, default=500)
+    parser.add_argument("--upstream", action="store_true", help="relay from upstream.py")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus = frozenset(cpus[:-1] or cpus)
@@ -137,6 +144,14 @@ def main() -> None:
         os.sched_setaffinity(0, {cpus[-1]})
     uvloop.install()
     items = 2 * args.responses + 10
+    engine = []
+    upstream = None
+    if args.upstream:
+        upstream = Server(
+            "upstream", [sys.executable, "benchmarks/upstream.py", "{port}"], cpus=frozenset(cpus)
+        )
+        upstream.start()
+        engine = ["--engine", "openai", "--upstream-url", f"http://127.0.0.1:{upstream.port}/v1"]
     server = Server(
         "daemon",
         [
@@ -158,6 +173,7 @@ def main() -> None:
             str(items),
             "--max-conversation-bytes",
             str(1 << 30),
+            *engine,
         ],
         cpus=server_cpus,
     )
@@ -171,9 +187,12 @@ def main() -> None:
                     results.setdefault((metric, dialect), []).append(value)
     finally:
         server.stop()
+        if upstream is not None:
+            upstream.stop()
     print(
         f"# {time.strftime('%Y-%m-%d')}, {args.repeats} repeats of {args.responses} answers"
-        f" of {args.chars} characters, server on CPUs {sorted(server_cpus)},"
+        f" of {args.chars} characters, {'relayed from upstream.py' if args.upstream else 'echo'},"
+        f" server on CPUs {sorted(server_cpus)},"
         " median (min-max)\n"
     )
     print("| dialect | server µs/delta | deltas/s | µs/delta vs chat |")

@@ -403,3 +403,38 @@ async def test_creates_on_one_lane_run_in_order(client: Daemon) -> None:
     ends = [e for e in events if e.type in ("response.created", "response.completed")]
     assert [e.type for e in ends] == ["response.created", "response.completed"] * 3
     assert [e.response.output_text for e in ends[1::2]] == ["one", "two", "three"]
+
+
+async def test_format_goes_upstream_and_instructions_do_not_carry_over(
+    serve_engine: StartServer,
+) -> None:
+    """text.format json_schema is the request's response_format; instructions and tools
+    lead their own response only, not the ones chained from it."""
+    from .engines import RecordingEngine
+
+    engine = RecordingEngine()
+    daemon = await serve_engine(engine)
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    async with sdk(daemon).responses.connect() as conn:
+        await conn.response.create(
+            model="m",
+            input="one",
+            instructions="Be terse.",
+            text={"format": {"type": "json_schema", "name": "answer", "schema": schema}},
+            max_output_tokens=50,
+        )
+        first = await until_end(conn)
+        await conn.response.create(
+            model="m", input="two", previous_response_id=first[-1].response.id
+        )
+        await until_end(conn)
+    one, two = engine.bodies
+    assert one["messages"][0] == {"role": "system", "content": "Be terse."}
+    assert one["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": schema},
+    }
+    assert one["max_tokens"] == 50
+    assert first[-1].response.instructions == "Be terse."
+    assert [m["role"] for m in two["messages"]] == ["user", "assistant", "user"]
+    assert "response_format" not in two

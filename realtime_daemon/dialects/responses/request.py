@@ -77,19 +77,7 @@ class Create:
                 "invalid_value", "max_output_tokens must be a positive integer", "max_output_tokens"
             )
         text, response_format = _text_format(body.get("text"))
-        chat: dict[str, Any] = {}
-        if tools:
-            chat["tools"] = [
-                {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}
-                for t in tools
-            ]
-            chat["tool_choice"] = (
-                {"type": "function", "function": {"name": choice["name"]}}
-                if isinstance(choice, dict)
-                else choice
-            )
-            if parallel is not None:
-                chat["parallel_tool_calls"] = parallel
+        chat = _chat_fields(tools, choice, parallel)
         for name, value in (
             ("temperature", temperature),
             ("top_p", top_p),
@@ -140,6 +128,28 @@ class Create:
             return decode_request(_encoder.encode(body))
         except FrameError as exc:
             raise Invalid("invalid_request", str(exc), "input") from None
+
+
+def _chat_fields(
+    tools: list[dict[str, Any]], choice: str | dict[str, Any], parallel: bool | None
+) -> dict[str, Any]:
+    """The chat-completion fields of a response's function tools."""
+    if not tools:
+        return {}
+    chat: dict[str, Any] = {
+        "tools": [
+            {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}
+            for t in tools
+        ],
+        "tool_choice": (
+            {"type": "function", "function": {"name": choice["name"]}}
+            if isinstance(choice, dict)
+            else choice
+        ),
+    }
+    if parallel is not None:
+        chat["parallel_tool_calls"] = parallel
+    return chat
 
 
 def _optional(body: dict[str, Any], name: str, kind: type) -> Any:

@@ -107,36 +107,52 @@ class ResponseStore(Protocol):
 
 
 class MemoryStore:
-    """The daemon's own store: at most ``max_entries`` responses, each for ``ttl`` seconds.
+    """The daemon's own store: at most ``max_entries`` responses and ``max_bytes`` bytes
+    of them (the oldest go first), each for ``ttl`` seconds.
 
     Args:
-        max_entries: responses kept at most (the oldest go first).
+        max_entries: responses kept at most.
+        max_bytes: JSON bytes of their chains kept at most.
         ttl: seconds a response is kept.
     """
 
     up = True
 
-    def __init__(self, max_entries: int = 10_000, ttl: float = 3600.0) -> None:
+    def __init__(
+        self, max_entries: int = 10_000, max_bytes: int = 256 << 20, ttl: float = 3600.0
+    ) -> None:
         self._kept: collections.OrderedDict[str, tuple[float, bytes]] = collections.OrderedDict()
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._ttl = ttl
 
     def put(self, response_id: str, items: list[dict[str, Any]]) -> None:
-        self._kept[response_id] = (time.monotonic() + self._ttl, _encoder.encode(items))
-        while len(self._kept) > self._max:
-            self._kept.popitem(last=False)
+        value = _encoder.encode(items)
+        self._forget(response_id)
+        self._kept[response_id] = (time.monotonic() + self._ttl, value)
+        self._bytes += len(value)
+        while len(self._kept) > self._max or self._bytes > self._max_bytes:
+            _, (_, dropped) = self._kept.popitem(last=False)
+            self._bytes -= len(dropped)
+
+    def _forget(self, response_id: str) -> None:
+        kept = self._kept.pop(response_id, None)
+        if kept is not None:
+            self._bytes -= len(kept[1])
 
     async def get(self, response_id: str) -> list[dict[str, Any]] | None:
         kept = self._kept.get(response_id)
         if kept is None:
             return None
         if kept[0] < time.monotonic():
-            del self._kept[response_id]
+            self._forget(response_id)
             return None
         return _decoder.decode(kept[1])
 
     async def aclose(self) -> None:
         self._kept.clear()
+        self._bytes = 0
 
 
 class RedisStore:
