@@ -54,9 +54,14 @@ class WeatherModel:
         yield _chunk({}, "tool_calls")
 
 
-async def test_an_agent_calls_its_function_tool_and_answers(serve_engine: StartServer) -> None:
+@pytest.mark.parametrize("chained", [False, True], ids=["resent", "chained"])
+async def test_an_agent_calls_its_function_tool_and_answers(
+    serve_engine: StartServer, chained: bool
+) -> None:
     """Runner through responses_websocket_session: the tool runs with the model's arguments,
-    its result goes back over the socket, and the agent's final output is the answer."""
+    its result goes back over the socket, and the agent's final output is the answer;
+    with auto_previous_response_id the SDK sends the tool's result alone, and the model
+    still gets the whole conversation from the daemon's chain."""
     agents.set_tracing_disabled(True)
     model = WeatherModel()
     daemon = await serve_engine(model)
@@ -75,9 +80,13 @@ async def test_an_agent_calls_its_function_tool_and_answers(serve_engine: StartS
     async with agents.responses_websocket_session(
         api_key="unused", base_url=f"http://{base}", websocket_base_url=f"ws://{base}"
     ) as session:
-        result = await session.run(agent, "What is the weather in Oslo?")
+        result = await session.run(
+            agent, "What is the weather in Oslo?", auto_previous_response_id=chained
+        )
     assert called == ["Oslo"]
     assert result.final_output == "It is sunny in Oslo"
     second = model.requests[1]
     assert second[0] == {"role": "system", "content": "Answer briefly."}
+    assert second[1] == {"role": "user", "content": "What is the weather in Oslo?"}
+    assert second[2]["tool_calls"][0]["function"]["arguments"] == '{"city": "Oslo"}'
     assert second[-1] == {"role": "tool", "tool_call_id": "call_w1", "content": "sunny in Oslo"}
