@@ -438,3 +438,26 @@ async def test_format_goes_upstream_and_instructions_do_not_carry_over(
     assert first[-1].response.instructions == "Be terse."
     assert [m["role"] for m in two["messages"]] == ["user", "assistant", "user"]
     assert "response_format" not in two
+
+
+async def test_the_path_shares_auth_and_metrics(serve_engine: StartServer, tmp_path: Any) -> None:
+    """--auth-token-file guards /v1/responses too (401 without a token); a response is
+    counted with dialect openai-responses."""
+    import aiohttp
+
+    from .test_metrics import requests, scrape
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("s3cret\n")
+    daemon = await serve_engine(auth_token_file=str(tokens))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await daemon.ws_connect(RESPONSES)
+    assert refused.value.status == 401
+    headers = {"Authorization": "Bearer s3cret"}
+    async with daemon.ws_connect(RESPONSES, headers=headers) as ws:
+        await ws.send_json({"type": "response.create", "model": "echo", "input": "hi"})
+        async with asyncio.timeout(2):
+            while json.loads((await ws.receive()).data)["type"] != "response.completed":
+                pass
+    samples = await scrape(daemon)
+    assert requests(samples, "completed", dialect="openai-responses") == 1
