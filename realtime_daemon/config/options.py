@@ -117,6 +117,7 @@ _CLICK: dict[str, dict[str, Any]] = {
     "log_format": {"type": click.Choice(LOG_FORMATS)},
     "log_level": {"type": click.Choice(LOG_LEVELS, case_sensitive=False)},
     "upstream_url": {"type": _URLList()},
+    "stt_url": {"type": _URLList()},
     "engine_options": {
         "param_decls": ("--engine-option", "engine_options"),
         "type": _EngineOption(),

@@ -16,7 +16,7 @@ from typing import cast
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Dialect, FrameWriter, Resumable, Shared
 from realtime_daemon.dialects.chat import ChatDialect
-from realtime_daemon.dialects.realtime import BETA, GA, RealtimeDialect
+from realtime_daemon.dialects.realtime import BETA, GA, Hearing, RealtimeDialect
 from realtime_daemon.dialects.responses import (
     NAME as RESPONSES,
 )
@@ -54,6 +54,7 @@ class Upgrade:
         headers: the request's headers.
         config: the daemon's settings.
         models: the models a session may choose; None when any is taken.
+        hearing: what a Realtime session needs to hear audio (``--stt``), if any.
         shared: what each dialect's connections share, by dialect name
             (:attr:`DialectSpec.shared`).
     """
@@ -62,6 +63,7 @@ class Upgrade:
     headers: Mapping[str, str]
     config: Config
     models: Collection[str] | None
+    hearing: Hearing | None = None
     shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
 
 
@@ -96,8 +98,10 @@ def _beta(upgrade: Upgrade) -> bool:
 
 
 def _realtime_selected(upgrade: Upgrade) -> bool:
-    # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header.
-    return _beta(upgrade) or "model" in upgrade.query
+    # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header;
+    # transcription sessions ?intent=transcription.
+    query = upgrade.query
+    return _beta(upgrade) or "model" in query or query.get("intent") == "transcription"
 
 
 def _chat(upgrade: Upgrade) -> DialectFactory:
@@ -113,6 +117,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
     config = upgrade.config
     names = BETA if _beta(upgrade) else GA
     model = upgrade.query.get("model") or None
+    hearing = upgrade.hearing
+    transcription = upgrade.query.get("intent") == "transcription"
 
     def realtime(writer: FrameWriter, session_id: str, resume: Resumable | None) -> Dialect:
         return RealtimeDialect(
@@ -125,6 +131,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
             max_items=config.max_conversation_items,
             max_bytes=config.max_conversation_bytes,
             resume=resume,
+            hearing=hearing,
+            transcription=transcription,
         )
 
     return realtime

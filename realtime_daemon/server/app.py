@@ -14,10 +14,12 @@ import structlog
 from aiohttp import web
 
 from realtime_daemon.config import ENDPOINTS, Config
+from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DIALECTS, DialectSpec
 from realtime_daemon.engines.base import Engine, RelayEngine, StreamEngine
 from realtime_daemon.engines.load import as_engine, build_routes
 from realtime_daemon.engines.routes import Routes
+from realtime_daemon.engines.speech.load import load_transcriber
 from realtime_daemon.server.admission import Admission, Tokens
 from realtime_daemon.server.connections import Connections
 from realtime_daemon.server.metrics import CONTENT_TYPE, Metrics
@@ -49,6 +51,7 @@ def build_app(
     Raises:
         EngineLoadError: ``config.engine`` or a model's engine cannot be built.
         TokenFileError: ``config.auth_token_file`` cannot be used.
+        SpeechLoadError: ``config.stt`` cannot be built.
     """
     if engine is None:
         routes = build_routes(config)
@@ -75,6 +78,7 @@ def build_app(
         admission=admission,
         resumes=resumes,
         dialects=dialects,
+        hearing=_hearing(config, metrics),
         shared=shared,
     )
     app = web.Application()
@@ -89,6 +93,14 @@ def build_app(
     app.on_cleanup.append(_close_engine)
     app.on_cleanup.append(_close_shared)
     return app
+
+
+def _hearing(config: Config, metrics: Metrics) -> Hearing | None:
+    transcriber = load_transcriber(config)
+    if transcriber is None:
+        return None
+    passthrough = frozenset(m.name for m in config.models if m.audio_input == "passthrough")
+    return Hearing(transcriber, config.max_input_audio_seconds, metrics, passthrough)
 
 
 def default_max_connections() -> int:
@@ -147,7 +159,10 @@ async def _models(request: web.Request) -> web.Response:
 
 
 async def _close_engine(app: web.Application) -> None:
-    await app[STATE].routes.aclose()
+    state = app[STATE]
+    await state.routes.aclose()
+    if state.hearing is not None:
+        await state.hearing.transcriber.aclose()
 
 
 async def _close_shared(app: web.Application) -> None:

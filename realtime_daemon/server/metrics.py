@@ -64,7 +64,40 @@ class Spec:
         return self.kind(self.name, self.help, self.labels, registry=registry, **extra)
 
 
+# Transcriptions: a second of audio in tens of milliseconds (local, fast servers)
+# to several seconds (a loaded server, a long turn).
+TRANSCRIPTION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
 SPECS = (
+    Spec(
+        "audio_heard",
+        Counter,
+        "realtime_daemon_audio_input_seconds",
+        "Seconds of audio appended by Realtime clients, by speech-to-text engine.",
+        ("engine",),
+    ),
+    Spec(
+        "turns",
+        Counter,
+        "realtime_daemon_turns_detected",
+        "Turns whose end the turn detector found, by speech-to-text engine.",
+        ("engine",),
+    ),
+    Spec(
+        "transcription_time",
+        Histogram,
+        "realtime_daemon_transcription_seconds",
+        "From a turn's commit to its transcript (or failure), by speech-to-text engine.",
+        ("engine",),
+        buckets=TRANSCRIPTION_BUCKETS,
+    ),
+    Spec(
+        "transcription_failures",
+        Counter,
+        "realtime_daemon_transcription_failures",
+        "Transcriptions that failed, by speech-to-text engine and code.",
+        ("engine", "code"),
+    ),
     Spec(
         "connections_open",
         Gauge,
@@ -234,6 +267,10 @@ class Metrics:
     replayed: Counter
     resume_buffer: Gauge
     shared_up: Gauge
+    audio_heard: Counter
+    turns: Counter
+    transcription_time: Histogram
+    transcription_failures: Counter
 
     def __init__(
         self,
@@ -282,6 +319,19 @@ class Metrics:
 
     def sent(self, envelopes: int) -> None:
         self.chunks.inc(envelopes)
+
+    # -- dialects.realtime.voice.VoiceObserver -----------------------------------------
+
+    def heard(self, engine: str, seconds: float) -> None:
+        self.audio_heard.labels(engine).inc(seconds)
+
+    def turn_detected(self, engine: str) -> None:
+        self.turns.labels(engine).inc()
+
+    def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
+        self.transcription_time.labels(engine).observe(seconds)
+        if code is not None:
+            self.transcription_failures.labels(engine, code).inc()
 
     # -- session.host.HostObserver -------------------------------------------------------
 

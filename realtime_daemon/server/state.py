@@ -9,6 +9,7 @@ from aiohttp import web
 
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Shared
+from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DialectSpec
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission
@@ -22,8 +23,8 @@ __all__ = ["STATE", "State"]
 @dataclasses.dataclass(frozen=True)
 class State:
     """What the app's handlers share: settings, routes, open connections, metrics,
-    admission, resumable sessions, the dialects served and what their connections
-    share (by dialect name)."""
+    admission, resumable sessions, the dialects served, what their connections
+    share (by dialect name) and what sessions hear with."""
 
     config: Config
     routes: Routes
@@ -32,6 +33,7 @@ class State:
     admission: Admission
     resumes: Resumes
     dialects: Sequence[DialectSpec]
+    hearing: Hearing | None = None
     shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Shared
+from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DialectSpec, Upgrade, choose
 from realtime_daemon.server.admission import Admission, presented_token
 from realtime_daemon.session.resume import Held, Resumes, identity_of
@@ -73,6 +74,7 @@ def check_upgrade(
     draining: bool,
     resumes: Resumes,
     shared: Mapping[str, Shared] | None = None,
+    hearing: Hearing | None = None,
 ) -> Accept | Refused:
     """Whether to upgrade a request on a WebSocket path, and to what."""
     if headers.get("Sec-WebSocket-Version", "13") != "13":
@@ -92,7 +94,12 @@ def check_upgrade(
         return Refused("admission", refused)
     identity = identity_of(presented_token(headers)) if admission.tokens else None
     upgrade = Upgrade(
-        query=query, headers=headers, config=config, models=models, shared=shared or {}
+        query=query,
+        headers=headers,
+        config=config,
+        models=models,
+        hearing=hearing,
+        shared=shared or {},
     )
     token = query.get("resume")
     if token is not None:

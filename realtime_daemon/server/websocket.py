@@ -92,6 +92,7 @@ class _Path:
             draining=self.state.connections.draining,
             resumes=self.state.resumes,
             shared=self.state.shared,
+            hearing=self.state.hearing,
         )
         forwarded = request.headers.get("X-Forwarded-For")
         peer = client_address(request.remote, forwarded, self.proxies)

@@ -221,7 +221,8 @@ def chat_messages(items: Iterable[dict[str, Any]], instructions: str) -> list[di
 
     Instructions lead as a system message; a function call joins the
     assistant message before it (one turn's text and calls are one message);
-    its output is a ``tool`` message.
+    its output is a ``tool`` message. A user's audio is its transcript; an
+    audio item without one (its transcription failed) is left out.
     """
     messages: list[dict[str, Any]] = []
     if instructions:
@@ -229,7 +230,9 @@ def chat_messages(items: Iterable[dict[str, Any]], instructions: str) -> list[di
     for item in items:
         kind = item["type"]
         if kind == "message":
-            messages.append({"role": item["role"], "content": _content(item["content"])})
+            content = _content(item["content"])
+            if content is not None:  # None: audio not (yet, or ever) transcribed
+                messages.append({"role": item["role"], "content": content})
         elif kind == "function_call":
             call = {
                 "id": item["call_id"],
@@ -248,8 +251,16 @@ def chat_messages(items: Iterable[dict[str, Any]], instructions: str) -> list[di
     return messages
 
 
-def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """Text parts joined into one string; with images, chat's list of parts."""
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
+    """Text parts joined into one string; with images, chat's list of parts. Audio is
+    its transcript; an item whose audio has none is left out (None)."""
+    if any(part["type"] == "input_audio" for part in parts):
+        parts = [
+            {"type": "input_text", "text": part["transcript"]} if "transcript" in part else part
+            for part in parts
+        ]
+        if any(part.get("text", "") is None for part in parts):
+            return None
     if all("text" in part for part in parts):
         return "".join(part["text"] for part in parts)
     return [
