@@ -8,7 +8,8 @@
 - ``vllm``: vLLM's chunks (``choices[0].delta.content``) and ``data: [DONE]``;
 - ``json``: one ``{"text": ...}``;
 - ``500``, ``400`` (an OpenAI error body), ``slow`` (waits for ``release``),
-  ``cut`` (one delta, then the connection is dropped), ``bad_json``.
+  ``cut`` (one delta, then the connection is dropped), ``bad_json``,
+  ``stream_error`` (one delta, then an error event).
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class FakeSTT:
             assert request.transport is not None
             request.transport.abort()
             return response
+        if mode == "stream_error":
+            events[1:] = [{"error": {"message": "CUDA out of memory", "type": "server_error"}}]
         for event in events:
             await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")

@@ -173,6 +173,7 @@ async def test_an_answer_cut_after_a_delta_is_not_retried(two: list[FakeSTT]) ->
         ("400", "upstream_error", "stt replica 0 answered 400: Invalid file format."),
         ("bad_json", "invalid_answer", "stt replica 0 sent a malformed answer: "),
         ("cut", "upstream_unavailable", "stt replica 0 closed the connection mid-answer"),
+        ("stream_error", "upstream_error", "stt replica 0 reported an error: CUDA out of memory"),
     ],
 )
 async def test_each_fault_has_its_code_and_no_url(
@@ -207,4 +208,4 @@ async def test_a_slow_answer_times_out(stt: FakeSTT) -> None:
     error = await failure(engine)
     assert stt.waiting.is_set()
     assert (error.code, error.message) == ("timeout", "no transcript within 0.3 s")
-    assert 0.3 <= asyncio.get_running_loop().time() - started < 2
+    assert 0.29 <= asyncio.get_running_loop().time() - started < 2  # uvloop counts in ms

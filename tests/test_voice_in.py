@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
+import wave
 from typing import Any
 
 import pytest
 
+from realtime_daemon.config import ModelConfig
+
 from .conftest import Daemon, StartServer
-from .engines import GatedEngine
+from .engines import GatedEngine, RecordingEngine
 from .fake_stt import FakeSTT
 from .test_realtime_sdk import sdk
 from .voice import append_all, bursts, chunks, in_format, stt, until
@@ -373,3 +377,36 @@ async def test_the_idle_timeout_commits_the_silence_and_asks_for_a_response(
     committed = next(e for e in events if e.type == "input_audio_buffer.committed")
     assert committed.item_id == triggered.item_id
     assert events[-1].response.status == "completed"
+
+
+async def test_an_audio_model_gets_the_audio_itself_without_waiting_for_its_transcript(
+    serve_engine: StartServer, stt: FakeSTT
+) -> None:
+    """[[models]] audio_input = "passthrough": the user's turn reaches the chat engine as an
+    input_audio part (WAV, base64) holding the committed audio, and the response does not
+    wait for the transcript; a transcribing model gets the transcript."""
+    engine = RecordingEngine()
+    models = (
+        ModelConfig(name="omni", engine="echo", audio_input="passthrough"),
+        ModelConfig(name="text", engine="echo"),
+    )
+    daemon = await serve_engine(engine, stt="openai", stt_url=(stt.url,), models=models)
+    stt.mode = "slow"
+    async with sdk(daemon).realtime.connect(model="omni") as conn:
+        await conn.session.update(session=listening(False, turn_detection=None))
+        await until(conn, "session.updated")
+        await append_all(conn, TURN)
+        await conn.input_audio_buffer.commit()
+        await conn.response.create()
+        await until(conn, "response.done")
+        stt.release.set()
+        await until(conn, "conversation.item.input_audio_transcription.completed")
+        await conn.session.update(session={"type": "realtime", "model": "text"})
+        await until(conn, "session.updated")
+        await conn.response.create()
+        await until(conn, "response.done")
+    (part,) = engine.bodies[0]["messages"][0]["content"]
+    assert (part["type"], part["input_audio"]["format"]) == ("input_audio", "wav")
+    with wave.open(io.BytesIO(base64.b64decode(part["input_audio"]["data"]))) as wav:
+        assert (wav.getframerate(), wav.getnframes()) == (24000, 24 * 2800)
+    assert engine.bodies[1]["messages"][0] == {"role": "user", "content": stt.text}

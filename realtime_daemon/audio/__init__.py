@@ -15,4 +15,5 @@ nothing of the daemon; dialects and engines import it.
   API's ``threshold`` and ``semantic_vad`` eagerness map onto the detector;
 - :mod:`.vad`: :class:`~.vad.TurnDetector`, webrtcvad on the audio's own clock;
 - :mod:`.wav`: PCM16 in a WAV container, for speech-to-text uploads.
+- :mod:`.speech`: what a speech-to-text engine is (types and a Protocol).
 """

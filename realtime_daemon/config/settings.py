@@ -110,13 +110,13 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     upstream_max_connections: UpstreamMaxConnections | None = None
     upstream_max_event_size: UpstreamMaxEventSize | None = None
     audio_input: Annotated[
-        Literal["transcribe", "passthrough"],
+        Literal["transcribe", "passthrough"] | None,
         Meta(
             description="Realtime voice: what the model gets of a user's audio: its "
-            "transcript, or the audio itself as an `input_audio` part (WAV) for "
-            "audio-capable chat models."
+            "transcript (`transcribe`, the default), or the audio itself as an "
+            "`input_audio` part (WAV) for audio-capable chat models (`passthrough`)."
         ),
-    ] = "transcribe"
+    ] = None
     options: dict[str, object] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:

@@ -247,8 +247,9 @@ class RealtimeDialect(VoiceEvents):
                 "no model: connect with ?model=NAME or send session.update with session.model",
                 "session.model",
             )
-        waits = asked.in_band and self._ears is not None and self._ears.waits()
-        request = None if waits else asked.request(self.model)
+        audio = self._audio_input()
+        waits = asked.in_band and audio is None and self._ears is not None and self._ears.waits()
+        request = None if waits else asked.request(self.model, audio)
         response_id = self._conversation.new_id("resp")
         self._made_response = True
         self._responses[response_id] = Response(

@@ -33,6 +33,7 @@ from realtime_daemon.audio.speech import (
 )
 from realtime_daemon.audio.turns import SpeechStarted, TurnSettings
 from realtime_daemon.audio.vad import TurnDetector
+from realtime_daemon.audio.wav import wav_bytes
 from realtime_daemon.dialects.realtime.audio_input import InputAudio
 from realtime_daemon.dialects.realtime.conversation import Conversation
 from realtime_daemon.dialects.realtime.hearing import Hearing
@@ -92,6 +93,7 @@ class Ears:
         self._item_events = item_events
         self.settings = InputAudio()
         self._pending: set[str] = set()  # items waiting for their transcripts
+        self._wavs: dict[str, bytes] = {}  # audio items' WAV, for models that take audio
         self.failed: set[str] = set()  # items whose transcription failed
         self._speech_item: str | None = None  # the item the current speech will be
         self._speech_start = 0
@@ -278,6 +280,8 @@ class Ears:
         }
         previous = self._conversation.add(item)
         self._pending.add(item_id)
+        if self._hearing.passthrough:
+            self._keep(item_id, wav_bytes(taken.pcm, taken.rate))
         writes.append(
             self._write(
                 "input_audio_buffer.committed", {"previous_item_id": previous, "item_id": item_id}
@@ -292,6 +296,24 @@ class Ears:
             functools.partial(self._transcribe, taken, item_id),
             functools.partial(self._transcribed, item_id),
         )
+
+    def _keep(self, item_id: str, wav: bytes) -> None:
+        """Keep an item's audio for a model that takes audio: the newest items' up to the
+        input buffer's bound in all (older ones fall back to their transcripts)."""
+        self._wavs[item_id] = wav
+        limit = self._hearing.max_seconds * 48000 + 44  # 24 kHz PCM16 and a header
+        for kept in list(self._wavs):
+            if self._conversation.get(kept) is None or sum(map(len, self._wavs.values())) > limit:
+                del self._wavs[kept]
+
+    @property
+    def passthrough(self) -> frozenset[str]:
+        """The models that take audio itself."""
+        return self._hearing.passthrough
+
+    def audio_of(self, item_id: str) -> bytes | None:
+        """An audio item's WAV, if it is kept."""
+        return self._wavs.get(item_id)
 
     async def _transcribe(self, taken: Committed, item_id: str) -> Transcript | ErrorDetail:
         transcription = self.settings.transcription

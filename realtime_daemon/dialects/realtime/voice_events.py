@@ -180,6 +180,14 @@ class VoiceEvents:
         self._cancel_reasons[response.id] = "turn_detected"
         return Cancel(response.id)
 
+    def _audio_input(self) -> Callable[[str], bytes | None] | None:
+        """Where a response of the session's model finds an audio item's WAV, when the
+        model takes audio itself (``audio_input = "passthrough"``); None: transcripts."""
+        ears = self._ears
+        if ears is None or self.model is None or self.model not in ears.passthrough:
+            return None
+        return ears.audio_of
+
     def responding_since(self) -> float | None:
         if self._in_band is not None:
             return float("inf")
@@ -212,7 +220,7 @@ class VoiceEvents:
             )
         elif self.model is not None:
             try:
-                return (Submit(asked.request(self.model), response_id),)
+                return (Submit(asked.request(self.model, self._audio_input()), response_id),)
             except Invalid as exc:
                 failure = exc.detail()
         return (Reply(functools.partial(self._end_waiting, response_id, failure), in_order=True),)

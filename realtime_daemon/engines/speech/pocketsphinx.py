@@ -3,7 +3,8 @@
 The ``pocketsphinx`` wheel ships CMU's US English acoustic model, language
 model and dictionary; installed with the speech extra
 (``pip install 'realtime-daemon[speech]'``), it needs nothing else. The
-turn's audio is resampled to 16 kHz (soxr) and decoded whole.
+turn's audio is resampled to 16 kHz (:mod:`realtime_daemon.audio.resample`)
+and decoded whole.
 
 Decoding runs in worker processes, not threads: pocketsphinx holds the GIL
 while it decodes (about 0.4 s per second of speech here), which in a thread
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from realtime_daemon.audio.resample import resample
 from realtime_daemon.audio.speech import Transcript, TranscriptionFailed, TranscriptionRequest
 from realtime_daemon.config import Config
 
@@ -47,17 +49,13 @@ def _start_worker() -> None:
 
 def decode(pcm: bytes, rate: int) -> str:
     """The words pocketsphinx hears in ``pcm`` (PCM16 mono at ``rate``); in a worker."""
-    import numpy as np
-    import soxr
-
-    samples = np.frombuffer(pcm, dtype="<i2")
     if rate != RATE:
-        samples = soxr.resample(samples, rate, RATE)
+        pcm = resample(pcm, rate, RATE)
     if "decoder" not in _worker:
         _start_worker()
     decoder = _worker["decoder"]
     decoder.start_utt()
-    decoder.process_raw(samples.tobytes(), full_utt=True)
+    decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
     hypothesis = decoder.hyp()
     return str(hypothesis.hypstr) if hypothesis is not None else ""
