@@ -111,6 +111,7 @@ _FILE = click.Path(dir_okay=False)
 
 _CLICK: dict[str, dict[str, Any]] = {
     "path": {"callback": _check_path},
+    "responses_path": {"callback": _check_path},
     "protocol": {"type": click.Choice(PROTOCOLS)},
     "instance_name": {"callback": _check_instance_name},
     "log_format": {"type": click.Choice(LOG_FORMATS)},

@@ -11,11 +11,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import cast
 
 from realtime_daemon.config import Config
-from realtime_daemon.dialects import Dialect, FrameWriter, Resumable
+from realtime_daemon.dialects import Dialect, FrameWriter, Resumable, Shared
 from realtime_daemon.dialects.chat import ChatDialect
 from realtime_daemon.dialects.realtime import BETA, GA, Hearing, RealtimeDialect
+from realtime_daemon.dialects.responses import (
+    NAME as RESPONSES,
+)
+from realtime_daemon.dialects.responses import (
+    MemoryStore,
+    RedisStore,
+    ResponsesDialect,
+    ResponseStore,
+)
 
 __all__ = [
     "AUTO",
@@ -45,6 +55,8 @@ class Upgrade:
         config: the daemon's settings.
         models: the models a session may choose; None when any is taken.
         hearing: what a Realtime session needs to hear audio (``--stt``), if any.
+        shared: what each dialect's connections share, by dialect name
+            (:attr:`DialectSpec.shared`).
     """
 
     query: Mapping[str, str]
@@ -52,6 +64,7 @@ class Upgrade:
     config: Config
     models: Collection[str] | None
     hearing: Hearing | None = None
+    shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +79,8 @@ class DialectSpec:
         subprotocols: the WebSocket subprotocols it answers with, when offered.
         after: the pattern of ``?after=`` on resume; group 1 is the envelope number.
         path: the URL path it is served at, from the settings (``--path`` by default).
+        shared: makes what its connections share in one daemon (made once, when
+            the app is built; closed when it stops), if anything.
     """
 
     name: str
@@ -74,6 +89,7 @@ class DialectSpec:
     subprotocols: tuple[str, ...] = ()
     after: re.Pattern[str] = re.compile(r"(\d{1,18})")
     path: Callable[[Config], str] = lambda config: config.path
+    shared: Callable[[Config], Shared] | None = None
 
 
 def _beta(upgrade: Upgrade) -> bool:
@@ -122,6 +138,32 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
     return realtime
 
 
+def _store(config: Config) -> ResponseStore:
+    # Kept as long as a connection may last: a chain outlives its connection by that.
+    ttl = config.max_session_duration
+    if config.redis_url is not None:
+        return RedisStore(config.redis_url, ttl=ttl)
+    return MemoryStore(ttl=ttl)
+
+
+def _responses(upgrade: Upgrade) -> DialectFactory:
+    config = upgrade.config
+    store = cast("ResponseStore | None", upgrade.shared.get(RESPONSES))
+
+    def responses(writer: FrameWriter, session_id: str, resume: Resumable | None) -> Dialect:
+        return ResponsesDialect(
+            writer,
+            session_id,
+            models=upgrade.models,
+            concurrency_limit=config.max_concurrent_requests,
+            max_items=config.max_conversation_items,
+            max_bytes=config.max_conversation_bytes,
+            store=store,
+        )
+
+    return responses
+
+
 DIALECTS: tuple[DialectSpec, ...] = (
     DialectSpec(
         name="openai-realtime",
@@ -131,6 +173,12 @@ DIALECTS: tuple[DialectSpec, ...] = (
         after=re.compile(r"(?:event_)?(\d{1,18})"),  # Realtime event ids: event_12
     ),
     DialectSpec(name="chat", build=_chat),
+    DialectSpec(
+        name=RESPONSES,
+        build=_responses,
+        path=lambda config: config.responses_path,
+        shared=_store,
+    ),
 )
 """The dialects the daemon speaks; on one path, those with ``selects`` are tried in
 order before the path's default."""

@@ -69,6 +69,7 @@ def build_app(
     resumes = Resumes(
         config.resume_window, config.resume_buffer, unavailable, config.instance_name, dialects
     )
+    shared = {spec.name: spec.shared(config) for spec in dialects if spec.shared is not None}
     state = State(
         config=config,
         routes=routes,
@@ -78,6 +79,7 @@ def build_app(
         resumes=resumes,
         dialects=dialects,
         hearing=_hearing(config, metrics),
+        shared=shared,
     )
     app = web.Application()
     app[STATE] = state
@@ -89,6 +91,7 @@ def build_app(
     app.router.add_get(ENDPOINTS.models, _models)
     app.on_shutdown.append(_drain)
     app.on_cleanup.append(_close_engine)
+    app.on_cleanup.append(_close_shared)
     return app
 
 
@@ -128,6 +131,8 @@ async def _live(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.metrics.resume_buffer.set(state.resumes.buffered())
+    for name, shared in state.shared.items():
+        state.metrics.shared_up.labels(name).set(1 if shared.up else 0)
     body = state.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -158,6 +163,11 @@ async def _close_engine(app: web.Application) -> None:
     await state.routes.aclose()
     if state.hearing is not None:
         await state.hearing.transcriber.aclose()
+
+
+async def _close_shared(app: web.Application) -> None:
+    for shared in app[STATE].shared.values():
+        await shared.aclose()
 
 
 async def _drain(app: web.Application) -> None:

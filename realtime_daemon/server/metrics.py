@@ -201,6 +201,15 @@ SPECS = (
         "Bytes of envelopes resumable sessions keep for replay (at the last scrape).",
         mode="livesum",
     ),
+    Spec(
+        "shared_up",
+        Gauge,
+        "realtime_daemon_store_up",
+        "Whether what a dialect's connections share (the Responses store) worked at its"
+        " last use, at the last scrape: 1 or 0.",
+        ("dialect",),
+        mode="livemin",
+    ),
 )
 """Every metric of the daemon, in the order a scrape lists them."""
 
@@ -257,6 +266,7 @@ class Metrics:
     resume_refused: Counter
     replayed: Counter
     resume_buffer: Gauge
+    shared_up: Gauge
     audio_heard: Counter
     turns: Counter
     transcription_time: Histogram

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects import Shared
 from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DialectSpec
 from realtime_daemon.engines.routes import Routes
@@ -22,7 +23,8 @@ __all__ = ["STATE", "State"]
 @dataclasses.dataclass(frozen=True)
 class State:
     """What the app's handlers share: settings, routes, open connections, metrics,
-    admission, resumable sessions, the dialects served and what sessions hear with."""
+    admission, resumable sessions, the dialects served, what their connections
+    share (by dialect name) and what sessions hear with."""
 
     config: Config
     routes: Routes
@@ -32,6 +34,7 @@ class State:
     resumes: Resumes
     dialects: Sequence[DialectSpec]
     hearing: Hearing | None = None
+    shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
 
 
 STATE = web.AppKey("state", State)

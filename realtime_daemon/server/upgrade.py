@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects import Shared
 from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DialectSpec, Upgrade, choose
 from realtime_daemon.server.admission import Admission, presented_token
@@ -72,6 +73,7 @@ def check_upgrade(
     open_connections: int,
     draining: bool,
     resumes: Resumes,
+    shared: Mapping[str, Shared] | None = None,
     hearing: Hearing | None = None,
 ) -> Accept | Refused:
     """Whether to upgrade a request on a WebSocket path, and to what."""
@@ -91,7 +93,14 @@ def check_upgrade(
     if refused is not None:
         return Refused("admission", refused)
     identity = identity_of(presented_token(headers)) if admission.tokens else None
-    upgrade = Upgrade(query=query, headers=headers, config=config, models=models, hearing=hearing)
+    upgrade = Upgrade(
+        query=query,
+        headers=headers,
+        config=config,
+        models=models,
+        hearing=hearing,
+        shared=shared or {},
+    )
     token = query.get("resume")
     if token is not None:
         held = resumes.check(token, query.get("after"), identity)

@@ -91,6 +91,7 @@ class _Path:
             open_connections=len(self.state.connections),
             draining=self.state.connections.draining,
             resumes=self.state.resumes,
+            shared=self.state.shared,
             hearing=self.state.hearing,
         )
         forwarded = request.headers.get("X-Forwarded-For")
@@ -140,6 +141,7 @@ class _Path:
             send_timeout=self.limits.send_timeout,
             resumes=self.offer,
             identity=verdict.identity,
+            max_duration=self.state.config.max_session_duration,
         )
 
     async def _resumed(

@@ -21,6 +21,7 @@ EndingKind = Literal[
     "engine_failed",  # an engine raised something other than RequestFailed
     "stream_ended",  # a bidirectional engine's generate returned
     "shutdown_cut",  # the drain deadline cut answers
+    "expired",  # the connection reached --max-session-duration
 ]
 
 

@@ -116,6 +116,8 @@ class Host:
         send_timeout: how long a lagging client may keep a writer waiting.
         resumes: the app's resumable sessions; None when resume is off.
         identity: the client's identity (:func:`~.resume.identity_of`).
+        max_duration: seconds the session may last (then the dialect says so and it
+            ends); None: no limit.
     """
 
     # Slots, and no bound logger until one is needed: thousands of idle
@@ -123,7 +125,9 @@ class Host:
     __slots__ = (
         "_cut",
         "_expiry",
+        "_limit",
         "_link",
+        "_max_duration",
         "_observer",
         "_resumes",
         "channel",
@@ -150,8 +154,11 @@ class Host:
         send_timeout: float,
         resumes: Resumes | None = None,
         identity: bytes | None = None,
+        max_duration: float | None = None,
     ) -> None:
         self.state = HostState.ATTACHED
+        self._max_duration = max_duration
+        self._limit: asyncio.TimerHandle | None = None  # --max-session-duration
         self._link: Link | None = link  # the connection to close when the session ends
         self._observer = observer
         self._resumes = resumes
@@ -210,9 +217,14 @@ class Host:
         is on then, if any, is told how it ended."""
         assert self._link is not None
         self._link.start(self)
+        if self._max_duration is not None:
+            loop = asyncio.get_running_loop()
+            self._limit = loop.call_later(self._max_duration, self._time_up)
         try:
             ending = await self.session.run()
         finally:
+            if self._limit is not None:
+                self._limit.cancel()
             if self.state is not HostState.ENDED:
                 self._move(HostState.ENDED)
             if self._cut is not None:
@@ -253,6 +265,12 @@ class Host:
             self._move(HostState.ENDED)
         self.outbox.give_up()
         self.channel.abort()
+
+    def _time_up(self) -> None:
+        """The session reached its time limit: the client hears why, then it ends."""
+        self.log.info("session_time_limit", seconds=self._max_duration)
+        self.dialect.expired()
+        self.session.expire()
 
     def _expire(self) -> None:
         """The window passed without a resume: the session ends (engines stopped)."""

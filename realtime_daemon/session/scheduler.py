@@ -78,6 +78,7 @@ class Session:
         "_counted",
         "_cut",
         "_dialect",
+        "_expired",
         "_group",
         "_index",
         "_loop",
@@ -113,6 +114,7 @@ class Session:
         self._index = 0
         self._counted = 0  # envelopes added to the chunks metric so far
         self._cut = False
+        self._expired = False
         self.context = context
         self.peer = peer
 
@@ -151,6 +153,8 @@ class Session:
             self._counted = self._outbox.count
         if ending is not None:
             return ending
+        if self._expired:
+            return Ending("expired")
         if self._cut:
             return Ending("shutdown_cut")
         return Ending("client_gone" if self._channel.aborted else "complete")
@@ -175,6 +179,14 @@ class Session:
             answer.cancel("shutdown")  # answered: only its tail (e.g. [DONE]) is cut
         self._channel.abort()
         self._outbox.give_up()  # writers waiting for a held session's connection, too
+
+    def expire(self) -> None:
+        """The session's time is up (``--max-session-duration``; the dialect said so):
+        cut its answers, drop its queue."""
+        self._expired = True
+        for answer in self._running:
+            answer.cancel("session_expired")
+        self._channel.abort()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Submit):

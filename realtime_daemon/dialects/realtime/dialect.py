@@ -39,6 +39,7 @@ from realtime_daemon.dialects.realtime.wire import (
     Settings,
     check_settings,
     required,
+    session_expired,
     unsupported,
 )
 from realtime_daemon.wire.chat import ErrorDetail
@@ -71,6 +72,7 @@ class RealtimeDialect(VoiceEvents):
     """
 
     name = "openai-realtime"
+    expired = session_expired  # --max-session-duration reached
 
     def __init__(
         self,

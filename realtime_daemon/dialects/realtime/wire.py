@@ -11,7 +11,7 @@ one table per shape (:attr:`Names.fields`, from :mod:`.fields`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from realtime_daemon.dialects.realtime.fields import Fields, fields, given
 from realtime_daemon.wire.chat import ErrorDetail
@@ -25,6 +25,7 @@ __all__ = [
     "Settings",
     "check_settings",
     "required",
+    "session_expired",
     "unsupported",
     "usage",
 ]
@@ -45,6 +46,21 @@ class Invalid(Exception):
         """This error as an ``error`` event's detail, about the client event ``event_id``."""
         event_id = event_id if isinstance(event_id, str) else None
         return ErrorDetail(code=self.code, message=str(self), param=self.param, event_id=event_id)
+
+
+class _Errors(Protocol):
+    def error(self, detail: ErrorDetail, request_id: str | None = None) -> None: ...
+
+
+def session_expired(dialect: _Errors) -> None:
+    """The connection reached ``--max-session-duration``: a ``session_expired`` error (a
+    Realtime dialect's ``expired``)."""
+    dialect.error(
+        ErrorDetail(
+            code="session_expired",
+            message="Your session hit the maximum duration: open a new one to go on.",
+        )
+    )
 
 
 def unsupported(param: str, what: str) -> Invalid:
