@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
 import wave
 from pathlib import Path
@@ -82,3 +83,43 @@ async def test_chat_refuses_a_file_that_is_not_wav(tmp_path: Path) -> None:
     code, _, err = await chat("ws://127.0.0.1:9/v1/realtime", "--audio", str(path))
     assert code == 2
     assert "--audio" in err and "not a readable WAV file" in err
+
+
+async def test_the_pocketsphinx_workers_die_with_a_killed_daemon(
+    daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """A daemon killed outright (SIGKILL) leaves no decoding worker behind: the kernel
+    ends them with it (they would hold its pipes open)."""
+    path = tmp_path / "turn.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(spoken("open the door", "flite"))
+    process, port = await serve_json(daemon, "--stt", "pocketsphinx")
+    code, _, err = await chat(f"ws://127.0.0.1:{port}{PATH}", "--audio", str(path))
+    assert code == 0, err
+    children = [os.pidfd_open(int(pid)) for pid in _children(process.proc.pid)]
+    assert children  # the workers (and multiprocessing's resource tracker)
+    process.proc.kill()
+    await process.proc.wait()
+    async with asyncio.timeout(10):
+        for pidfd in children:
+            await _exited(pidfd)
+
+
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return listing.read().split()
+
+
+async def _exited(pidfd: int) -> None:
+    """Wait for a process to end: its pidfd becomes readable then."""
+    loop = asyncio.get_running_loop()
+    gone = loop.create_future()
+    loop.add_reader(pidfd, gone.set_result, None)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)

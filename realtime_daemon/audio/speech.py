@@ -1,7 +1,8 @@
-"""What a speech-to-text engine is: the request, the transcript, the failure, the Protocol.
+"""What speech engines are: speech-to-text and text-to-speech, their requests, failures, Protocols.
 
-Types only, no I/O: the dialects that ask for a transcript and the engines
-that make one (:mod:`realtime_daemon.engines.speech`) both import it. A
+Types only, no I/O: the dialects that ask for a transcript or for speech and
+the engines that make them (:mod:`realtime_daemon.engines.speech`) both
+import it. A
 :class:`Transcriber` is built once for the daemon from its settings and
 serves every session; ``transcribe`` is called once per committed turn.
 
@@ -22,7 +23,22 @@ import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Transcriber", "Transcript", "TranscriptionFailed", "TranscriptionRequest"]
+__all__ = [
+    "MAX_SPEECH_INPUT",
+    "PCM_RATE",
+    "SpeechRequest",
+    "SynthesisFailed",
+    "Synthesizer",
+    "Transcriber",
+    "Transcript",
+    "TranscriptionFailed",
+    "TranscriptionRequest",
+]
+
+PCM_RATE = 24000
+"""The sample rate of a synthesizer's output (PCM16 little-endian mono), the Realtime API's."""
+MAX_SPEECH_INPUT = 4096
+"""Characters of text one :class:`SpeechRequest` holds at most (OpenAI's limit)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,4 +114,77 @@ class Transcriber(Protocol):
 
     async def aclose(self) -> None:
         """Release what the engine holds (connections, worker processes)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    """One speakable piece of an answer (a sentence or so), and how it is to be spoken.
+
+    Attributes:
+        text: what to say, at most :data:`MAX_SPEECH_INPUT` characters.
+        voice: the engine's own voice, already mapped from the session's
+            (:func:`realtime_daemon.config.speech_settings.engine_voice`).
+        speed: 0.25 to 4.0, 1.0 the engine's normal pace.
+        model: the speech model; None: the engine's (``--tts-model``).
+    """
+
+    text: str
+    voice: str
+    speed: float = 1.0
+    model: str | None = None
+
+
+class SynthesisFailed(Exception):
+    """One synthesis failed; the response it belongs to fails, the session goes on.
+
+    Args:
+        code: a stable code, as :class:`TranscriptionFailed`'s:
+            ``upstream_unavailable`` (no replica reachable, or each answered
+            5xx, or one cut the answer), ``upstream_error`` (a replica refused
+            the request: 4xx), ``timeout`` (no audio for ``--tts-timeout``),
+            ``invalid_answer`` (an answer that is no PCM), ``engine_error``
+            (a local engine broke).
+        message: what the client is told: never an upstream URL.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Synthesizer(Protocol):
+    """Anything with these is a text-to-speech engine.
+
+    Built once for the daemon from its settings, it serves every session;
+    ``synthesize`` is called once per speakable piece, several at once.
+    """
+
+    name: str
+    """What logs and metrics call it (``openai``, ``espeak``, ...)."""
+
+    voice: str
+    """The voice when the session names none: ``--tts-voice``, else the engine's own."""
+
+    passthrough: bool
+    """Whether a voice name not in ``[tts.voices]`` goes to the engine as asked (an
+    upstream, which knows its voices) or is replaced by :attr:`voice` (a local engine)."""
+
+    async def synthesize(self, request: SpeechRequest, audio: Callable[[bytes], None]) -> None:
+        """Speak ``request``: call ``audio`` with PCM16 little-endian mono pieces at
+        :data:`PCM_RATE` as they are made (each an even number of bytes, none
+        empty), and return once the last was handed on.
+
+        Cancelled (:class:`asyncio.CancelledError` at an ``await``), it closes its
+        upstream request or kills its process before it returns.
+
+        Raises:
+            SynthesisFailed: this synthesis failed (the code says how); pieces
+                handed on before it stand.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the engine holds (connections, processes)."""
         ...

@@ -85,6 +85,22 @@ class _EngineOption(click.ParamType[tuple[str, object]]):
         return key.strip(), parsed
 
 
+class _VoicePair(_EngineOption):
+    """``OPENAI=ENGINE``: a session's voice and the engine's, both text."""
+
+    name = "OPENAI=ENGINE"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, object]:
+        if isinstance(value, tuple):  # a default, already converted
+            return value
+        key, equals, voice = str(value).partition("=")
+        if not equals or not key.strip() or not voice.strip():
+            self.fail(f"{value!r} is not OPENAI=ENGINE", param, ctx)
+        return key.strip(), voice.strip()
+
+
 def _check_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not value.startswith("/"):
         raise click.BadParameter(f"{value!r} must start with '/'", ctx=ctx, param=param)
@@ -118,6 +134,13 @@ _CLICK: dict[str, dict[str, Any]] = {
     "log_level": {"type": click.Choice(LOG_LEVELS, case_sensitive=False)},
     "upstream_url": {"type": _URLList()},
     "stt_url": {"type": _URLList()},
+    "tts_url": {"type": _URLList()},
+    "tts_voices": {
+        "param_decls": ("--tts-voice-map", "tts_voices"),
+        "type": _VoicePair(),
+        "callback": _as_table,
+        "envvar": "REALTIME_DAEMON_TTS_VOICE_MAP",
+    },
     "engine_options": {
         "param_decls": ("--engine-option", "engine_options"),
         "type": _EngineOption(),

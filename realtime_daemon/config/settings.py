@@ -32,7 +32,21 @@ from realtime_daemon.config.engine_settings import (
     UpstreamReadTimeout,
     UpstreamURLs,
 )
-from realtime_daemon.config.speech_settings import SttAPIKey, SttModel, SttName, SttTimeout, SttURLs
+from realtime_daemon.config.speech_settings import (
+    SttAPIKey,
+    SttModel,
+    SttName,
+    SttTimeout,
+    SttURLs,
+    TtsAPIKey,
+    TtsMaxConcurrent,
+    TtsModel,
+    TtsName,
+    TtsTimeout,
+    TtsURLs,
+    TtsVoice,
+    TtsVoices,
+)
 
 __all__ = [
     "ENDPOINTS",
@@ -54,7 +68,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("asyncio", "uvloop")
 PROTOCOLS = ("auto", "chat", "openai-realtime")
 
-_SECRETS = frozenset({"upstream_api_key", "stt_api_key"})
+_SECRETS = frozenset({"upstream_api_key", "stt_api_key", "tts_api_key"})
 _SECRET_ENDINGS = ("api_key", "token", "secret", "password")
 INSTANCE_NAME = r"^[A-Za-z0-9_-]{0,32}$"
 """What ``--instance-name`` may be: it leads resume tokens, so it stays short and plain."""
@@ -267,6 +281,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     stt_model: SttModel | None = None
     stt_api_key: SttAPIKey | None = None
     stt_timeout: SttTimeout = 30.0
+    tts: TtsName | None = None
+    tts_url: TtsURLs = ()
+    tts_model: TtsModel = "tts-1"
+    tts_api_key: TtsAPIKey | None = None
+    tts_voice: TtsVoice | None = None
+    tts_voices: TtsVoices = msgspec.field(default_factory=dict)
+    tts_max_concurrent: TtsMaxConcurrent = 2
+    tts_timeout: TtsTimeout = 10.0
     auth_token_file: Annotated[
         str | None,
         Meta(

@@ -32,12 +32,31 @@ def read_config_file(path: Path) -> dict[str, object]:
     except OSError as exc:
         raise ConfigFileError(f"{path}: {exc.strerror}") from None
     try:
-        raw = msgspec.toml.decode(data)
+        raw = _flat(msgspec.toml.decode(data), path)
         # The keys it sets, but typed and checked like the whole settings.
         config = msgspec.convert(raw, Config)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ConfigFileError(f"{path}: {exc}") from None
     return {name: getattr(config, name) for name in raw}
+
+
+def _flat(raw: dict[str, object], path: Path) -> dict[str, object]:
+    """``raw`` with a ``[tts]`` table's keys as the ``tts_*`` settings they are
+    (``name`` is ``tts`` itself): ``[tts.voices]`` is ``tts_voices``.
+
+    Raises:
+        ConfigFileError: a key both in the table and at the top level.
+    """
+    table = raw.get("tts")
+    if not isinstance(table, dict):
+        return raw
+    flat = {k: v for k, v in raw.items() if k != "tts"}
+    for key, value in table.items():
+        name = "tts" if key == "name" else f"tts_{key}"
+        if name in flat:
+            raise ConfigFileError(f"{path}: {name} is set twice (also as [tts] {key})")
+        flat[name] = value
+    return flat
 
 
 def to_toml(config: Config) -> str:

@@ -16,7 +16,7 @@ from typing import cast
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Dialect, FrameWriter, Resumable, Shared
 from realtime_daemon.dialects.chat import ChatDialect
-from realtime_daemon.dialects.realtime import BETA, GA, Hearing, RealtimeDialect
+from realtime_daemon.dialects.realtime import BETA, GA, Hearing, RealtimeDialect, Voice
 from realtime_daemon.dialects.responses import (
     NAME as RESPONSES,
 )
@@ -57,6 +57,7 @@ class Upgrade:
         hearing: what a Realtime session needs to hear audio (``--stt``), if any.
         shared: what each dialect's connections share, by dialect name
             (:attr:`DialectSpec.shared`).
+        voice: what it needs to speak (``--tts``), if any.
     """
 
     query: Mapping[str, str]
@@ -65,6 +66,7 @@ class Upgrade:
     models: Collection[str] | None
     hearing: Hearing | None = None
     shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
+    voice: Voice | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,6 +134,7 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
             max_bytes=config.max_conversation_bytes,
             resume=resume,
             hearing=hearing,
+            voice=upgrade.voice,
             transcription=transcription,
         )
 

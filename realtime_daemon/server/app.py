@@ -14,12 +14,12 @@ import structlog
 from aiohttp import web
 
 from realtime_daemon.config import ENDPOINTS, Config
-from realtime_daemon.dialects.realtime import Hearing
+from realtime_daemon.dialects.realtime import Hearing, Voice
 from realtime_daemon.dialects.registry import DIALECTS, DialectSpec
 from realtime_daemon.engines.base import Engine, RelayEngine, StreamEngine
 from realtime_daemon.engines.load import as_engine, build_routes
 from realtime_daemon.engines.routes import Routes
-from realtime_daemon.engines.speech.load import load_transcriber
+from realtime_daemon.engines.speech.load import load_synthesizer, load_transcriber
 from realtime_daemon.server.admission import Admission, Tokens
 from realtime_daemon.server.connections import Connections
 from realtime_daemon.server.metrics import CONTENT_TYPE, Metrics
@@ -80,6 +80,7 @@ def build_app(
         dialects=dialects,
         hearing=_hearing(config, metrics),
         shared=shared,
+        voice=_voice(config),
     )
     app = web.Application()
     app[STATE] = state
@@ -101,6 +102,13 @@ def _hearing(config: Config, metrics: Metrics) -> Hearing | None:
         return None
     passthrough = frozenset(m.name for m in config.models if m.audio_input == "passthrough")
     return Hearing(transcriber, config.max_input_audio_seconds, metrics, passthrough)
+
+
+def _voice(config: Config) -> Voice | None:
+    synthesizer = load_synthesizer(config)
+    if synthesizer is None:
+        return None
+    return Voice(synthesizer, config.tts_voices, config.tts_max_concurrent, config.tts_model)
 
 
 def default_max_connections() -> int:
@@ -163,6 +171,8 @@ async def _close_engine(app: web.Application) -> None:
     await state.routes.aclose()
     if state.hearing is not None:
         await state.hearing.transcriber.aclose()
+    if state.voice is not None:
+        await state.voice.synthesizer.aclose()
 
 
 async def _close_shared(app: web.Application) -> None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Shared
-from realtime_daemon.dialects.realtime import Hearing
+from realtime_daemon.dialects.realtime import Hearing, Voice
 from realtime_daemon.dialects.registry import DialectSpec
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission
@@ -35,6 +35,7 @@ class State:
     dialects: Sequence[DialectSpec]
     hearing: Hearing | None = None
     shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
+    voice: Voice | None = None
 
 
 STATE = web.AppKey("state", State)

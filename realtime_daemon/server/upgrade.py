@@ -16,7 +16,7 @@ from typing import Literal
 
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Shared
-from realtime_daemon.dialects.realtime import Hearing
+from realtime_daemon.dialects.realtime import Hearing, Voice
 from realtime_daemon.dialects.registry import DialectSpec, Upgrade, choose
 from realtime_daemon.server.admission import Admission, presented_token
 from realtime_daemon.session.resume import Held, Resumes, identity_of
@@ -75,6 +75,7 @@ def check_upgrade(
     resumes: Resumes,
     shared: Mapping[str, Shared] | None = None,
     hearing: Hearing | None = None,
+    voice: Voice | None = None,
 ) -> Accept | Refused:
     """Whether to upgrade a request on a WebSocket path, and to what."""
     if headers.get("Sec-WebSocket-Version", "13") != "13":
@@ -100,6 +101,7 @@ def check_upgrade(
         models=models,
         hearing=hearing,
         shared=shared or {},
+        voice=voice,
     )
     token = query.get("resume")
     if token is not None:

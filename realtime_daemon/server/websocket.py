@@ -93,6 +93,7 @@ class _Path:
             resumes=self.state.resumes,
             shared=self.state.shared,
             hearing=self.state.hearing,
+            voice=self.state.voice,
         )
         forwarded = request.headers.get("X-Forwarded-For")
         peer = client_address(request.remote, forwarded, self.proxies)

@@ -67,6 +67,7 @@ class Answer:
         "output",
         "reason",
         "route",
+        "speaks",
         "started",
         "state",
         "task",
@@ -88,11 +89,17 @@ class Answer:
         self.error = ""  # FAILED: the error's code
         self.reason = "client_gone"  # CANCELLED: why (the metric's reason)
         self.task: asyncio.Task[None] | None = None
+        # An output that speaks (a spoken Realtime response) is not over at the
+        # engine's finish: its speech is still to come, and may still be cut.
+        self.speaks = hasattr(output, "speak")
 
     @property
     def ended(self) -> bool:
         """Whether what ends the answer on the wire went out (by the session, or by
-        an engine that marks its context finished itself)."""
+        an engine that marks its context finished itself; a spoken answer ends
+        when its speech does, whatever its engine marks)."""
+        if self.speaks:
+            return self.state is not AnswerState.RUNNING
         return self.state is not AnswerState.RUNNING or self.context.finished
 
     def answered(self) -> None:

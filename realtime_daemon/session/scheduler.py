@@ -149,7 +149,7 @@ class Session:
             self._group = None
             self.context._spawn = None
             self.context.stop_generating()
-            self._metrics.sent(self._outbox.count - self._counted)
+            self._metrics.sent(max(0, self._outbox.count - self._counted))
             self._counted = self._outbox.count
         if ending is not None:
             return ending
@@ -280,10 +280,21 @@ class Session:
         """Run one answer; every way it ends is accounted for in ``finally``."""
         context = answer.context
         outcome = "cancelled"
+        speaker: asyncio.Task[None] | None = None
         try:
+            # An output that speaks (a spoken Realtime response) works beside the
+            # engine, in this answer's time: cancelling the answer cancels it.
+            if answer.speaks:
+                assert self._group is not None
+                speak = answer.output.speak  # type: ignore[union-attr]
+                speaker = self._group.create_task(speak(self._outbox.settle))
             # Every engine relays (load.py adapts the others): it writes from
             # its upstream's callbacks, or its answer's iterator, batch by batch.
             await answer.route.engine.relay(request, context, _Delivery(self, answer))
+            if speaker is not None:
+                answer.output.text_over()  # type: ignore[union-attr]
+                await speaker
+                answer.answered()
             outcome = "completed"
         except RequestFailed as exc:
             answer.fail(exc.detail.code)
@@ -296,6 +307,8 @@ class Session:
         except Exception as exc:
             raise self._engine_failed(answer, exc) from None
         finally:
+            if speaker is not None and not speaker.done():
+                speaker.cancel()  # its syntheses close their requests
             self._end(answer, outcome)
 
     def _write(self, answer: Answer, batch: Sequence[Envelope]) -> None:
@@ -314,7 +327,9 @@ class Session:
             # it ends the answer comes back.
             for envelope in batch:
                 if read_envelope(envelope, output) and not context.finished:
-                    answer.engine_ended(envelope.event == "error")
+                    failed = envelope.event == "error"
+                    if failed or not answer.speaks:
+                        answer.engine_ended(failed)
 
     def _engine_failed(self, answer: Answer, exc: Exception) -> SessionOver:
         message = str(exc) or type(exc).__name__

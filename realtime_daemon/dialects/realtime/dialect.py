@@ -1,14 +1,14 @@
-"""The OpenAI Realtime dialect (text): Realtime client events in, Realtime server events out.
+"""The OpenAI Realtime dialect: Realtime client events in, Realtime server events out.
 
 The session's conversation lives here. ``response.create`` turns it (or the
 response's own ``input``) into one chat-completion request, which any engine
-answers as it answers the chat dialect; the engine's chunks become the
-response's events (:mod:`.response`). Every other client event is answered
-by the dialect itself, through a :class:`~realtime_daemon.wire.events.Reply`
-that writes its answer in its turn among the session's writes. Client
-events are dispatched by a ``{type: handler}`` table. A refused event gets an ``error`` event
-and the session goes on, as OpenAI's does; so do malformed JSON and Binary
-frames (the chat dialect closes the connection for those).
+answers; its chunks become the response's events (:mod:`.response`; spoken,
+:mod:`.speaking`). Audio in is :mod:`.voice`, its events :mod:`.voice_events`.
+Every other client event is answered by the dialect itself, through a
+:class:`~realtime_daemon.wire.events.Reply` written in its turn; events are
+dispatched by a ``{type: handler}`` table. A refused event gets an ``error``
+event and the session goes on, as OpenAI's does (malformed JSON and Binary
+frames too, which close the chat dialect's connection).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from realtime_daemon.dialects.realtime.conversation import Conversation, check_i
 from realtime_daemon.dialects.realtime.hearing import Hearing
 from realtime_daemon.dialects.realtime.request import ResponseCreate
 from realtime_daemon.dialects.realtime.response import Response, Writer
+from realtime_daemon.dialects.realtime.speaking import Voice
 from realtime_daemon.dialects.realtime.voice import Ears
 from realtime_daemon.dialects.realtime.voice_events import (
     ABSENT,
@@ -67,6 +68,7 @@ class RealtimeDialect(VoiceEvents):
         max_bytes: bytes of items the conversation keeps at most.
         resume: the session's resume switch; None when resume is off.
         hearing: the transcriber and the input audio bound; None: audio is refused.
+        voice: the synthesizer and its voices; None: answers are text only.
         transcription: a transcription session (``?intent=transcription``): turn
             detection and transcripts, no responses.
     """
@@ -88,6 +90,7 @@ class RealtimeDialect(VoiceEvents):
         resume: Resumable | None = None,
         hearing: Hearing | None = None,
         transcription: bool = False,
+        voice: Voice | None = None,
     ) -> None:
         self._resume = resume
         self._resumable = False
@@ -96,18 +99,17 @@ class RealtimeDialect(VoiceEvents):
         self._session_id = session_id
         self._names = names
         self._models = models
-        self._settings = Settings()
+        self._voice = voice
+        self._voiced: str | None = None  # the voice of the first audio output, then fixed
+        self._said: dict[str, list[tuple[str, int]]] = {}
+        self._settings = Settings(spoken=voice is not None)  # as OpenAI: audio by default
         self._conversation = Conversation(max_items, max_bytes)
         self._responses: dict[str, Response] = {}
         self._in_band: str | None = None  # the response writing to the conversation
         self._notices: dict[str, ErrorDetail] = {}  # what a response asked and cannot get
-        self._unknown_model: str | None = None
-        self.model: str | None = None
-        if model is not None:
-            if self._known(model):
-                self.model = model
-            else:
-                self._unknown_model = model
+        known = model is None or self._known(model)
+        self.model: str | None = model if known else None
+        self._unknown_model: str | None = None if known else model
         self.max_concurrent = concurrency_limit
         self.draining = False
         self._transcription = transcription and hearing is not None
@@ -116,10 +118,8 @@ class RealtimeDialect(VoiceEvents):
         self._waiting: tuple[ResponseCreate, str, str | None] | None = None  # for transcripts
         self._cancel_reasons: dict[str, str] = {}
         self._response_ended: float | None = None  # monotonic: the idle timeout counts from it
-        item_events = (names.item_added, names.item_done)
-        self._ears = (
-            None if hearing is None else Ears(hearing, self._conversation, self, item_events)
-        )
+        events = (names.item_added, names.item_done)
+        self._ears = None if hearing is None else Ears(hearing, self._conversation, self, events)
 
     def _known(self, model: str) -> bool:
         return self._models is None or model in self._models
@@ -174,11 +174,8 @@ class RealtimeDialect(VoiceEvents):
 
     def binary(self) -> Reply:
         """Realtime events are JSON Text frames: a Binary frame is refused in band."""
-        return self._refusal(
-            Invalid(
-                "invalid_request", "binary frames not supported: send JSON events as Text frames"
-            )
-        )
+        message = "binary frames not supported: send JSON events as Text frames"
+        return self._refusal(Invalid("invalid_request", message))
 
     def _update(self, event: dict[str, Any]) -> Event:
         """Check every field first; apply them all (but audio output), or none."""
@@ -191,7 +188,9 @@ class RealtimeDialect(VoiceEvents):
             names,
             "session",
             extra=frozenset({"type", "model", "resumable", "include"}) | audio_fields,
+            speaks=self._voice is not None,
         )
+        self._check_voice(settings, "session")
         resumable = others.get("resumable", self._resumable)
         if not isinstance(resumable, bool):
             raise Invalid(
@@ -232,7 +231,10 @@ class RealtimeDialect(VoiceEvents):
             raise NO_RESPONSES
         if self.draining:
             raise Invalid("shutting_down", "server shutting down: no new responses")
-        asked = ResponseCreate.check(fields, self._settings, self._names, self._conversation)
+        asked = ResponseCreate.check(
+            fields, self._settings, self._names, self._conversation, self._voice is not None
+        )
+        self._check_voice(asked.settings, "response")
         if asked.in_band and self._in_band is not None:
             raise Invalid(
                 "conversation_already_has_active_response",
@@ -252,15 +254,7 @@ class RealtimeDialect(VoiceEvents):
         request = None if waits else asked.request(self.model, audio)
         response_id = self._conversation.new_id("resp")
         self._made_response = True
-        self._responses[response_id] = Response(
-            response_id,
-            self._names,
-            self._writer,
-            asked.settings,
-            self._conversation if asked.in_band else None,
-            f"conv_{self._session_id}",
-            asked.metadata,
-        )
+        self._responses[response_id] = self._new_response(asked, response_id)
         if asked.in_band:
             self._in_band = response_id
         if asked.not_applied is not None:
@@ -289,6 +283,7 @@ class RealtimeDialect(VoiceEvents):
         response = self._responses.pop(request_id, None)
         if response is not None:
             response.complete()
+            self._spoken(response)
         self._notices.pop(request_id, None)
         if self._in_band == request_id:
             self._in_band = None
@@ -319,7 +314,7 @@ class RealtimeDialect(VoiceEvents):
             self._emit(self._names.item_done, fields)
 
     def _session(self) -> dict[str, Any]:
-        beta, ears = self._names.beta, self._ears
+        beta = self._names.beta
         if self._transcription:
             return self._transcription_session()
         session: dict[str, Any] = {"id": f"sess_{self._session_id}", "object": "realtime.session"}
@@ -327,9 +322,7 @@ class RealtimeDialect(VoiceEvents):
             session["type"] = "realtime"
         session["model"] = self.model
         session.update(self._settings.shown(self._names))
-        if ears is not None:
-            heard = ears.settings.shown(beta)
-            session.update(heard if beta else {"audio": {"input": heard}})
+        self._show_audio(session)
         resume_state(session, self._resume, self._resumable)
         return session
 
@@ -397,5 +390,6 @@ _HANDLERS: dict[str, _Handler] = {
     "input_audio_buffer.append": RealtimeDialect._append_audio,
     "input_audio_buffer.commit": RealtimeDialect._commit_audio,
     "transcription_session.update": RealtimeDialect._update_transcription,
+    "conversation.item.truncate": RealtimeDialect._truncate,
 }
 """The client events a Realtime session answers, by type."""

@@ -31,14 +31,14 @@ from realtime_daemon.engines.openai.h1 import (
 )
 from realtime_daemon.engines.openai.sse import EventTooLarge, SSEParser
 
-__all__ = ["MAX_ANSWER", "AttemptFailed", "TranscriptAnswer"]
+__all__ = ["MAX_ANSWER", "RETRY_STATUSES", "AttemptFailed", "TranscriptAnswer", "upstream_words"]
 
 MAX_ANSWER = 1024 * 1024
 """Bytes of a plain answer, or of one streamed event, at most."""
 
 _ERROR_BODY_LIMIT = 4096
 _DETAIL_LIMIT = 200  # characters of an upstream's own words passed on
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _DONE = b"[DONE]"
 
 
@@ -80,7 +80,7 @@ _event_decoder = msgspec.json.Decoder(_Event)
 _any_decoder = msgspec.json.Decoder()
 
 
-def _upstream_words(body: bytes) -> str:
+def upstream_words(body: bytes) -> str:
     """An error answer's own message: OpenAI's ``error.message``, FastAPI's ``detail``,
     a plain ``error`` or ``message`` string, else the body's text; kept short."""
     try:
@@ -137,9 +137,10 @@ class TranscriptAnswer:
 
     def close(self) -> None:
         """An answer not read to its end drops its connection."""
-        if not self._done.done() and self.connection is not None:
-            self.connection.abort()
-        if not self._done.done():
+        # A cancelled caller's await cancelled the future too: that answer is unread.
+        if self._done.cancelled() or not self._done.done():
+            if self.connection is not None:
+                self.connection.abort()
             self._done.cancel()
 
     # -- h1.Consumer ---------------------------------------------------------------
@@ -238,7 +239,7 @@ class TranscriptAnswer:
             raise self.failure("invalid_answer", f"sent a malformed event: {exc}") from None
         self._events += 1
         if event.error is not None:
-            words = _upstream_words(data)
+            words = upstream_words(data)
             raise self.failure("upstream_error", f"reported an error: {words}", retry=False)
         piece: str | None = None
         if event.type == "transcript.text.done":
@@ -274,11 +275,11 @@ class TranscriptAnswer:
     def _refused(self) -> AttemptFailed:
         """A non-2xx answer: the upstream's own words, and whether to ask another."""
         assert self._body is not None
-        detail = _upstream_words(bytes(self._body[:_ERROR_BODY_LIMIT])) or self._reason
+        detail = upstream_words(bytes(self._body[:_ERROR_BODY_LIMIT])) or self._reason
         status = self._status
         code = "upstream_unavailable" if status >= 500 else "upstream_error"
         return self.failure(
             code,
             f"answered {status}: {detail or 'no detail'}",
-            retry=status in _RETRY_STATUSES and not self.streamed,
+            retry=status in RETRY_STATUSES and not self.streamed,
         )

@@ -34,7 +34,7 @@ from realtime_daemon.engines.openai.h1 import Origin, Pool, StaleConnection
 from realtime_daemon.engines.openai.watchdog import Watchdog
 from realtime_daemon.engines.speech.answer import AttemptFailed, TranscriptAnswer
 
-__all__ = ["DEFAULT_MODEL", "MAX_CONNECTIONS", "OpenAITranscriber"]
+__all__ = ["DEFAULT_MODEL", "MAX_CONNECTIONS", "OpenAITranscriber", "connection_failure"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -177,7 +177,7 @@ class OpenAITranscriber:
                     origin = self._origins[replica]
                     answer.connection = await pool.send(origin, data, answer, fresh=fresh)
                 except OSError as exc:
-                    what = f"connection failed: {_failure(exc)}"
+                    what = f"connection failed: {connection_failure(exc)}"
                     raise answer.failure("upstream_unavailable", what) from None
                 return await answer.result()
             except StaleConnection:
@@ -186,7 +186,7 @@ class OpenAITranscriber:
                 answer.close()
 
 
-def _failure(exc: OSError) -> str:
+def connection_failure(exc: OSError) -> str:
     """A connection failure in words that name no host."""
     errno = exc.errno or 0
     reason = os.strerror(errno) if errno > 0 else None
