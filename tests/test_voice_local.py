@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import PATH, StartDaemon, StartServer, serve_json
+from .fake_tts import MS_PER_CHARACTER, fake_ttss
 from .speech import RATE, spoken
 from .test_chat import chat
 from .test_realtime_sdk import sdk
@@ -123,3 +124,27 @@ async def _exited(pidfd: int) -> None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+
+
+async def test_chat_saves_the_spoken_answer(daemon: StartDaemon, tmp_path: Path) -> None:
+    """``chat --audio FILE --save-audio ANSWER.wav`` against a daemon that hears with
+    pocketsphinx and speaks through a speech server: the answer's transcript on stdout,
+    its audio in the WAV file, as long as the speech server made it."""
+    question, answer = tmp_path / "question.wav", tmp_path / "answer.wav"
+    with wave.open(str(question), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(spoken(SENTENCE, "flite"))
+    async for (tts,) in fake_ttss(1):
+        _, port = await serve_json(
+            daemon, "--stt", "pocketsphinx", "--tts", "openai", "--tts-url", tts.url
+        )
+        url = f"ws://127.0.0.1:{port}{PATH}"
+        code, out, err = await chat(url, "--audio", str(question), "--save-audio", str(answer))
+    assert code == 0, err
+    said = out.strip()
+    assert set(said.split()) >= WORDS, out
+    with wave.open(str(answer)) as wav:
+        assert wav.getframerate() == RATE
+        assert wav.getnframes() == len(said) * MS_PER_CHARACTER * RATE // 1000
