@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,11 +17,14 @@ import pytest
 
 from realtime_daemon.engines.api import Envelope, Request, RequestContext
 
-from .conftest import Daemon, StartServer
+from .conftest import PATH, Daemon, Start, StartServer
 from .engines import RecordingEngine
 from .fake_stt import FakeSTT
 from .fake_tts import MS_PER_CHARACTER, FakeTTS, fake_ttss, pcm_for
 from .test_realtime_sdk import sdk
+from .test_resume import connect as connect_raw
+from .test_resume import receive, resume_path, send
+from .upstream import Upstream
 from .voice import append_all, bursts, stt, until
 
 __all__ = ["stt"]
@@ -285,3 +289,83 @@ async def test_the_first_sentence_is_spoken_before_the_answer_ends(
         events = await until(conn, "response.done")
     assert events[-1].response.status == "completed"
     assert [r.body["input"] for r in tts.received] == PIECES
+
+
+async def test_a_tool_call_in_audio_mode_then_its_spoken_answer(
+    proxy: Start, upstream: Upstream, tts: FakeTTS
+) -> None:
+    """Audio mode: a tool call is a function_call item (nothing spoken); the answer after
+    its output is spoken."""
+    daemon = await proxy(upstream, tts="openai", tts_url=(tts.url,))
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    async with connect(daemon, False, model="m") as conn:
+        await conn.session.update(session={"type": "realtime", "tools": [tool]})
+        await until(conn, "session.updated")
+        upstream.mode = "tool_call"
+        events = await spoken(conn, "weather in Oslo")
+        call = events[-1].response.output[0]
+        assert (call.type, call.arguments) == ("function_call", '{"city": "Oslo"}')
+        assert "response.output_audio.delta" not in [e.type for e in events]
+        await conn.conversation.item.create(
+            item={"type": "function_call_output", "call_id": call.call_id, "output": "cold"}
+        )
+        upstream.mode = "ok"
+        await conn.response.create()
+        answer = await until(conn, "response.done")
+    transcript = "".join(
+        e.delta for e in answer if e.type == "response.output_audio_transcript.delta"
+    )
+    assert transcript == "cold"  # the upstream echoes the last message: the tool's output
+    assert answer[-1].response.status == "completed"
+
+
+async def test_barge_in_closes_the_chat_and_the_speech_requests_at_once(
+    proxy: Start, upstream: Upstream, tts: FakeTTS, stt: FakeSTT
+) -> None:
+    """Speech over an answer the openai engine is still streaming: the chat upstream's
+    request and the synthesis in flight are both closed within 100 ms of the cut."""
+    daemon = await proxy(
+        upstream, tts="openai", tts_url=(tts.url,), stt="openai", stt_url=(stt.url,)
+    )
+    upstream.mode, tts.mode = "endless", "stall"  # a long answer, spoken slowly
+    async with connect(daemon, False, model="m") as conn:
+        await conn.conversation.item.create(item=user("tell me a long story"))
+        await conn.response.create()
+        await until(conn, "response.output_audio.delta")
+        await append_all(conn, bursts(("silence", 100), ("tone", 300)))
+        events = await until(conn, "response.done")
+        cut = time.monotonic()
+        async with asyncio.timeout(2):
+            await upstream.disconnected.wait()
+            await tts.closed.wait()
+    assert events[-1].response.status_details.reason == "turn_detected"
+    assert upstream.disconnected_at is not None and upstream.disconnected_at - cut < 0.1
+    closed = [r.closed_at for r in tts.received if r.closed_at is not None]
+    assert closed and closed[0] - cut < 0.1
+
+
+async def test_a_cut_connection_resumed_mid_answer_gets_the_audio_whole(
+    daemon: Daemon, tts: FakeTTS
+) -> None:
+    """A resumable session cut mid-answer: resumed after the last event seen, the rest of
+    the audio comes, every event once and in order, the audio whole."""
+    tts.pace = 0.01  # the speech server speaks at its own pace
+    ws = await connect_raw(daemon, PATH + "?model=echo")
+    assert (await receive(ws))["type"] == "session.created"
+    send(ws, {"type": "session.update", "session": {"type": "realtime", "resumable": True}})
+    token = (await receive(ws))["session"]["resume_token"]
+    send(ws, {"type": "conversation.item.create", "item": user(TEXT)})
+    send(ws, {"type": "response.create"})
+    events = [await receive(ws)]
+    while events[-1]["type"] != "response.output_audio.delta":
+        events.append(await receive(ws))
+    ws.abort()
+    again = await connect_raw(daemon, resume_path(token, events[-1]["event_id"]))
+    while events[-1]["type"] != "response.done":
+        events.append(await receive(again))
+    numbers = [int(e["event_id"].removeprefix("event_")) for e in events]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    audio = b"".join(
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    )
+    assert audio == b"".join(pcm_for(p) for p in PIECES)
