@@ -29,16 +29,27 @@ and returning a :class:`Transcriber`: ``transcribe(request, delta)`` turns a
 :class:`TranscriptionRequest` into a :class:`Transcript`, or raises
 :class:`TranscriptionFailed` with a code (docs/engines.md).
 
+A text-to-speech engine (``--tts``) is a callable taking the :class:`Config`
+and returning a :class:`Synthesizer`: ``synthesize(request, audio)`` speaks a
+:class:`SpeechRequest`, handing PCM16 24 kHz pieces to ``audio`` as they are
+made, or raises :class:`SynthesisFailed` with a code; :func:`engine_voice` is
+how a session's voice becomes the engine's.
+
 The rest of the daemon is not part of this API.
 """
 
 from realtime_daemon.audio.speech import (
+    PCM_RATE,
+    SpeechRequest,
+    SynthesisFailed,
+    Synthesizer,
     Transcriber,
     Transcript,
     TranscriptionFailed,
     TranscriptionRequest,
 )
 from realtime_daemon.config import Config, masked_repr
+from realtime_daemon.config.speech_settings import engine_voice
 from realtime_daemon.engines.base import (
     Context,
     Delivery,
@@ -62,6 +73,7 @@ from realtime_daemon.wire.chat import (
 )
 
 __all__ = [
+    "PCM_RATE",
     "ChatMessage",
     "ChatRequest",
     "Config",
@@ -77,13 +89,17 @@ __all__ = [
     "Request",
     "RequestContext",
     "RequestFailed",
+    "SpeechRequest",
     "StreamEngine",
+    "SynthesisFailed",
+    "Synthesizer",
     "Transcriber",
     "Transcript",
     "TranscriptionFailed",
     "TranscriptionRequest",
     "UpstreamDetail",
     "Usage",
+    "engine_voice",
     "masked_repr",
     "message_text",
     "read_options",
