@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 import time
 import wave
 from pathlib import Path
@@ -148,3 +149,30 @@ async def test_chat_saves_the_spoken_answer(daemon: StartDaemon, tmp_path: Path)
     with wave.open(str(answer)) as wav:
         assert wav.getframerate() == RATE
         assert wav.getnframes() == len(said) * MS_PER_CHARACTER * RATE // 1000
+
+
+async def test_a_full_round_trip_on_one_machine(serve_engine: StartServer) -> None:
+    """Speech made by flite, heard by pocketsphinx, echoed, spoken by espeak-ng: the
+    spoken answer, decoded by pocketsphinx again, holds the words said."""
+    from realtime_daemon.engines.speech.pocketsphinx import decode
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    daemon = await serve_engine(stt="pocketsphinx", tts="espeak")
+    async with sdk(daemon).realtime.connect(model="echo") as conn:
+        update = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        await conn.session.update(session=update)
+        await until(conn, "session.updated")
+        speech = spoken("open the door", "flite")
+        for offset in range(0, len(speech), 4800):
+            chunk = base64.b64encode(speech[offset : offset + 4800]).decode()
+            await conn.input_audio_buffer.append(audio=chunk)
+        await conn.input_audio_buffer.commit()
+        await conn.response.create()
+        events = await until(conn, "response.done", seconds=30)
+    answer = b"".join(
+        base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta"
+    )
+    assert events[-1].response.status == "completed"
+    heard = (await asyncio.to_thread(decode, answer, RATE)).split()
+    assert {"open", "door"} <= set(heard), heard
