@@ -22,12 +22,12 @@ from .engines import RecordingEngine
 from .fake_stt import FakeSTT
 from .fake_tts import MS_PER_CHARACTER, FakeTTS, fake_ttss, pcm_for
 from .test_realtime_sdk import sdk
+from .test_resume import _drop_connections, receive, resume_path, send
 from .test_resume import connect as connect_raw
-from .test_resume import receive, resume_path, send
 from .upstream import Upstream
 from .voice import append_all, bursts, stt, until
 
-__all__ = ["stt"]
+__all__ = ["_drop_connections", "stt"]  # fixtures, used by name
 
 SHAPES = [pytest.param(False, id="ga"), pytest.param(True, id="beta")]
 TEXT = "Hello there. How are you today?"
