@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Dialect, FrameWriter, Resumable
 from realtime_daemon.dialects.chat import ChatDialect
 from realtime_daemon.dialects.realtime import BETA, GA, RealtimeDialect
+from realtime_daemon.wire.grants import Grant
 
 __all__ = [
     "AUTO",
@@ -44,12 +46,16 @@ class Upgrade:
         headers: the request's headers.
         config: the daemon's settings.
         models: the models a session may choose; None when any is taken.
+        grant: the client's key (its models, quotas, usage); None without keys.
+        session: the session configuration a client secret starts the session with.
     """
 
     query: Mapping[str, str]
     headers: Mapping[str, str]
     config: Config
     models: Collection[str] | None
+    grant: Grant | None = None
+    session: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,15 +86,16 @@ def _beta(upgrade: Upgrade) -> bool:
 
 
 def _realtime_selected(upgrade: Upgrade) -> bool:
-    # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header.
-    return _beta(upgrade) or "model" in upgrade.query
+    # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header; a
+    # client secret is the Realtime API's.
+    return _beta(upgrade) or "model" in upgrade.query or upgrade.session is not None
 
 
 def _chat(upgrade: Upgrade) -> DialectFactory:
     models, limit = upgrade.models, upgrade.config.max_concurrent_requests
 
     def chat(writer: FrameWriter, session_id: str, resume: Resumable | None) -> ChatDialect:
-        return ChatDialect(writer, session_id, models, limit, resume)
+        return ChatDialect(writer, session_id, models, limit, resume, upgrade.grant)
 
     return chat
 
@@ -97,6 +104,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
     config = upgrade.config
     names = BETA if _beta(upgrade) else GA
     model = upgrade.query.get("model") or None
+    if upgrade.session is not None and isinstance(upgrade.session.get("model"), str):
+        model = upgrade.session["model"]  # the client secret's
 
     def realtime(writer: FrameWriter, session_id: str, resume: Resumable | None) -> Dialect:
         return RealtimeDialect(
@@ -109,6 +118,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
             max_items=config.max_conversation_items,
             max_bytes=config.max_conversation_bytes,
             resume=resume,
+            grant=upgrade.grant,
+            session=upgrade.session,
         )
 
     return realtime

@@ -11,8 +11,9 @@ from realtime_daemon.config import Config
 from realtime_daemon.dialects.registry import DialectSpec
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission
-from realtime_daemon.server.connections import Connections
+from realtime_daemon.server.connections import Connections, KeySessions
 from realtime_daemon.server.metrics import Metrics
+from realtime_daemon.server.quotas import Quotas
 from realtime_daemon.session.resume import Resumes
 
 __all__ = ["STATE", "State"]
@@ -21,7 +22,8 @@ __all__ = ["STATE", "State"]
 @dataclasses.dataclass(frozen=True)
 class State:
     """What the app's handlers share: settings, routes, open connections, metrics,
-    admission, resumable sessions and the dialects served."""
+    admission, resumable sessions, the dialects served, and the keys' quotas and
+    sessions."""
 
     config: Config
     routes: Routes
@@ -30,6 +32,8 @@ class State:
     admission: Admission
     resumes: Resumes
     dialects: Sequence[DialectSpec]
+    quotas: Quotas
+    key_sessions: KeySessions
 
 
 STATE = web.AppKey("state", State)

@@ -14,7 +14,7 @@ frames (the chat dialect closes the connection for those).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -32,6 +32,7 @@ from realtime_daemon.dialects.realtime.wire import (
 )
 from realtime_daemon.wire.chat import ErrorDetail
 from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
+from realtime_daemon.wire.grants import Grant, refusal
 
 __all__ = ["RealtimeDialect"]
 
@@ -67,6 +68,8 @@ class RealtimeDialect:
         max_items: items the conversation keeps at most.
         max_bytes: bytes of items the conversation keeps at most.
         resume: the session's resume switch; None when resume is off.
+        grant: the client's key (models allowed, rate limits); None without keys.
+        session: the configuration the session starts with (a client secret's).
     """
 
     name = "openai-realtime"
@@ -83,7 +86,10 @@ class RealtimeDialect:
         max_items: int,
         max_bytes: int,
         resume: Resumable | None = None,
+        grant: Grant | None = None,
+        session: Mapping[str, Any] | None = None,
     ) -> None:
+        self._grant = grant
         self._resume = resume
         self._resumable = False
         self._writer = Writer(outbox)
@@ -105,6 +111,12 @@ class RealtimeDialect:
                 self._unknown_model = model
         self.max_concurrent = concurrency_limit
         self.draining = False
+        self._start_notice: ErrorDetail | None = None
+        if session:  # a client secret's: as a session.update, before session.created
+            try:
+                self._update({"session": dict(session)})
+            except Invalid as exc:
+                self._start_notice = _detail(exc)
 
     def _known(self, model: str) -> bool:
         return self._models is None or model in self._models
@@ -212,6 +224,8 @@ class RealtimeDialect:
                 raise Invalid("invalid_type", "session.model must be a string", "session.model")
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
+            if (refused := refusal(self._grant, model)) is not None:
+                raise Invalid(refused.code, refused.message, "session.model")
         self._settings, self.model, self._resumable = settings, model, resumable
         notice = None if not_applied is None else not_applied.detail(event.get("event_id"))
         return Reply(functools.partial(self._updated, notice), in_order=True)
@@ -286,6 +300,8 @@ class RealtimeDialect:
     def opened(self) -> None:
         """``session.created``, the first event of every session."""
         self._emit("session.created", {"session": self._session()})
+        if self._start_notice is not None:
+            self.error(self._start_notice)
         if self._unknown_model is not None:
             self.error(_detail(self._model_not_found(self._unknown_model, "model")))
 
@@ -327,6 +343,9 @@ class RealtimeDialect:
         assert request_id is not None
         response = self._responses[request_id]
         response.start()
+        limits = self._grant.limits() if self._grant is not None else ()
+        if limits:  # as OpenAI's: when each response starts, as of the last one's end
+            self._emit("rate_limits.updated", {"rate_limits": [f.shown() for f in limits]})
         notice = self._notices.pop(request_id, None)
         if notice is not None:  # after response.created: the response is not refused
             self.error(notice)
@@ -346,9 +365,12 @@ class RealtimeDialect:
             else ("invalid_request_error")
         )
         response = self._responses.get(request_id) if request_id is not None else None
-        if response is not None and not response.done:
+        if response is not None and not response.done and response.created:
             response.fail(detail, kind)
             return
+        if response is not None and not response.created and request_id is not None:
+            del self._responses[request_id]  # refused before it started (a key's quota)
+            self.release(request_id)
         code = detail.code
         if code == "unknown_request_id":  # a cancel that came as the response ended
             code = "response_cancel_not_active"
@@ -359,6 +381,8 @@ class RealtimeDialect:
             "param": detail.param,
             "event_id": detail.event_id,
         }
+        if detail.retry_after is not None:
+            error["retry_after"] = detail.retry_after
         self._emit("error", {"error": error})
 
 
