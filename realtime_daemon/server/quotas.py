@@ -135,7 +135,12 @@ class Quotas:
             self.shared.add(name, kind, window, amount)
 
     def grant(self, key: Key, session: str) -> KeyGrant:
-        """What the session ``session`` may do under ``key``."""
+        """What the session ``session`` may do under ``key`` (with a shared store, the
+        key's windows are watched from now on: the next exchange brings their totals)."""
+        if self.shared is not None:
+            window = self.window()[0]
+            for kind in ("requests", "tokens"):
+                self.shared.total(key.name, kind, window)
         return KeyGrant(self, key, session)
 
 

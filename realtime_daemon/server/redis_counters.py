@@ -74,9 +74,11 @@ class RedisCounters:
         url: the Redis URL.
         metrics: the app's metrics (the ``shared_store_up`` gauge).
         instance: this instance's id, leading its lease members.
+        lease: seconds a slot outlives its instance's last renewal.
     """
 
-    def __init__(self, url: str, metrics: Metrics, instance: str) -> None:
+    def __init__(self, url: str, metrics: Metrics, instance: str, lease: int = LEASE) -> None:
+        self.lease = lease
         self._redis: Any = redis.Redis.from_url(
             url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
         )
@@ -136,7 +138,7 @@ class RedisCounters:
         self.round_trips += 1
         try:
             taken = await self._acquire(
-                keys=[f"rd:sessions:{key}"], args=[self._member(member), limit, LEASE]
+                keys=[f"rd:sessions:{key}"], args=[self._member(member), limit, self.lease]
             )
         except (RedisError, OSError) as exc:
             self._down(exc)
@@ -176,7 +178,7 @@ class RedisCounters:
                 async with asyncio.timeout(RETRY):
                     await self._wake.wait()
             self._wake.clear()
-            renew = not self.up or loop.time() - renewed >= RENEW
+            renew = not self.up or loop.time() - renewed >= min(RENEW, self.lease / 3)
             try:
                 await self._exchange(renew)
             except (RedisError, OSError) as exc:
@@ -205,7 +207,7 @@ class RedisCounters:
                 for key, members in self._leases.items():
                     if members:
                         await self._renew(
-                            keys=[f"rd:sessions:{key}"], args=[LEASE, *members], client=pipe
+                            keys=[f"rd:sessions:{key}"], args=[self.lease, *members], client=pipe
                         )
             self.round_trips += 1
             replies = await pipe.execute()
