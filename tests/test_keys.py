@@ -7,9 +7,11 @@ import hashlib
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from openai import AsyncOpenAI
 from structlog.testing import capture_logs
 
 from realtime_daemon.config import ModelConfig
@@ -18,6 +20,7 @@ from realtime_daemon.server.state import STATE
 from .conftest import (
     PATH,
     Daemon,
+    Start,
     StartDaemon,
     StartServer,
     content,
@@ -28,6 +31,8 @@ from .conftest import (
     request,
     serve_json,
 )
+from .test_realtime_sdk import answer, events_until, user
+from .upstream import Upstream
 
 MODELS = tuple(ModelConfig(name=name, engine="echo") for name in ("m1", "m2", "m3"))
 
@@ -49,6 +54,12 @@ tokens_per_minute = 10
 name = "gamma"
 token = "gamma-token"
 disabled = true
+
+[[keys]]
+name = "delta"
+token = "delta-token"
+requests_per_minute = 100
+tokens_per_minute = 8
 """
 
 
@@ -274,3 +285,40 @@ def test_a_bad_keys_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--keys-file", str(path)])
     assert result.exit_code == 2
     assert "key 'k' needs token or sha256" in result.output
+
+
+async def test_tokens_per_minute_from_an_upstream_s_usage_through_the_sdk(
+    proxy: Start, upstream: Upstream, keys_file: Path
+) -> None:
+    """The upstream's usage counts against tokens_per_minute; the SDK sees
+    rate_limits.updated as each response starts, then the refusal."""
+    daemon = await proxy(upstream, keys_file=str(keys_file))
+    daemon.app[STATE].quotas.clock = Clock(6_000_000.0 + 20)
+    base = f"{daemon.host}:{daemon.port}/v1"
+    client = AsyncOpenAI(
+        api_key="delta-token", base_url=f"http://{base}", websocket_base_url=f"ws://{base}"
+    )
+    async with client.realtime.connect(model="m") as conn:
+        await conn.conversation.item.create(item=user("one two three"))
+        first = await answer_with_limits(conn)
+        await conn.conversation.item.create(item=user("four"))
+        second = await answer_with_limits(conn)
+        await conn.response.create()
+        refused = (await events_until(conn, "error"))[-1]
+    tokens = {f.name: f for f in first[0].rate_limits}
+    assert (tokens["tokens"].limit, tokens["tokens"].remaining) == (8, 8)
+    assert tokens["requests"].remaining == 100  # as of the last response's end: none yet
+    after = {f.name: f for f in second[0].rate_limits}
+    assert after["tokens"].remaining == 2  # the upstream's 3 in and 3 out
+    assert after["requests"].remaining == 99
+    assert after["tokens"].reset_seconds == 40
+    assert refused.error.code == "rate_limit_exceeded"
+    assert "8 tokens per minute" in refused.error.message
+
+
+async def answer_with_limits(conn: Any) -> list[Any]:
+    """A response's events from rate_limits.updated (which comes after response.created)."""
+    events = await answer(conn)
+    limits = [e for e in events if e.type == "rate_limits.updated"]
+    assert len(limits) == 1
+    return limits + events

@@ -188,6 +188,8 @@ class KeyGrant:
                     f"retry after {wait} s",
                     retry_after=wait,
                 )
+        if self._limits is None:  # the first response's figures: before it
+            self._limits = self._figures()
         if key.requests_per_minute is not None or quotas.shared is not None:
             quotas.add(key.name, "requests", window, 1)
         return None
