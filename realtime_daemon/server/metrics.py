@@ -198,6 +198,12 @@ SPECS = (
         mode="livemin",
     ),
     Spec(
+        "shared_store_round_trips",
+        Counter,
+        "realtime_daemon_shared_store_round_trips",
+        "Calls to --redis-url's Redis (a pipeline is one): session leases, batched counts.",
+    ),
+    Spec(
         "resume_buffer",
         Gauge,
         "realtime_daemon_resume_buffer_bytes",
@@ -265,6 +271,7 @@ class Metrics:
     key_audio_seconds: Counter
     key_refused: Counter
     shared_store_up: Gauge
+    shared_store_round_trips: Counter
 
     def __init__(
         self,

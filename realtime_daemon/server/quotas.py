@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -154,13 +154,15 @@ class KeyGrant:
         session: the session's id, for the usage log.
     """
 
-    __slots__ = ("_key", "_limits", "_quotas", "_session")
+    __slots__ = ("_counters", "_key", "_limits", "_quotas", "_session")
 
     def __init__(self, quotas: Quotas, key: Key, session: str) -> None:
         self._quotas = quotas
         self._key = key
         self._session = session
         self._limits: Sequence[RateLimit] | None = None  # as of the last answer's end
+        # The usage series of this key, by model: found once, not per answer.
+        self._counters: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
     @property
     def key(self) -> str:
@@ -216,16 +218,24 @@ class KeyGrant:
         key, quotas = self._key, self._quotas
         tokens_in = usage.prompt_tokens if usage is not None else 0
         tokens_out = usage.completion_tokens if usage is not None else 0
-        metrics = quotas.metrics
-        metrics.key_requests.labels(key.name, model, outcome).inc()
+        series = self._counters.get((model, outcome))
+        if series is None:
+            metrics = quotas.metrics
+            series = self._counters[model, outcome] = (
+                metrics.key_requests.labels(key.name, model, outcome),
+                metrics.key_tokens.labels(key.name, model, "in"),
+                metrics.key_tokens.labels(key.name, model, "out"),
+            )
+        series[0].inc()
         if tokens_in:
-            metrics.key_tokens.labels(key.name, model, "in").inc(tokens_in)
+            series[1].inc(tokens_in)
         if tokens_out:
-            metrics.key_tokens.labels(key.name, model, "out").inc(tokens_out)
+            series[2].inc(tokens_out)
         total = usage.total_tokens or tokens_in + tokens_out if usage is not None else 0
         if total and (key.tokens_per_minute is not None or quotas.shared is not None):
             quotas.add(key.name, "tokens", quotas.window()[0], total)
-        self._limits = self._figures()
+        if key.requests_per_minute is not None or key.tokens_per_minute is not None:
+            self._limits = self._figures()
         logger.info(
             "usage",
             key=key.name,

@@ -87,7 +87,6 @@ class RedisCounters:
         self._metrics = metrics
         self._instance = instance
         self.up = True
-        self.round_trips = 0  # for the benchmark: Redis calls made
         self._leases: dict[str, set[str]] = {}  # key -> this instance's members
         self._released: list[tuple[str, str]] = []
         self._pending: dict[Window, int] = {}  # counted here, not yet sent
@@ -135,7 +134,7 @@ class RedisCounters:
     async def acquire(self, key: str, member: str, limit: int) -> bool | None:
         if not self.up:
             return None  # the flusher finds out when it is back
-        self.round_trips += 1
+        self._metrics.shared_store_round_trips.inc()
         try:
             taken = await self._acquire(
                 keys=[f"rd:sessions:{key}"], args=[self._member(member), limit, self.lease]
@@ -209,7 +208,7 @@ class RedisCounters:
                         await self._renew(
                             keys=[f"rd:sessions:{key}"], args=[self.lease, *members], client=pipe
                         )
-            self.round_trips += 1
+            self._metrics.shared_store_round_trips.inc()
             replies = await pipe.execute()
         at = 2 * len(self._sending) + len(released)
         self._sending = {}
