@@ -173,9 +173,13 @@ class RedisCounters:
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RETRY):
-                    await self._wake.wait()
+            # A timer, not asyncio.timeout: a cancel that comes as a timeout ends
+            # must stop the flusher, not be taken for the timeout and swallowed.
+            tick = loop.call_later(RETRY, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                tick.cancel()
             self._wake.clear()
             renew = not self.up or loop.time() - renewed >= min(RENEW, self.lease / 3)
             try:
