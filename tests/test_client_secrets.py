@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from openai import AsyncOpenAI
+from structlog.testing import capture_logs
 
 from realtime_daemon.server.client_secrets import Signer
 from realtime_daemon.server.state import STATE
@@ -81,15 +82,22 @@ async def test_a_secret_minted_with_the_sdk_opens_an_sdk_session_with_its_config
 
 
 async def test_the_browser_subprotocol_carries_the_secret(minting: Daemon) -> None:
-    """``openai-insecure-api-key.<secret>`` beside ``realtime``, as a browser sends it."""
-    status, secret = await mint(minting)
-    assert status == 200
-    protocols = ("realtime", f"openai-insecure-api-key.{secret['value']}")
-    async with minting.ws_connect(PATH, protocols=protocols) as ws:
-        assert ws.protocol == "realtime"
-        created = await receive_envelope(ws)
-        assert created["type"] == "session.created"
-        assert created["session"]["model"] == "m1"
+    """``openai-insecure-api-key.<secret>`` beside ``realtime``, as a browser sends it;
+    neither the secret nor the key's token is logged, refused or not."""
+    with capture_logs() as logs:
+        status, secret = await mint(minting)
+        assert status == 200
+        protocols = ("realtime", f"openai-insecure-api-key.{secret['value']}")
+        async with minting.ws_connect(PATH, protocols=protocols) as ws:
+            assert ws.protocol == "realtime"
+            created = await receive_envelope(ws)
+            assert created["type"] == "session.created"
+            assert created["session"]["model"] == "m1"
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await minting.ws_connect(PATH, headers=bearer(_altered(secret["value"])))
+    assert any(line["event"] == "upgrade_refused" for line in logs)
+    body = secret["value"].rpartition(".")[0]
+    assert all(body not in repr(line) and "alpha-token" not in repr(line) for line in logs)
 
 
 def _altered(value: str) -> str:
