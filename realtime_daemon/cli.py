@@ -23,6 +23,7 @@ from realtime_daemon.config import (
 from realtime_daemon.config.options import serve_options
 from realtime_daemon.engines.load import EngineLoadError, build_routes
 from realtime_daemon.engines.routes import Routes
+from realtime_daemon.engines.speech.load import SpeechLoadError, load_transcriber
 from realtime_daemon.server.admission import check_proxy, normalize_origin
 from realtime_daemon.server.client_secrets import SecretKeyError, read_secret_key
 from realtime_daemon.server.keys import KeyFileError, read_keys, read_token_file
@@ -95,7 +96,7 @@ def _settings(
 ) -> tuple[Config, Routes]:
     """The settings and routes the options, environment and file make, checked as serve
     checks them before it binds; a bad one exits 2 naming it."""
-    for name in ("upstream_url", "allowed_origin", "forwarded_allow_ips"):
+    for name in ("upstream_url", "stt_url", "allowed_origin", "forwarded_allow_ips"):
         options[name] = tuple(options[name])
     given = frozenset(
         name
@@ -117,6 +118,10 @@ def _settings(
         routes = build_routes(config)
     except EngineLoadError as exc:
         raise click.BadParameter(str(exc), param_hint="'--engine'") from None
+    try:
+        load_transcriber(config)  # builds nothing that needs closing
+    except SpeechLoadError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--stt'") from None
     _preflight(config)
     return config, routes
 

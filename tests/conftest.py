@@ -26,7 +26,9 @@ from realtime_daemon.server.serve import make_runner
 
 from .upstream import Upstream, started
 
-BOTH_LOOPS = frozenset({"test_h1", "test_openai", "test_session_upstream", "test_fakellm"})
+BOTH_LOOPS = frozenset(
+    {"test_h1", "test_openai", "test_session_upstream", "test_fakellm", "test_stt_openai"}
+)
 """Modules whose tests run on asyncio's loop and on uvloop: the openai engine's client
 works on the loop's transports, which differ (uvloop's are not asyncio.Transport)."""
 

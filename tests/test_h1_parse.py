@@ -24,6 +24,7 @@ from realtime_daemon.engines.openai.h1.parse import (
     LengthReader,
     ProtocolError,
     UntilCloseReader,
+    parse_head,
 )
 
 EVENTS = [b"data: {%d}\n\n" % n for n in range(5)] + [b"data: [DONE]\n\n"]
@@ -224,3 +225,17 @@ def test_broken_framing_is_a_protocol_error_however_split(case: str, size: int) 
     with pytest.raises(ProtocolError) as raised:
         read(split(data, size))
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("header", "media_type"),
+    [
+        (b"Content-Type: text/event-stream\r\n", "text/event-stream"),
+        (b"content-type: Application/JSON; charset=utf-8\r\n", "application/json"),
+        (b"", ""),
+    ],
+)
+def test_the_head_names_its_media_type(header: bytes, media_type: str) -> None:
+    """A head's media type is its Content-Type's, lower-cased, without parameters."""
+    head = parse_head(b"HTTP/1.1 200 OK\r\n" + header + b"Content-Length: 0")
+    assert head is not None and head.media_type == media_type

@@ -9,13 +9,16 @@ but the seams: the Dialect protocol, the answer events, the writer, and a
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 import msgspec
 
 from realtime_daemon.dialects import FrameWriter, Resumable
 from realtime_daemon.dialects.registry import DialectFactory, DialectSpec, Upgrade
 from realtime_daemon.wire.chat import ErrorDetail, Usage, decode_request
 from realtime_daemon.wire.chunks import ToolCallDelta
-from realtime_daemon.wire.events import Event, Refuse, Submit
+from realtime_daemon.wire.events import Event, Events, Refuse, Reply, Submit, Work
 
 _encode = msgspec.json.encode
 
@@ -36,9 +39,26 @@ class ShoutDialect:
     def opened(self) -> None:
         pass
 
-    def receive(self, frame: bytes) -> Event:
-        body = {"model": "m", "messages": [{"role": "user", "content": frame.decode()}]}
+    def receive(self, frame: bytes) -> Events:
+        text = frame.decode()
+        if text.startswith("later "):
+            # I/O the dialect cannot do: the session runs it, then asks what follows.
+            return Work(functools.partial(_later, text[6:]), self._looked_up)
+        if text.startswith("twice "):  # one frame, two events in order
+            return (self._note(text[6:]), self._note(text[6:]))
+        return self._submit(text)
+
+    def _submit(self, text: str) -> Submit:
+        body = {"model": "m", "messages": [{"role": "user", "content": text}]}
         return Submit(decode_request(_encode(body)))
+
+    def _note(self, text: str) -> Reply:
+        return Reply(functools.partial(self._send, _encode({"note": text})), in_order=True)
+
+    def _looked_up(self, outcome: str | ErrorDetail) -> tuple[Event, ...]:
+        if isinstance(outcome, ErrorDetail):
+            return (self._note(f"{outcome.code}: {outcome.message}"),)
+        return (self._note("looked up"), self._submit(outcome))
 
     def refused(self, detail: ErrorDetail) -> Event:
         return Refuse(detail)
@@ -47,6 +67,9 @@ class ShoutDialect:
         return None
 
     def drain(self) -> None:
+        pass
+
+    def expired(self) -> None:
         pass
 
     def started(self, request_id: str | None) -> ShoutDialect:
@@ -76,6 +99,14 @@ class ShoutDialect:
 
     def release(self, request_id: str) -> None:
         pass
+
+
+async def _later(text: str) -> str:
+    """Work done off the dialect: an await, then the text, or a failure."""
+    await asyncio.sleep(0)
+    if text == "fail":
+        raise RuntimeError("the lookup broke")
+    return text
 
 
 def _build(upgrade: Upgrade) -> DialectFactory:

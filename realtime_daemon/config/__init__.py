@@ -3,8 +3,9 @@
 The bottom layer, beside :mod:`~realtime_daemon.wire`: it imports nothing of
 the daemon. :mod:`.settings` is the frozen :class:`Config`, each field described
 by its metadata (:mod:`.engine_settings` those that are the built-in engines'
-options too); :mod:`.toml` the ``--config`` file; :mod:`.options` the click
-options of ``serve`` made from the fields (click is imported only there).
+options too, :mod:`.speech_settings` the speech-to-text ones); :mod:`.toml` the
+``--config`` file; :mod:`.options` the click options of ``serve`` made from the
+fields (click is imported only there).
 """
 
 from realtime_daemon.config.settings import (

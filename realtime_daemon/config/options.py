@@ -111,11 +111,13 @@ _FILE = click.Path(dir_okay=False)
 
 _CLICK: dict[str, dict[str, Any]] = {
     "path": {"callback": _check_path},
+    "responses_path": {"callback": _check_path},
     "protocol": {"type": click.Choice(PROTOCOLS)},
     "instance_name": {"callback": _check_instance_name},
     "log_format": {"type": click.Choice(LOG_FORMATS)},
     "log_level": {"type": click.Choice(LOG_LEVELS, case_sensitive=False)},
     "upstream_url": {"type": _URLList()},
+    "stt_url": {"type": _URLList()},
     "engine_options": {
         "param_decls": ("--engine-option", "engine_options"),
         "type": _EngineOption(),

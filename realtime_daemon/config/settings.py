@@ -12,7 +12,7 @@ the ``serve`` options (:mod:`.options`) and the README's table are made from it.
 
 from __future__ import annotations
 
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 from msgspec import Meta
@@ -32,6 +32,7 @@ from realtime_daemon.config.engine_settings import (
     UpstreamReadTimeout,
     UpstreamURLs,
 )
+from realtime_daemon.config.speech_settings import SttAPIKey, SttModel, SttName, SttTimeout, SttURLs
 
 __all__ = [
     "ENDPOINTS",
@@ -53,7 +54,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("asyncio", "uvloop")
 PROTOCOLS = ("auto", "chat", "openai-realtime")
 
-_SECRETS = frozenset({"upstream_api_key"})
+_SECRETS = frozenset({"upstream_api_key", "stt_api_key"})
 _SECRET_ENDINGS = ("api_key", "token", "secret", "password")
 INSTANCE_NAME = r"^[A-Za-z0-9_-]{0,32}$"
 """What ``--instance-name`` may be: it leads resume tokens, so it stays short and plain."""
@@ -108,6 +109,14 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     upstream_read_timeout: UpstreamReadTimeout | None = None
     upstream_max_connections: UpstreamMaxConnections | None = None
     upstream_max_event_size: UpstreamMaxEventSize | None = None
+    audio_input: Annotated[
+        Literal["transcribe", "passthrough"] | None,
+        Meta(
+            description="Realtime voice: what the model gets of a user's audio: its "
+            "transcript (`transcribe`, the default), or the audio itself as an "
+            "`input_audio` part (WAV) for audio-capable chat models (`passthrough`)."
+        ),
+    ] = None
     options: dict[str, object] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -127,6 +136,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         Meta(description="TCP port; `0` picks a free one (the `server_ready` log line shows it)."),
     ] = 8000
     path: Annotated[str, Meta(description="URL path of the WebSocket.")] = "/v1/realtime"
+    responses_path: Annotated[
+        str, Meta(description="URL path of the OpenAI Responses API's WebSocket.")
+    ] = "/v1/responses"
     engine: Annotated[
         str,
         Meta(
@@ -145,8 +157,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_conversation_items: Annotated[
         AtLeastOne,
         Meta(
-            description="Realtime API: items a session's conversation keeps at most; a "
-            "client item past it is refused (`conversation_full`)."
+            description="Realtime and Responses APIs: items a session's conversation (a "
+            "response's chain) keeps at most; a client item past it is refused "
+            "(`conversation_full`)."
         ),
     ] = 1000
     max_conversation_bytes: Annotated[
@@ -156,6 +169,29 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "most (the same refusal)."
         ),
     ] = 2 * 1024 * 1024
+    redis_url: Annotated[
+        str | None,
+        Meta(
+            description="Redis URL (redis://HOST:PORT/DB) for the state instances share: "
+            "the Responses store and the keys' counters"
+        ),
+    ] = None
+    max_session_duration: Annotated[
+        Positive,
+        Meta(
+            description="Seconds a connection may last; then it is told so "
+            "(`websocket_connection_limit_reached`, `session_expired`) and closed with 1001."
+        ),
+    ] = 3600.0
+    max_input_audio_seconds: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Realtime API: seconds of uncommitted input audio a session's "
+            "buffer holds at most; an append past it is refused whole "
+            "(`input_audio_buffer_full`).",
+        ),
+    ] = 120.0
     resume_window: Annotated[
         NonNegative,
         Meta(
@@ -226,6 +262,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         tuple[ModelConfig, ...],
         Meta(description="Model routing; empty, every request goes to `engine`."),
     ] = ()
+    stt: SttName | None = None
+    stt_url: SttURLs = ()
+    stt_model: SttModel | None = None
+    stt_api_key: SttAPIKey | None = None
+    stt_timeout: SttTimeout = 30.0
     auth_token_file: Annotated[
         str | None,
         Meta(
@@ -253,13 +294,6 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         Annotated[int, Meta(ge=10)],
         Meta(description="Seconds a client secret may live at most (`expires_after.seconds`)."),
     ] = 7200
-    redis_url: Annotated[
-        str | None,
-        Meta(
-            description="Redis URL (redis://HOST:PORT/DB) for the state instances share: "
-            "the Responses store and the keys' counters"
-        ),
-    ] = None
     allowed_origin: Annotated[
         tuple[str, ...],
         Meta(

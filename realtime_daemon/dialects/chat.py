@@ -261,6 +261,9 @@ class ChatDialect:
         """Refuse requests from now on (``shutting_down``); nothing is sent unasked."""
         self.draining = True
 
+    def expired(self) -> None:
+        """Nothing: chat frames have no such event (the close's reason says it)."""
+
     def release(self, request_id: str) -> None:
         """``request_id`` is answered (or dropped): it may be used again."""
         if self._active is not None:

@@ -22,10 +22,22 @@ and wrong types before the daemon binds, and calls ``factory(config, options)``
 (an :class:`OptionsFactory`); without ``Options``, ``factory(config)``.
 :func:`read_options` reads them from a :class:`Config` as the loader does, for
 an engine built by hand (in a test, say); :func:`masked_repr` is a ``__repr__``
-that keeps secrets out of logs. The rest of the daemon is not part of
-this API.
+that keeps secrets out of logs.
+
+A speech-to-text engine (``--stt``) is a callable taking the :class:`Config`
+and returning a :class:`Transcriber`: ``transcribe(request, delta)`` turns a
+:class:`TranscriptionRequest` into a :class:`Transcript`, or raises
+:class:`TranscriptionFailed` with a code (docs/engines.md).
+
+The rest of the daemon is not part of this API.
 """
 
+from realtime_daemon.audio.speech import (
+    Transcriber,
+    Transcript,
+    TranscriptionFailed,
+    TranscriptionRequest,
+)
 from realtime_daemon.config import Config, masked_repr
 from realtime_daemon.engines.base import (
     Context,
@@ -66,6 +78,10 @@ __all__ = [
     "RequestContext",
     "RequestFailed",
     "StreamEngine",
+    "Transcriber",
+    "Transcript",
+    "TranscriptionFailed",
+    "TranscriptionRequest",
     "UpstreamDetail",
     "Usage",
     "masked_repr",

@@ -15,10 +15,12 @@ import structlog
 from aiohttp import web
 
 from realtime_daemon.config import ENDPOINTS, Config
+from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DIALECTS, DialectSpec
 from realtime_daemon.engines.base import Engine, RelayEngine, StreamEngine
 from realtime_daemon.engines.load import as_engine, build_routes
 from realtime_daemon.engines.routes import Routes
+from realtime_daemon.engines.speech.load import load_transcriber
 from realtime_daemon.server.admission import Admission
 from realtime_daemon.server.client_secrets import Signer, read_secret_key
 from realtime_daemon.server.connections import Connections, KeySessions
@@ -56,6 +58,7 @@ def build_app(
         EngineLoadError: ``config.engine`` or a model's engine cannot be built.
         KeyFileError: ``config.keys_file`` or ``config.auth_token_file`` cannot be used.
         SecretKeyError: ``config.secret_key_file`` cannot be used.
+        SpeechLoadError: ``config.stt`` cannot be built.
     """
     if engine is None:
         routes = build_routes(config)
@@ -75,13 +78,16 @@ def build_app(
         config.max_connections or default_max_connections(),
         signer,
     )
-    shared = None
+    counters = None
     if config.redis_url and keyring is not None:
-        shared = RedisCounters(config.redis_url, metrics, config.instance_name or uuid.uuid4().hex)
+        counters = RedisCounters(
+            config.redis_url, metrics, config.instance_name or uuid.uuid4().hex
+        )
     unavailable = "resume needs --workers 1" if config.workers > 1 else None
     resumes = Resumes(
         config.resume_window, config.resume_buffer, unavailable, config.instance_name, dialects
     )
+    shared = {spec.name: spec.shared(config) for spec in dialects if spec.shared is not None}
     state = State(
         config=config,
         routes=routes,
@@ -90,8 +96,10 @@ def build_app(
         admission=admission,
         resumes=resumes,
         dialects=dialects,
-        quotas=Quotas(metrics, shared),
+        quotas=Quotas(metrics, counters),
         key_sessions=KeySessions(),
+        hearing=_hearing(config, metrics),
+        shared=shared,
     )
     app = web.Application()
     app[STATE] = state
@@ -105,10 +113,19 @@ def build_app(
     app.router.add_post(SESSIONS, client_secrets(beta=True))
     app.on_shutdown.append(_drain)
     app.on_cleanup.append(_close_engine)
-    if shared is not None:
+    app.on_cleanup.append(_close_shared)
+    if counters is not None:
         app.on_startup.append(_start_counters)
         app.on_cleanup.append(_close_counters)
     return app
+
+
+def _hearing(config: Config, metrics: Metrics) -> Hearing | None:
+    transcriber = load_transcriber(config)
+    if transcriber is None:
+        return None
+    passthrough = frozenset(m.name for m in config.models if m.audio_input == "passthrough")
+    return Hearing(transcriber, config.max_input_audio_seconds, metrics, passthrough)
 
 
 def default_max_connections() -> int:
@@ -139,6 +156,8 @@ async def _live(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.metrics.resume_buffer.set(state.resumes.buffered())
+    for name, shared in state.shared.items():
+        state.metrics.shared_up.labels(name).set(1 if shared.up else 0)
     body = state.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -175,7 +194,15 @@ async def _close_counters(app: web.Application) -> None:
 
 
 async def _close_engine(app: web.Application) -> None:
-    await app[STATE].routes.aclose()
+    state = app[STATE]
+    await state.routes.aclose()
+    if state.hearing is not None:
+        await state.hearing.transcriber.aclose()
+
+
+async def _close_shared(app: web.Application) -> None:
+    for shared in app[STATE].shared.values():
+        await shared.aclose()
 
 
 async def _drain(app: web.Application) -> None:

@@ -64,7 +64,40 @@ class Spec:
         return self.kind(self.name, self.help, self.labels, registry=registry, **extra)
 
 
+# Transcriptions: a second of audio in tens of milliseconds (local, fast servers)
+# to several seconds (a loaded server, a long turn).
+TRANSCRIPTION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
 SPECS = (
+    Spec(
+        "audio_heard",
+        Counter,
+        "realtime_daemon_audio_input_seconds",
+        "Seconds of audio appended by Realtime clients, by speech-to-text engine.",
+        ("engine",),
+    ),
+    Spec(
+        "turns",
+        Counter,
+        "realtime_daemon_turns_detected",
+        "Turns whose end the turn detector found, by speech-to-text engine.",
+        ("engine",),
+    ),
+    Spec(
+        "transcription_time",
+        Histogram,
+        "realtime_daemon_transcription_seconds",
+        "From a turn's commit to its transcript (or failure), by speech-to-text engine.",
+        ("engine",),
+        buckets=TRANSCRIPTION_BUCKETS,
+    ),
+    Spec(
+        "transcription_failures",
+        Counter,
+        "realtime_daemon_transcription_failures",
+        "Transcriptions that failed, by speech-to-text engine and code.",
+        ("engine", "code"),
+    ),
     Spec(
         "connections_open",
         Gauge,
@@ -210,6 +243,15 @@ SPECS = (
         "Bytes of envelopes resumable sessions keep for replay (at the last scrape).",
         mode="livesum",
     ),
+    Spec(
+        "shared_up",
+        Gauge,
+        "realtime_daemon_store_up",
+        "Whether what a dialect's connections share (the Responses store) worked at its"
+        " last use, at the last scrape: 1 or 0.",
+        ("dialect",),
+        mode="livemin",
+    ),
 )
 """Every metric of the daemon, in the order a scrape lists them."""
 
@@ -272,6 +314,11 @@ class Metrics:
     key_refused: Counter
     shared_store_up: Gauge
     shared_store_round_trips: Counter
+    shared_up: Gauge
+    audio_heard: Counter
+    turns: Counter
+    transcription_time: Histogram
+    transcription_failures: Counter
 
     def __init__(
         self,
@@ -320,6 +367,19 @@ class Metrics:
 
     def sent(self, envelopes: int) -> None:
         self.chunks.inc(envelopes)
+
+    # -- dialects.realtime.voice.VoiceObserver -----------------------------------------
+
+    def heard(self, engine: str, seconds: float) -> None:
+        self.audio_heard.labels(engine).inc(seconds)
+
+    def turn_detected(self, engine: str) -> None:
+        self.turns.labels(engine).inc()
+
+    def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
+        self.transcription_time.labels(engine).observe(seconds)
+        if code is not None:
+            self.transcription_failures.labels(engine, code).inc()
 
     # -- session.host.HostObserver -------------------------------------------------------
 

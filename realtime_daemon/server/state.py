@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects import Shared
+from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DialectSpec
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.server.admission import Admission
@@ -22,8 +24,9 @@ __all__ = ["STATE", "State"]
 @dataclasses.dataclass(frozen=True)
 class State:
     """What the app's handlers share: settings, routes, open connections, metrics,
-    admission, resumable sessions, the dialects served, and the keys' quotas and
-    sessions."""
+    admission, resumable sessions, the dialects served, the keys' quotas and
+    sessions, what their connections share (by dialect name) and what sessions
+    hear with."""
 
     config: Config
     routes: Routes
@@ -34,6 +37,8 @@ class State:
     dialects: Sequence[DialectSpec]
     quotas: Quotas
     key_sessions: KeySessions
+    hearing: Hearing | None = None
+    shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
 
 
 STATE = web.AppKey("state", State)

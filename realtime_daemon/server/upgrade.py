@@ -15,6 +15,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects import Shared
+from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import DialectSpec, Upgrade, choose
 from realtime_daemon.server.admission import ANYONE, Admission, Caller
 from realtime_daemon.session.resume import Held, Resumes, identity_of
@@ -73,6 +75,8 @@ def check_upgrade(
     open_connections: int,
     draining: bool,
     resumes: Resumes,
+    shared: Mapping[str, Shared] | None = None,
+    hearing: Hearing | None = None,
 ) -> Accept | Refused:
     """Whether to upgrade a request on a WebSocket path, and to what."""
     if headers.get("Sec-WebSocket-Version", "13") != "13":
@@ -94,7 +98,15 @@ def check_upgrade(
     key = caller.key
     identity = identity_of(f"key:{key.digest.hex()}") if key is not None else None
     session = caller.session
-    upgrade = Upgrade(query=query, headers=headers, config=config, models=models, session=session)
+    upgrade = Upgrade(
+        query=query,
+        headers=headers,
+        config=config,
+        models=models,
+        hearing=hearing,
+        shared=shared or {},
+        session=session,
+    )
     token = query.get("resume")
     if token is not None:
         held = resumes.check(token, query.get("after"), identity)

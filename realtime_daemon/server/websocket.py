@@ -94,6 +94,8 @@ class _Path:
             open_connections=len(self.state.connections),
             draining=self.state.connections.draining,
             resumes=self.state.resumes,
+            shared=self.state.shared,
+            hearing=self.state.hearing,
         )
         forwarded = request.headers.get("X-Forwarded-For")
         peer = client_address(request.remote, forwarded, self.proxies)
@@ -166,6 +168,7 @@ class _Path:
             resumes=self.offer,
             identity=verdict.identity,
             grant=grant,
+            max_duration=self.state.config.max_session_duration,
         )
 
     async def _resumed(

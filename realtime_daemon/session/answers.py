@@ -23,6 +23,7 @@ EndingKind = Literal[
     "stream_ended",  # a bidirectional engine's generate returned
     "shutdown_cut",  # the drain deadline cut answers
     "revoked",  # the session's key was removed or disabled (message: why)
+    "expired",  # the connection reached --max-session-duration
 ]
 
 

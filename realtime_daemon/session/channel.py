@@ -18,7 +18,7 @@ from typing import Protocol
 
 from realtime_daemon.engines.waiters import Waiters
 from realtime_daemon.wire.chat import decode_request
-from realtime_daemon.wire.events import Event, Submit, is_request, needs_room
+from realtime_daemon.wire.events import Event, Events, Submit, is_request, needs_room
 
 __all__ = ["ChannelClosed", "ChannelObserver", "RequestChannel"]
 
@@ -51,7 +51,8 @@ class RequestChannel:
     Args:
         maxsize: how many requests (and, apart, control events) it holds
             before ``put`` waits.
-        decode: turns a frame into an event; raises ``FrameError`` for a
+        decode: turns a frame into an event (or a tuple of them, queued in
+            order); raises ``FrameError`` for a
             frame that closes the connection. By default every frame is a
             chat-completion request.
         observer: told when the session takes a request, and of pushbacks.
@@ -77,7 +78,7 @@ class RequestChannel:
     def __init__(
         self,
         maxsize: int,
-        decode: Callable[[bytes], Event] = _submit,
+        decode: Callable[[bytes], Events] = _submit,
         observer: ChannelObserver | None = None,
     ) -> None:
         if maxsize < 1:
@@ -114,7 +115,12 @@ class RequestChannel:
             FrameError: the frame closes the connection (the dialect says why).
             ChannelClosed: the channel was closed before the event fitted.
         """
-        await self.put_event(self._decode(frame))
+        events = self._decode(frame)
+        if type(events) is tuple:
+            for event in events:
+                await self.put_event(event)
+        else:
+            await self.put_event(events)  # type: ignore[arg-type]  # not a tuple: one event
 
     async def put_event(self, event: Event) -> None:
         """Queue an event, waiting while its lane is full (see :meth:`put`)."""

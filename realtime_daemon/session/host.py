@@ -118,6 +118,8 @@ class Host:
         resumes: the app's resumable sessions; None when resume is off.
         identity: the client's identity (:func:`~.resume.identity_of`).
         grant: the client's key's models and quotas; None without keys.
+        max_duration: seconds the session may last (then the dialect says so and it
+            ends); None: no limit.
     """
 
     # Slots, and no bound logger until one is needed: thousands of idle
@@ -125,7 +127,9 @@ class Host:
     __slots__ = (
         "_cut",
         "_expiry",
+        "_limit",
         "_link",
+        "_max_duration",
         "_observer",
         "_resumes",
         "channel",
@@ -153,8 +157,11 @@ class Host:
         resumes: Resumes | None = None,
         identity: bytes | None = None,
         grant: Grant | None = None,
+        max_duration: float | None = None,
     ) -> None:
         self.state = HostState.ATTACHED
+        self._max_duration = max_duration
+        self._limit: asyncio.TimerHandle | None = None  # --max-session-duration
         self._link: Link | None = link  # the connection to close when the session ends
         self._observer = observer
         self._resumes = resumes
@@ -213,9 +220,14 @@ class Host:
         is on then, if any, is told how it ended."""
         assert self._link is not None
         self._link.start(self)
+        if self._max_duration is not None:
+            loop = asyncio.get_running_loop()
+            self._limit = loop.call_later(self._max_duration, self._time_up)
         try:
             ending = await self.session.run()
         finally:
+            if self._limit is not None:
+                self._limit.cancel()
             if self.state is not HostState.ENDED:
                 self._move(HostState.ENDED)
             if self._cut is not None:
@@ -256,6 +268,12 @@ class Host:
             self._move(HostState.ENDED)
         self.outbox.give_up()
         self.channel.abort()
+
+    def _time_up(self) -> None:
+        """The session reached its time limit: the client hears why, then it ends."""
+        self.log.info("session_time_limit", seconds=self._max_duration)
+        self.dialect.expired()
+        self.session.expire()
 
     def _expire(self) -> None:
         """The window passed without a resume: the session ends (engines stopped)."""

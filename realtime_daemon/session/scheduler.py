@@ -34,7 +34,7 @@ from realtime_daemon.session.channel import RequestChannel
 from realtime_daemon.session.outbox import ClientTooSlow, Outbox, PeerGone
 from realtime_daemon.wire.chat import Envelope, ErrorDetail, Request, is_finish
 from realtime_daemon.wire.chunks import read_envelope, usage_of
-from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
+from realtime_daemon.wire.events import Cancel, Event, Reply, Submit, Work
 from realtime_daemon.wire.grants import Grant
 
 __all__ = ["CUT_NOTICE", "Ending", "Session", "SessionObserver"]
@@ -80,6 +80,7 @@ class Session:
         "_counted",
         "_cut",
         "_dialect",
+        "_expired",
         "_group",
         "_index",
         "_loop",
@@ -120,6 +121,7 @@ class Session:
         self._cut = False
         self._revoked: str | None = None
         self.grant = grant
+        self._expired = False
         self.context = context
         self.peer = peer
 
@@ -160,6 +162,8 @@ class Session:
             return ending
         if self._revoked is not None:
             return Ending("revoked", self._revoked)
+        if self._expired:
+            return Ending("expired")
         if self._cut:
             return Ending("shutdown_cut")
         return Ending("client_gone" if self._channel.aborted else "complete")
@@ -193,6 +197,14 @@ class Session:
         self._channel.abort()
         self._outbox.give_up()
 
+    def expire(self) -> None:
+        """The session's time is up (``--max-session-duration``; the dialect said so):
+        cut its answers, drop its queue."""
+        self._expired = True
+        for answer in self._running:
+            answer.cancel("session_expired")
+        self._channel.abort()
+
     def _handle(self, event: Event) -> None:
         if isinstance(event, Submit):
             self._start(event.request, event.request_id)
@@ -200,8 +212,24 @@ class Session:
             self._cancel(event.request_id)
         elif isinstance(event, Reply):
             event.send()
+        elif isinstance(event, Work):
+            self._spawn(self._work(event))
         else:
             self._dialect.error(event.detail, event.request_id)
+
+    async def _work(self, work: Work[Any]) -> None:
+        """Run a dialect's job; hand its outcome back and handle what follows from it."""
+        try:
+            outcome = await work.job()
+        except RequestFailed as exc:
+            outcome = exc.detail
+        except Exception as exc:
+            message = str(exc) or type(exc).__name__
+            self._log().error("work_failed", error=message, exc_info=exc)
+            outcome = ErrorDetail(code="server_error", message=message)
+        for event in work.done(outcome):
+            self._handle(event)
+        await self._outbox.settle()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._group is not None

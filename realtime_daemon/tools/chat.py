@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from realtime_daemon.tools.client import (
     daemon_url,
     is_address,
 )
+from realtime_daemon.tools.spoken import WavError, read_wav, realtime_url, spoken_turn
 
 __all__ = ["EXIT_STATUSES", "ChatFailed", "chat"]
 
@@ -86,6 +88,30 @@ async def one_shot(options: Options, prompt: str) -> None:
         await conversation.close()
     if not options.json:
         sys.stdout.write("\n")
+
+
+async def spoken(options: Options, pcm: bytes) -> None:
+    """Send ``pcm`` as one spoken turn over the Realtime dialect; print the answer.
+
+    Raises:
+        ChatFailed: the connection, the upgrade or the turn failed.
+    """
+    options.url = realtime_url(options.url, options.model)
+    connector = aiohttp.UnixConnector(path=options.unix) if options.unix else None
+    refusals = Refusals()
+    async with aiohttp.ClientSession(
+        connector=connector, trace_configs=[refusals.trace()]
+    ) as session:
+        ws = await _connect(session, options, refusals)
+        try:
+            await spoken_turn(ws, pcm)
+        except RuntimeError as exc:
+            raise ChatFailed("error", str(exc)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ChatFailed("connection", connect_failure(options.url, exc)) from None
+        finally:
+            await ws.close()
+    sys.stdout.write("\n")
 
 
 async def _connect(
@@ -299,6 +325,13 @@ answer ended with an error envelope (its code and message shown).
 @click.option("--unix", default=None, help="Connect to a daemon on this Unix socket.")
 @click.option("--json", "json_output", is_flag=True, help="Print raw envelopes, one per line.")
 @click.option("--stats", is_flag=True, help="Time to first chunk, chunks and chunks/s on stderr.")
+@click.option(
+    "--audio",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Send this WAV file (16-bit PCM) as a spoken turn, over the Realtime API (the"
+    " daemon needs --stt); the transcript goes to stderr, the answer to stdout.",
+)
 def chat(url: str | None, prompt: tuple[str, ...], **options: Any) -> None:
     """Send PROMPT to the daemon at URL and print the answer as it streams.
 
@@ -317,7 +350,17 @@ def chat(url: str | None, prompt: tuple[str, ...], **options: Any) -> None:
         prompt, url = (url, *prompt), None
     url = daemon_url(url)
     text = " ".join(prompt)
+    audio: Path | None = options.pop("audio")
     try:
+        if audio is not None:
+            if text:
+                raise click.UsageError("give a PROMPT or --audio, not both")
+            try:
+                pcm = read_wav(audio)
+            except WavError as exc:
+                raise click.BadParameter(str(exc), param_hint="--audio") from None
+            asyncio.run(spoken(Options(url=url, **options), pcm))
+            return
         if not text and sys.stdin.isatty():
             interactive(Options(url=url, **options))
             return

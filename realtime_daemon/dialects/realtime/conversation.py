@@ -9,7 +9,8 @@ conversation refuses the client's next item, never part of an answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import base64
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -216,20 +217,34 @@ class Conversation:
         return self._items
 
 
-def chat_messages(items: Iterable[dict[str, Any]], instructions: str) -> list[dict[str, Any]]:
+def chat_messages(
+    items: Iterable[dict[str, Any]],
+    instructions: str,
+    audio: Callable[[str], bytes | None] | None = None,
+) -> list[dict[str, Any]]:
     """The chat-completion messages of a conversation.
 
     Instructions lead as a system message; a function call joins the
     assistant message before it (one turn's text and calls are one message);
-    its output is a ``tool`` message.
+    its output is a ``tool`` message. A user's audio is its transcript; an
+    audio item without one (its transcription failed) is left out. With
+    ``audio`` (a model that takes audio itself), an audio item whose WAV it
+    gives is an ``input_audio`` part instead.
     """
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
     for item in items:
         kind = item["type"]
-        if kind == "message":
-            messages.append({"role": item["role"], "content": _content(item["content"])})
+        wav = audio(item["id"]) if audio is not None and kind == "message" else None
+        if wav is not None:
+            data = base64.b64encode(wav).decode()
+            part = {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}
+            messages.append({"role": item["role"], "content": [part]})
+        elif kind == "message":
+            content = _content(item["content"])
+            if content is not None:  # None: audio not (yet, or ever) transcribed
+                messages.append({"role": item["role"], "content": content})
         elif kind == "function_call":
             call = {
                 "id": item["call_id"],
@@ -248,8 +263,16 @@ def chat_messages(items: Iterable[dict[str, Any]], instructions: str) -> list[di
     return messages
 
 
-def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """Text parts joined into one string; with images, chat's list of parts."""
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
+    """Text parts joined into one string; with images, chat's list of parts. Audio is
+    its transcript; an item whose audio has none is left out (None)."""
+    if any(part["type"] == "input_audio" for part in parts):
+        parts = [
+            {"type": "input_text", "text": part["transcript"]} if "transcript" in part else part
+            for part in parts
+        ]
+        if any(part.get("text", "") is None for part in parts):
+            return None
     if all("text" in part for part in parts):
         return "".join(part["text"] for part in parts)
     return [

@@ -14,47 +14,46 @@ frames (the chat dialect closes the connection for those).
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
 
 from realtime_daemon.dialects import RESUME_UNAVAILABLE, FrameWriter, Resumable, resume_state
+from realtime_daemon.dialects.realtime.audio_input import BETA_FIELDS
 from realtime_daemon.dialects.realtime.conversation import Conversation, check_item
+from realtime_daemon.dialects.realtime.hearing import Hearing
 from realtime_daemon.dialects.realtime.request import ResponseCreate
 from realtime_daemon.dialects.realtime.response import Response, Writer
+from realtime_daemon.dialects.realtime.voice import Ears
+from realtime_daemon.dialects.realtime.voice_events import (
+    ABSENT,
+    NO_RESPONSES,
+    VoiceEvents,
+    unknown_event,
+)
 from realtime_daemon.dialects.realtime.wire import (
     Invalid,
     Names,
     Settings,
     check_settings,
+    required,
+    session_expired,
     unsupported,
 )
 from realtime_daemon.wire.chat import ErrorDetail
-from realtime_daemon.wire.events import Cancel, Event, Reply, Submit
+from realtime_daemon.wire.events import Cancel, Event, Events, Reply, Submit
 from realtime_daemon.wire.grants import Grant, refusal
 
 __all__ = ["RealtimeDialect"]
 
 _decoder = msgspec.json.Decoder(dict[str, Any])
 
-_AUDIO_EVENTS = frozenset(
-    {
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "output_audio_buffer.clear",
-        "conversation.item.truncate",
-        "transcription_session.update",
-    }
-)
 _SERVER_ERRORS = frozenset({"shutting_down", "engine_error", "request_failed"})
 
 
-def _detail(exc: Invalid, event_id: str | None = None) -> ErrorDetail:
-    return ErrorDetail(code=exc.code, message=str(exc), param=exc.param, event_id=event_id)
-
-
-class RealtimeDialect:
+class RealtimeDialect(VoiceEvents):
     """One connection's Realtime session: its settings, conversation and responses.
 
     Args:
@@ -68,11 +67,15 @@ class RealtimeDialect:
         max_items: items the conversation keeps at most.
         max_bytes: bytes of items the conversation keeps at most.
         resume: the session's resume switch; None when resume is off.
+        hearing: the transcriber and the input audio bound; None: audio is refused.
+        transcription: a transcription session (``?intent=transcription``): turn
+            detection and transcripts, no responses.
         grant: the client's key (models allowed, rate limits); None without keys.
         session: the configuration the session starts with (a client secret's).
     """
 
     name = "openai-realtime"
+    expired = session_expired  # --max-session-duration reached
 
     def __init__(
         self,
@@ -86,6 +89,8 @@ class RealtimeDialect:
         max_items: int,
         max_bytes: int,
         resume: Resumable | None = None,
+        hearing: Hearing | None = None,
+        transcription: bool = False,
         grant: Grant | None = None,
         session: Mapping[str, Any] | None = None,
     ) -> None:
@@ -111,12 +116,22 @@ class RealtimeDialect:
                 self._unknown_model = model
         self.max_concurrent = concurrency_limit
         self.draining = False
+        self._transcription = transcription and hearing is not None
+        self._deaf = transcription and hearing is None  # asked to transcribe, cannot
+        self._made_response = False
+        self._waiting: tuple[ResponseCreate, str, str | None] | None = None  # for transcripts
+        self._cancel_reasons: dict[str, str] = {}
+        self._response_ended: float | None = None  # monotonic: the idle timeout counts from it
+        item_events = (names.item_added, names.item_done)
+        self._ears = (
+            None if hearing is None else Ears(hearing, self._conversation, self, item_events)
+        )
         self._start_notice: ErrorDetail | None = None
         if session:  # a client secret's: as a session.update, before session.created
             try:
                 self._update({"session": dict(session)})
             except Invalid as exc:
-                self._start_notice = _detail(exc)
+                self._start_notice = exc.detail()
 
     def _known(self, model: str) -> bool:
         return self._models is None or model in self._models
@@ -129,7 +144,7 @@ class RealtimeDialect:
 
     # -- client to server -------------------------------------------------------
 
-    def receive(self, frame: bytes) -> Event:
+    def receive(self, frame: bytes) -> Events:
         """Decode one client event; a refused one becomes an ``error`` event."""
         try:
             event = _decoder.decode(frame)
@@ -141,7 +156,7 @@ class RealtimeDialect:
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         try:
             if handler is None:
-                raise self._unknown(kind)
+                raise unknown_event(kind)
             return handler(self, event)
         except Invalid as exc:
             return self._refusal(exc, event_id)
@@ -152,33 +167,15 @@ class RealtimeDialect:
 
     def _refusal(self, exc: Invalid, event_id: str | None = None) -> Reply:
         """An ``error`` event, in order with the answers to the events before it."""
-        return Reply(functools.partial(self.error, _detail(exc, event_id)), in_order=True)
-
-    @staticmethod
-    def _unknown(kind: object) -> Invalid:
-        if isinstance(kind, str) and kind in _AUDIO_EVENTS:
-            return unsupported("type", kind)
-        shown = kind if isinstance(kind, str) else repr(kind)
-        return Invalid(
-            "invalid_value",
-            f"Invalid value: {shown!r}. Supported values are: session.update,"
-            " conversation.item.create, conversation.item.delete,"
-            " conversation.item.retrieve, response.create, response.cancel and"
-            " input_audio_buffer.clear.",
-            "type",
-        )
-
-    def _clear_audio(self, event: dict[str, Any]) -> Event:
-        # No audio comes in without speech engines: there is nothing to clear.
-        return self._reply("input_audio_buffer.cleared", {})
+        return Reply(functools.partial(self.error, exc.detail(event_id)), in_order=True)
 
     def _delete_item(self, event: dict[str, Any]) -> Event:
-        item_id = _field(event, "item_id", str)
+        item_id = required(event, "item_id", str)
         self._conversation.delete(item_id)
         return self._reply("conversation.item.deleted", {"item_id": item_id})
 
     def _retrieve_item(self, event: dict[str, Any]) -> Event:
-        item = self._conversation.get(_field(event, "item_id", str))
+        item = self._conversation.get(required(event, "item_id", str))
         if item is None:
             raise Invalid("item_not_found", f"item {event['item_id']!r} not found", "item_id")
         return self._reply("conversation.item.retrieved", {"item": item})
@@ -197,14 +194,15 @@ class RealtimeDialect:
 
     def _update(self, event: dict[str, Any]) -> Event:
         """Check every field first; apply them all (but audio output), or none."""
-        fields = _field(event, "session", dict)
+        fields = required(event, "session", dict)
         names = self._names
+        audio_fields = BETA_FIELDS if names.beta else frozenset({"audio"})
         settings, others, not_applied = check_settings(
             fields,
             self._settings,
             names,
             "session",
-            extra=frozenset({"type", "model", "resumable"}),
+            extra=frozenset({"type", "model", "resumable", "include"}) | audio_fields,
         )
         resumable = others.get("resumable", self._resumable)
         if not isinstance(resumable, bool):
@@ -213,11 +211,8 @@ class RealtimeDialect:
             )
         if resumable and self._resume is None:
             raise Invalid("resume_unavailable", RESUME_UNAVAILABLE, "session.resumable")
-        kind = others.get("type", "realtime")
-        if kind == "transcription":
-            raise unsupported("session.type", "a transcription session")
-        if kind != "realtime":
-            raise Invalid("invalid_value", "session.type must be realtime", "session.type")
+        transcription = self._session_type(others.get("type", ABSENT))
+        audio = self._audio_settings(others)
         model = others.get("model", self.model)
         if "model" in others:
             if not isinstance(model, str):
@@ -227,6 +222,9 @@ class RealtimeDialect:
             if (refused := refusal(self._grant, model)) is not None:
                 raise Invalid(refused.code, refused.message, "session.model")
         self._settings, self.model, self._resumable = settings, model, resumable
+        self._transcription = transcription
+        if self._ears is not None and audio is not None:
+            self._ears.update(audio)
         notice = None if not_applied is None else not_applied.detail(event.get("event_id"))
         return Reply(functools.partial(self._updated, notice), in_order=True)
 
@@ -238,12 +236,17 @@ class RealtimeDialect:
         previous = self._conversation.add(item, previous)
         return Reply(functools.partial(self._added, previous, item), in_order=True)
 
-    def _create_response(self, event: dict[str, Any]) -> Event:
+    def _create_response(self, event: dict[str, Any]) -> Events:
+        return self._respond(event.get("response"), event.get("event_id"))
+
+    def _respond(self, fields: Any, event_id: object, turn: str | None = None) -> Events:
+        """A response, as ``response.create`` asks (or a detected turn's end, ``turn``
+        its item); it waits for the transcripts of the conversation's audio items."""
+        if self._transcription:
+            raise NO_RESPONSES
         if self.draining:
             raise Invalid("shutting_down", "server shutting down: no new responses")
-        asked = ResponseCreate.check(
-            event.get("response"), self._settings, self._names, self._conversation
-        )
+        asked = ResponseCreate.check(fields, self._settings, self._names, self._conversation)
         if asked.in_band and self._in_band is not None:
             raise Invalid(
                 "conversation_already_has_active_response",
@@ -258,8 +261,11 @@ class RealtimeDialect:
                 "no model: connect with ?model=NAME or send session.update with session.model",
                 "session.model",
             )
-        request = asked.request(self.model)
+        audio = self._audio_input()
+        waits = asked.in_band and audio is None and self._ears is not None and self._ears.waits()
+        request = None if waits else asked.request(self.model, audio)
         response_id = self._conversation.new_id("resp")
+        self._made_response = True
         self._responses[response_id] = Response(
             response_id,
             self._names,
@@ -272,7 +278,10 @@ class RealtimeDialect:
         if asked.in_band:
             self._in_band = response_id
         if asked.not_applied is not None:
-            self._notices[response_id] = asked.not_applied.detail(event.get("event_id"))
+            self._notices[response_id] = asked.not_applied.detail(event_id)
+        if request is None:
+            self._waiting = (asked, response_id, turn)
+            return ()
         return Submit(request, response_id)
 
     def _cancel(self, event: dict[str, Any]) -> Event:
@@ -284,6 +293,9 @@ class RealtimeDialect:
                 "Cancellation failed: no active response found.",
                 "response_id",
             )
+        if self._waiting is not None and self._waiting[1] == response.id:
+            self._waiting = None  # still waiting for transcripts: it ends here
+            return Reply(functools.partial(self._end_waiting, response.id, None), in_order=True)
         return Cancel(response.id)
 
     def release(self, request_id: str) -> None:
@@ -294,6 +306,7 @@ class RealtimeDialect:
         self._notices.pop(request_id, None)
         if self._in_band == request_id:
             self._in_band = None
+            self._response_ended = time.monotonic()
 
     # -- server to client -------------------------------------------------------
 
@@ -303,7 +316,9 @@ class RealtimeDialect:
         if self._start_notice is not None:
             self.error(self._start_notice)
         if self._unknown_model is not None:
-            self.error(_detail(self._model_not_found(self._unknown_model, "model")))
+            self.error(self._model_not_found(self._unknown_model, "model").detail())
+        if self._deaf:
+            self.error(unsupported("intent", "a transcription session").detail())
 
     def _updated(self, notice: ErrorDetail | None = None) -> None:
         """``session.updated``, with the session as it is when the event is answered;
@@ -320,11 +335,17 @@ class RealtimeDialect:
             self._emit(self._names.item_done, fields)
 
     def _session(self) -> dict[str, Any]:
+        beta, ears = self._names.beta, self._ears
+        if self._transcription:
+            return self._transcription_session()
         session: dict[str, Any] = {"id": f"sess_{self._session_id}", "object": "realtime.session"}
-        if not self._names.beta:
+        if not beta:
             session["type"] = "realtime"
         session["model"] = self.model
         session.update(self._settings.shown(self._names))
+        if ears is not None:
+            heard = ears.settings.shown(beta)
+            session.update(heard if beta else {"audio": {"input": heard}})
         resume_state(session, self._resume, self._resumable)
         return session
 
@@ -353,8 +374,9 @@ class RealtimeDialect:
 
     def cancelled(self, request_id: str) -> None:
         response = self._responses.get(request_id)
+        reason = self._cancel_reasons.pop(request_id, "client_cancelled")
         if response is not None:
-            response.cancel()
+            response.cancel(reason)
 
     def error(self, detail: ErrorDetail, request_id: str | None = None) -> None:
         """A response's failure ends it (``response.done``, ``failed``); any other is
@@ -386,7 +408,7 @@ class RealtimeDialect:
         self._emit("error", {"error": error})
 
 
-_Handler = Callable[[RealtimeDialect, dict[str, Any]], Event]
+_Handler = Callable[[RealtimeDialect, dict[str, Any]], Events]
 
 _HANDLERS: dict[str, _Handler] = {
     "session.update": RealtimeDialect._update,
@@ -396,13 +418,8 @@ _HANDLERS: dict[str, _Handler] = {
     "response.create": RealtimeDialect._create_response,
     "response.cancel": RealtimeDialect._cancel,
     "input_audio_buffer.clear": RealtimeDialect._clear_audio,
+    "input_audio_buffer.append": RealtimeDialect._append_audio,
+    "input_audio_buffer.commit": RealtimeDialect._commit_audio,
+    "transcription_session.update": RealtimeDialect._update_transcription,
 }
 """The client events a Realtime session answers, by type."""
-
-
-def _field(event: dict[str, Any], name: str, kind: type) -> Any:
-    value = event.get(name)
-    if not isinstance(value, kind):
-        what = "an object" if kind is dict else "a string"
-        raise Invalid("missing_required_parameter", f"{name} must be {what}", name)
-    return value

@@ -26,8 +26,8 @@ class Null(enum.Enum):
     UNSET = "unset"
     """Not given: a response takes the session's value, a session update leaves it."""
     OFF = "off"
-    """The API's own meaning, the feature turned off (audio and tracing features, which a
-    text server accepts and does not use)."""
+    """The API's own meaning, the feature turned off (turn detection, transcription,
+    noise reduction, tracing): kept, for the setting's check to read as off."""
 
 
 Fields = Mapping[tuple[str, str], Mapping[str, Null]]
@@ -91,11 +91,11 @@ def fields(*, beta: bool, modalities: str, max_tokens: str) -> Fields:
 
 
 def given(value: dict[str, Any], known: Mapping[str, Null]) -> dict[str, Any]:
-    """``value`` without the fields whose explicit null reads as absent (``UNSET``, and
-    ``OFF`` for features a text server does not use); a null of a field ``known`` does
-    not list, or of a ``REFUSED`` one, stays for its check to refuse."""
+    """``value`` without the fields whose explicit null reads as absent (``UNSET``); a
+    null of an ``OFF`` field stays (its check reads it as off), and so does a null of a
+    field ``known`` does not list, or of a ``REFUSED`` one, for its check to refuse."""
     return {
         name: field
         for name, field in value.items()
-        if field is not None or known.get(name, _REFUSED) is _REFUSED
+        if field is not None or known.get(name, _REFUSED) is not _UNSET
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -64,11 +65,12 @@ class ResponseCreate:
         metadata = _metadata(others.get("metadata"))
         return cls(settings, where == "auto", metadata, items, not_applied)
 
-    def request(self, model: str) -> Request:
-        """The chat-completion request an engine answers for this response."""
+    def request(self, model: str, audio: Callable[[str], bytes | None] | None = None) -> Request:
+        """The chat-completion request an engine answers for this response (``audio``:
+        the WAV of each audio item, for a model that takes audio itself)."""
         body = {
             "model": model,
-            "messages": chat_messages(self.items, self.settings.instructions),
+            "messages": chat_messages(self.items, self.settings.instructions, audio),
             "stream": True,
             "stream_options": {"include_usage": True},
             **self.settings.chat_fields(),

@@ -255,13 +255,14 @@ class Response:
         else:
             self._end("incomplete", {"type": "incomplete", "reason": reason})
 
-    def cancel(self) -> None:
-        """Cut by ``response.cancel``; its usage is the engine's, or, when the engine
+    def cancel(self, reason: str = "client_cancelled") -> None:
+        """Cut by ``response.cancel`` (or, ``reason`` ``turn_detected``, by the user's
+        speech); its usage is the engine's, or, when the engine
         reported none, its output counted from the deltas sent (:func:`.wire.usage`)."""
         if self._usage is None:
             deltas = len(self._parts) + sum(map(len, self._arguments.values()))
             self._usage = _usage(0, deltas)
-        self._end("cancelled", {"type": "cancelled", "reason": "client_cancelled"})
+        self._end("cancelled", {"type": "cancelled", "reason": reason})
 
     def _end(self, status: str, details: dict[str, Any] | None) -> None:
         if self.done:

@@ -11,7 +11,7 @@ one table per shape (:attr:`Names.fields`, from :mod:`.fields`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from realtime_daemon.dialects.realtime.fields import Fields, fields, given
 from realtime_daemon.wire.chat import ErrorDetail
@@ -24,6 +24,8 @@ __all__ = [
     "Names",
     "Settings",
     "check_settings",
+    "required",
+    "session_expired",
     "unsupported",
     "usage",
 ]
@@ -46,11 +48,42 @@ class Invalid(Exception):
         return ErrorDetail(code=self.code, message=str(self), param=self.param, event_id=event_id)
 
 
-def unsupported(param: str, what: str) -> Invalid:
-    """Audio and transcription, refused by a text-only server."""
-    return Invalid(
-        "unsupported_modality", f"{what} is not supported: this server speaks text only", param
+class _Errors(Protocol):
+    def error(self, detail: ErrorDetail, request_id: str | None = None) -> None: ...
+
+
+def session_expired(dialect: _Errors) -> None:
+    """The connection reached ``--max-session-duration``: a ``session_expired`` error (a
+    Realtime dialect's ``expired``)."""
+    dialect.error(
+        ErrorDetail(
+            code="session_expired",
+            message="Your session hit the maximum duration: open a new one to go on.",
+        )
     )
+
+
+def unsupported(param: str, what: str) -> Invalid:
+    """Audio and transcription, refused by a daemon started without a speech engine."""
+    return Invalid(
+        "unsupported_modality",
+        f"{what} is not supported: this server hears no audio; start it with --stt NAME"
+        " (a speech-to-text engine: see the README's Voice section) to send audio",
+        param,
+    )
+
+
+def required(event: dict[str, Any], name: str, kind: type) -> Any:
+    """A client event's required field ``name``, of type ``kind`` (dict or str).
+
+    Raises:
+        Invalid: missing, null or of another type.
+    """
+    value = event.get(name)
+    if not isinstance(value, kind):
+        what = "an object" if kind is dict else "a string"
+        raise Invalid("missing_required_parameter", f"{name} must be {what}", name)
+    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

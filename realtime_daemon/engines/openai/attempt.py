@@ -218,7 +218,7 @@ class UpstreamStream:
 
     # -- h1.Consumer: called in the connection's callbacks ------------------------------
 
-    def head(self, status: int, reason: str) -> None:
+    def head(self, status: int, reason: str, media_type: str) -> None:
         self._status = status
         if status // 100 != 2:
             self._error_body = bytearray()  # the upstream's words, for the error

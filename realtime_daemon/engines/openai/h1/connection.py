@@ -45,8 +45,9 @@ class StaleConnection(ConnectionLost):
 class Consumer(Protocol):
     """Who an answer is handed to, from the connection's callbacks."""
 
-    def head(self, status: int, reason: str) -> None:
-        """The answer's status (the final one: interim answers are skipped)."""
+    def head(self, status: int, reason: str, media_type: str) -> None:
+        """The answer's status (the final one: interim answers are skipped) and its
+        Content-Type's media type (lower-cased, without parameters; "" if none)."""
 
     def body(self, data: bytes) -> None:
         """Bytes of the answer's body, as one read brought them (de-chunked)."""
@@ -207,7 +208,7 @@ class Connection(asyncio.Protocol):
         body = self._body = head.body()
         consumer = self._consumer
         if consumer is not None:
-            consumer.head(head.status, head.reason)
+            consumer.head(head.status, head.reason, head.media_type)
         if body.done:  # no body (204, 304, Content-Length: 0)
             self._finished(body)
         return rest

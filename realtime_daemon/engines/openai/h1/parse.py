@@ -255,6 +255,8 @@ class Head:
     reason: str
     keep_alive: bool
     framing: tuple[str, tuple[int, ...]]
+    media_type: str = ""
+    """The Content-Type's media type, lower-cased, without parameters ("" if none)."""
 
     def body(self) -> BodyReader:
         """A new reader for this answer's body."""
@@ -323,7 +325,14 @@ def parse_head(head: bytes) -> Head | None:
         and b"close" not in headers.get(b"connection", b"").lower()
         and framing[0] != "until-close"
     )
-    return Head(status, (match[3] or b"").decode("latin-1"), keep_alive, framing)
+    media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    return Head(
+        status,
+        (match[3] or b"").decode("latin-1"),
+        keep_alive,
+        framing,
+        media_type.decode("latin-1"),
+    )
 
 
 def _headers(lines: list[bytes]) -> dict[bytes, bytes]:
