@@ -31,8 +31,15 @@ from .conftest import (
     request,
     serve_json,
 )
-from .test_realtime_sdk import answer, events_until, user
+from .fake_stt import FakeSTT
+from .test_metrics import scrape
+from .test_realtime_sdk import answer, events_until, sdk, user
+from .test_voice_in import TURN, listening
 from .upstream import Upstream
+from .voice import append_all, stt
+from .voice import until as voice_until
+
+__all__ = ["stt"]  # the fixture, used by name
 
 MODELS = tuple(ModelConfig(name=name, engine="echo") for name in ("m1", "m2", "m3"))
 
@@ -322,3 +329,19 @@ async def answer_with_limits(conn: Any) -> list[Any]:
     limits = [e for e in events if e.type == "rate_limits.updated"]
     assert len(limits) == 1
     return limits + events
+
+
+async def test_a_key_s_audio_seconds_are_counted(
+    serve_engine: StartServer, keys_file: Path, stt: FakeSTT
+) -> None:
+    """Voice in under a key: the seconds heard are the key's too, by the session's model."""
+    stt.text = "turn on the lights"
+    daemon = await serve_engine(stt="openai", stt_url=(stt.url,), keys_file=str(keys_file))
+    async with sdk(daemon, api_key="delta-token").realtime.connect(model="echo") as conn:
+        await conn.session.update(session=listening(False))
+        await voice_until(conn, "session.updated")
+        await append_all(conn, TURN)
+        await voice_until(conn, "response.done")
+    samples = await scrape(daemon)
+    labels = (("direction", "in"), ("key", "delta"), ("model", "echo"))
+    assert samples[("realtime_daemon_key_audio_seconds_total", labels)] == pytest.approx(2.8)

@@ -27,12 +27,13 @@ from typing import Any, Protocol
 
 import structlog
 
+from realtime_daemon.dialects.realtime.hearing import VoiceObserver
 from realtime_daemon.server.keys import Key
 from realtime_daemon.server.metrics import Metrics
 from realtime_daemon.wire.chat import ErrorDetail, Usage
 from realtime_daemon.wire.grants import RATE_LIMITED, RateLimit, not_allowed
 
-__all__ = ["WINDOW", "KeyGrant", "Quotas", "Shared"]
+__all__ = ["WINDOW", "KeyEars", "KeyGrant", "Quotas", "Shared"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -246,3 +247,31 @@ class KeyGrant:
             duration_s=round(seconds, 3),
             outcome=outcome,
         )
+
+
+class KeyEars:
+    """A keyed session's voice observer: the daemon's, and the key's audio seconds
+    (labelled with the model the session was opened for).
+
+    Args:
+        inner: the daemon's observer (its metrics).
+        metrics: the app's metrics.
+        key: the session's key's name.
+        model: the model named at the upgrade (``?model=``, a client secret's), if any.
+    """
+
+    __slots__ = ("_heard", "_inner")
+
+    def __init__(self, inner: VoiceObserver, metrics: Metrics, key: str, model: str) -> None:
+        self._inner = inner
+        self._heard = metrics.key_audio_seconds.labels(key, model, "in")
+
+    def heard(self, engine: str, seconds: float) -> None:
+        self._inner.heard(engine, seconds)
+        self._heard.inc(seconds)
+
+    def turn_detected(self, engine: str) -> None:
+        self._inner.turn_detected(engine)
+
+    def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
+        self._inner.transcribed(engine, seconds, code)

@@ -19,9 +19,12 @@ import structlog
 from aiohttp import web
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects.realtime import Hearing
+from realtime_daemon.dialects.registry import Upgrade
 from realtime_daemon.server.admission import PROTOCOL, TrustedProxies, client_address
 from realtime_daemon.server.keys import Key
 from realtime_daemon.server.metrics import Metrics
+from realtime_daemon.server.quotas import KeyEars, KeyGrant
 from realtime_daemon.server.state import State
 from realtime_daemon.server.upgrade import Accept, Refused, check_upgrade
 from realtime_daemon.session.host import Host
@@ -149,13 +152,22 @@ class _Path:
         self.state.key_sessions.discard(key.name, host)
         self.state.quotas.close_session(key, host.session_id)
 
+    def _ears(self, upgrade: Upgrade, grant: KeyGrant) -> Hearing | None:
+        """The session's hearing, its audio counted for its key too."""
+        hearing = upgrade.hearing
+        if hearing is None:
+            return None
+        model = upgrade.query.get("model") or (upgrade.session or {}).get("model") or "other"
+        ears = KeyEars(hearing.observer, self.state.metrics, grant.key, str(model))
+        return dataclasses.replace(hearing, observer=ears)
+
     def _host(self, connection: Connection, verdict: Accept, peer: str, session_id: str) -> Host:
         """A new session on ``connection``, in the dialect the upgrade chose."""
         assert verdict.dialect is not None
         key, upgrade = verdict.caller.key, verdict.upgrade
         grant = self.state.quotas.grant(key, session_id) if key is not None else None
         if grant is not None:
-            upgrade = dataclasses.replace(upgrade, grant=grant)
+            upgrade = dataclasses.replace(upgrade, grant=grant, hearing=self._ears(upgrade, grant))
         return Host(
             connection,
             self.state.routes,
