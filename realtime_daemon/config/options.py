@@ -149,6 +149,8 @@ _CLICK: dict[str, dict[str, Any]] = {
         "envvar": "REALTIME_DAEMON_ENGINE_OPTION",
     },
     "auth_token_file": {"type": _FILE},
+    "keys_file": {"type": _FILE},
+    "secret_key_file": {"type": _FILE},
     "tls_certfile": {"type": _FILE},
     "tls_keyfile": {"type": _FILE},
     "loop": {"type": click.Choice(LOOPS)},

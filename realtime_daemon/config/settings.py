@@ -296,6 +296,26 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "Reloaded on SIGHUP."
         ),
     ] = None
+    keys_file: Annotated[
+        str | None,
+        Meta(
+            description="Named keys (TOML `[[keys]]`: `name`, `token` or `sha256`, `models`, "
+            "`disabled`, `max_sessions`, `requests_per_minute`, `tokens_per_minute`); when "
+            "set, every upgrade needs a key's token or client secret. Reloaded on SIGHUP."
+        ),
+    ] = None
+    secret_key_file: Annotated[
+        str | None,
+        Meta(
+            description="The key client secrets are signed with (HMAC-SHA256, the file's "
+            "bytes); instances sharing it accept each other's secrets. Without it, "
+            "`/v1/realtime/client_secrets` answers 501."
+        ),
+    ] = None
+    max_client_secret_ttl: Annotated[
+        Annotated[int, Meta(ge=10)],
+        Meta(description="Seconds a client secret may live at most (`expires_after.seconds`)."),
+    ] = 7200
     allowed_origin: Annotated[
         tuple[str, ...],
         Meta(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 from realtime_daemon.config import Config
 from realtime_daemon.dialects import Dialect, FrameWriter, Resumable, Shared
@@ -26,6 +26,7 @@ from realtime_daemon.dialects.responses import (
     ResponsesDialect,
     ResponseStore,
 )
+from realtime_daemon.wire.grants import Grant
 
 __all__ = [
     "AUTO",
@@ -54,6 +55,8 @@ class Upgrade:
         headers: the request's headers.
         config: the daemon's settings.
         models: the models a session may choose; None when any is taken.
+        grant: the client's key (its models, quotas, usage); None without keys.
+        session: the session configuration a client secret starts the session with.
         hearing: what a Realtime session needs to hear audio (``--stt``), if any.
         shared: what each dialect's connections share, by dialect name
             (:attr:`DialectSpec.shared`).
@@ -67,6 +70,8 @@ class Upgrade:
     hearing: Hearing | None = None
     shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
     voice: Voice | None = None
+    grant: Grant | None = None
+    session: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,16 +106,22 @@ def _beta(upgrade: Upgrade) -> bool:
 
 def _realtime_selected(upgrade: Upgrade) -> bool:
     # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header;
-    # transcription sessions ?intent=transcription.
+    # transcription sessions ?intent=transcription; a client secret is the
+    # Realtime API's.
     query = upgrade.query
-    return _beta(upgrade) or "model" in query or query.get("intent") == "transcription"
+    return (
+        _beta(upgrade)
+        or "model" in query
+        or query.get("intent") == "transcription"
+        or upgrade.session is not None
+    )
 
 
 def _chat(upgrade: Upgrade) -> DialectFactory:
     models, limit = upgrade.models, upgrade.config.max_concurrent_requests
 
     def chat(writer: FrameWriter, session_id: str, resume: Resumable | None) -> ChatDialect:
-        return ChatDialect(writer, session_id, models, limit, resume)
+        return ChatDialect(writer, session_id, models, limit, resume, upgrade.grant)
 
     return chat
 
@@ -119,6 +130,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
     config = upgrade.config
     names = BETA if _beta(upgrade) else GA
     model = upgrade.query.get("model") or None
+    if upgrade.session is not None and isinstance(upgrade.session.get("model"), str):
+        model = upgrade.session["model"]  # the client secret's
     hearing = upgrade.hearing
     transcription = upgrade.query.get("intent") == "transcription"
 
@@ -133,6 +146,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
             max_items=config.max_conversation_items,
             max_bytes=config.max_conversation_bytes,
             resume=resume,
+            grant=upgrade.grant,
+            session=upgrade.session,
             hearing=hearing,
             voice=upgrade.voice,
             transcription=transcription,

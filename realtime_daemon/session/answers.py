@@ -10,6 +10,7 @@ from typing import Literal
 from realtime_daemon.dialects import AnswerOutput
 from realtime_daemon.engines.base import RequestContext
 from realtime_daemon.engines.routes import Route
+from realtime_daemon.wire.chat import Usage
 
 __all__ = ["Answer", "AnswerState", "Ending", "EndingKind", "SessionOver"]
 
@@ -21,6 +22,7 @@ EndingKind = Literal[
     "engine_failed",  # an engine raised something other than RequestFailed
     "stream_ended",  # a bidirectional engine's generate returned
     "shutdown_cut",  # the drain deadline cut answers
+    "revoked",  # the session's key was removed or disabled (message: why)
     "expired",  # the connection reached --max-session-duration
 ]
 
@@ -71,6 +73,7 @@ class Answer:
         "started",
         "state",
         "task",
+        "usage",
     )
 
     def __init__(
@@ -85,6 +88,7 @@ class Answer:
         self.route = route
         self.started = started
         self.chunks = 0
+        self.usage: Usage | None = None  # the engine's, when a key counts it
         self.state = AnswerState.RUNNING
         self.error = ""  # FAILED: the error's code
         self.reason = "client_gone"  # CANCELLED: why (the metric's reason)

@@ -34,6 +34,7 @@ from realtime_daemon.session.channel import ChannelObserver, RequestChannel
 from realtime_daemon.session.outbox import Outbox, Sink
 from realtime_daemon.session.resume import Resumes
 from realtime_daemon.session.scheduler import Session, SessionObserver
+from realtime_daemon.wire.grants import Grant
 
 __all__ = [
     "MOVES",
@@ -116,6 +117,7 @@ class Host:
         send_timeout: how long a lagging client may keep a writer waiting.
         resumes: the app's resumable sessions; None when resume is off.
         identity: the client's identity (:func:`~.resume.identity_of`).
+        grant: the client's key's models and quotas; None without keys.
         max_duration: seconds the session may last (then the dialect says so and it
             ends); None: no limit.
     """
@@ -154,6 +156,7 @@ class Host:
         send_timeout: float,
         resumes: Resumes | None = None,
         identity: bytes | None = None,
+        grant: Grant | None = None,
         max_duration: float | None = None,
     ) -> None:
         self.state = HostState.ATTACHED
@@ -173,7 +176,7 @@ class Host:
         self.dialect = speaks = dialect(self.outbox, session_id, offer)
         self.channel = RequestChannel(queue_size, speaks.receive, observer=observer)
         self.session = Session(
-            routes, speaks, self.channel, self.outbox, Context(session_id), observer, peer
+            routes, speaks, self.channel, self.outbox, Context(session_id), observer, peer, grant
         )
 
     @property
@@ -293,6 +296,15 @@ class Host:
         self.dialect.drain()
         self.channel.drain()
         self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
+
+    def revoke(self, reason: str) -> None:
+        """The session's key was removed or disabled: end the session now, held or
+        not; its connection closes 1008 with ``reason``."""
+        if self.state is HostState.ENDED:
+            return
+        self.disable_resume()
+        self.session.revoke(reason)
+        self._end()
 
     # -- resume (see resume.py) -------------------------------------------------------
 

@@ -33,8 +33,9 @@ from realtime_daemon.session.answers import Answer, Ending, SessionOver
 from realtime_daemon.session.channel import RequestChannel
 from realtime_daemon.session.outbox import ClientTooSlow, Outbox, PeerGone
 from realtime_daemon.wire.chat import Envelope, ErrorDetail, Request, is_finish
-from realtime_daemon.wire.chunks import read_envelope
+from realtime_daemon.wire.chunks import read_envelope, usage_of
 from realtime_daemon.wire.events import Cancel, Event, Reply, Submit, Work
+from realtime_daemon.wire.grants import Grant
 
 __all__ = ["CUT_NOTICE", "Ending", "Session", "SessionObserver"]
 
@@ -70,6 +71,7 @@ class Session:
         context: the session's context, shared by its answers.
         observer: told of answers (metrics).
         peer: the client's address, for the log.
+        grant: the client's key's models and quotas; None without keys.
     """
 
     __slots__ = (
@@ -84,10 +86,12 @@ class Session:
         "_loop",
         "_metrics",
         "_outbox",
+        "_revoked",
         "_routes",
         "_running",
         "_tasks",
         "context",
+        "grant",
         "peer",
     )
 
@@ -100,6 +104,7 @@ class Session:
         context: Context,
         observer: SessionObserver,
         peer: str,
+        grant: Grant | None = None,
     ) -> None:
         self._routes = routes
         self._dialect = dialect
@@ -114,6 +119,8 @@ class Session:
         self._index = 0
         self._counted = 0  # envelopes added to the chunks metric so far
         self._cut = False
+        self._revoked: str | None = None
+        self.grant = grant
         self._expired = False
         self.context = context
         self.peer = peer
@@ -153,6 +160,8 @@ class Session:
             self._counted = self._outbox.count
         if ending is not None:
             return ending
+        if self._revoked is not None:
+            return Ending("revoked", self._revoked)
         if self._expired:
             return Ending("expired")
         if self._cut:
@@ -179,6 +188,14 @@ class Session:
             answer.cancel("shutdown")  # answered: only its tail (e.g. [DONE]) is cut
         self._channel.abort()
         self._outbox.give_up()  # writers waiting for a held session's connection, too
+
+    def revoke(self, reason: str) -> None:
+        """The session's key is gone: cut its answers, drop its queue, end it (1008)."""
+        self._revoked = reason
+        for answer in self._running:
+            answer.cancel("revoked")
+        self._channel.abort()
+        self._outbox.give_up()
 
     def expire(self) -> None:
         """The session's time is up (``--max-session-duration``; the dialect said so):
@@ -243,6 +260,14 @@ class Session:
             if request_id is not None:
                 self._dialect.release(request_id)
             return
+        if self.grant is not None:
+            # The key's models and quotas, in band: the session goes on.
+            refusal = self.grant.admit(model)
+            if refusal is not None:
+                self._dialect.error(refusal, request_id)
+                if request_id is not None:
+                    self._dialect.release(request_id)
+                return
         self._index += 1
         output = self._dialect.started(request_id)
         context = RequestContext(self.context, self._index, model, request_id)
@@ -316,6 +341,9 @@ class Session:
         if answer.chunks == 0:
             self._metrics.first_chunk(self._loop.time() - answer.started)
         answer.chunks += len(batch)
+        if self.grant is not None:
+            for envelope in batch:
+                answer.usage = usage_of(envelope) or answer.usage
         context, output = answer.context, answer.output
         if isinstance(output, Passthrough):
             for envelope in batch:
@@ -352,7 +380,10 @@ class Session:
         outcome, reason = answer.outcome(outcome == "completed")
         self._count(answer.route, outcome, reason)
         metrics = self._metrics
-        metrics.answer_ended(self._loop.time() - answer.started)
+        seconds = self._loop.time() - answer.started
+        if self.grant is not None:
+            self.grant.used(answer.context.model, answer.usage, outcome, seconds)
+        metrics.answer_ended(seconds)
         metrics.sent(answer.chunks)
         self._counted += answer.chunks
 

@@ -7,7 +7,8 @@ Close codes (see the README's wire contract):
   over to another connection, or the connection reached ``--max-session-duration``;
 - 1003: a binary frame; 1007: a frame that is not a chat-completion request
   (chat dialect; the Realtime dialect answers both in band);
-- 1008: the client kept sending over its rate limit, or stopped reading;
+- 1008: the client kept sending over its rate limit, or stopped reading, or its
+  key was removed or disabled;
 - 1009: a message over ``max_message_size`` (aiohttp closes this one itself);
 - 1011: an engine raised.
 """
@@ -78,6 +79,8 @@ def choose_close(read: Close | None, ending: Ending, *, draining: bool) -> Close
         return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {ending.message}")
     if kind == "stream_ended":
         return COMPLETE
+    if kind == "revoked":
+        return Close(WSCloseCode.POLICY_VIOLATION, ending.message)
     if kind == "expired":
         return EXPIRED
     if read is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -45,6 +45,7 @@ from realtime_daemon.dialects.realtime.wire import (
 )
 from realtime_daemon.wire.chat import ErrorDetail
 from realtime_daemon.wire.events import Cancel, Event, Events, Reply, Submit
+from realtime_daemon.wire.grants import Grant, refusal
 
 __all__ = ["RealtimeDialect"]
 
@@ -71,6 +72,8 @@ class RealtimeDialect(VoiceEvents):
         voice: the synthesizer and its voices; None: answers are text only.
         transcription: a transcription session (``?intent=transcription``): turn
             detection and transcripts, no responses.
+        grant: the client's key (models allowed, rate limits); None without keys.
+        session: the configuration the session starts with (a client secret's).
     """
 
     name = "openai-realtime"
@@ -91,7 +94,10 @@ class RealtimeDialect(VoiceEvents):
         hearing: Hearing | None = None,
         transcription: bool = False,
         voice: Voice | None = None,
+        grant: Grant | None = None,
+        session: Mapping[str, Any] | None = None,
     ) -> None:
+        self._grant = grant
         self._resume = resume
         self._resumable = False
         self._writer = Writer(outbox)
@@ -120,6 +126,12 @@ class RealtimeDialect(VoiceEvents):
         self._response_ended: float | None = None  # monotonic: the idle timeout counts from it
         events = (names.item_added, names.item_done)
         self._ears = None if hearing is None else Ears(hearing, self._conversation, self, events)
+        self._start_notice: ErrorDetail | None = None
+        if session:  # a client secret's: as a session.update, before session.created
+            try:
+                self._update({"session": dict(session)})
+            except Invalid as exc:
+                self._start_notice = exc.detail()
 
     def _known(self, model: str) -> bool:
         return self._models is None or model in self._models
@@ -206,6 +218,8 @@ class RealtimeDialect(VoiceEvents):
                 raise Invalid("invalid_type", "session.model must be a string", "session.model")
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
+            if (refused := refusal(self._grant, model)) is not None:
+                raise Invalid(refused.code, refused.message, "session.model")
         self._settings, self.model, self._resumable = settings, model, resumable
         self._transcription = transcription
         if self._ears is not None and audio is not None:
@@ -294,6 +308,8 @@ class RealtimeDialect(VoiceEvents):
     def opened(self) -> None:
         """``session.created``, the first event of every session."""
         self._emit("session.created", {"session": self._session()})
+        if self._start_notice is not None:
+            self.error(self._start_notice)
         if self._unknown_model is not None:
             self.error(self._model_not_found(self._unknown_model, "model").detail())
         if self._deaf:
@@ -341,6 +357,9 @@ class RealtimeDialect(VoiceEvents):
         assert request_id is not None
         response = self._responses[request_id]
         response.start()
+        limits = self._grant.limits() if self._grant is not None else ()
+        if limits:  # as OpenAI's: when each response starts, as of the last one's end
+            self._emit("rate_limits.updated", {"rate_limits": [f.shown() for f in limits]})
         notice = self._notices.pop(request_id, None)
         if notice is not None:  # after response.created: the response is not refused
             self.error(notice)
@@ -361,9 +380,12 @@ class RealtimeDialect(VoiceEvents):
             else ("invalid_request_error")
         )
         response = self._responses.get(request_id) if request_id is not None else None
-        if response is not None and not response.done:
+        if response is not None and not response.done and response.created:
             response.fail(detail, kind)
             return
+        if response is not None and not response.created and request_id is not None:
+            del self._responses[request_id]  # refused before it started (a key's quota)
+            self.release(request_id)
         code = detail.code
         if code == "unknown_request_id":  # a cancel that came as the response ended
             code = "response_cancel_not_active"
@@ -374,6 +396,8 @@ class RealtimeDialect(VoiceEvents):
             "param": detail.param,
             "event_id": detail.event_id,
         }
+        if detail.retry_after is not None:
+            error["retry_after"] = detail.retry_after
         self._emit("error", {"error": error})
 
 
