@@ -22,8 +22,9 @@ import msgspec
 
 from realtime_daemon.dialects import RESUME_UNAVAILABLE, FrameWriter, Resumable, resume_state
 from realtime_daemon.dialects.realtime.audio_input import BETA_FIELDS
-from realtime_daemon.dialects.realtime.conversation import Conversation, check_item
+from realtime_daemon.dialects.realtime.conversation import Conversation
 from realtime_daemon.dialects.realtime.hearing import Hearing
+from realtime_daemon.dialects.realtime.items import ItemEvents
 from realtime_daemon.dialects.realtime.request import ResponseCreate
 from realtime_daemon.dialects.realtime.response import Response, Writer
 from realtime_daemon.dialects.realtime.speaking import Voice
@@ -54,7 +55,7 @@ _decoder = msgspec.json.Decoder(dict[str, Any])
 _SERVER_ERRORS = frozenset({"shutting_down", "engine_error", "request_failed"})
 
 
-class RealtimeDialect(VoiceEvents):
+class RealtimeDialect(VoiceEvents, ItemEvents):
     """One connection's Realtime session: its settings, conversation and responses.
 
     Args:
@@ -169,17 +170,6 @@ class RealtimeDialect(VoiceEvents):
         """An ``error`` event, in order with the answers to the events before it."""
         return Reply(functools.partial(self.error, exc.detail(event_id)), in_order=True)
 
-    def _delete_item(self, event: dict[str, Any]) -> Event:
-        item_id = required(event, "item_id", str)
-        self._conversation.delete(item_id)
-        return self._reply("conversation.item.deleted", {"item_id": item_id})
-
-    def _retrieve_item(self, event: dict[str, Any]) -> Event:
-        item = self._conversation.get(required(event, "item_id", str))
-        if item is None:
-            raise Invalid("item_not_found", f"item {event['item_id']!r} not found", "item_id")
-        return self._reply("conversation.item.retrieved", {"item": item})
-
     def refused(self, detail: ErrorDetail) -> Reply:
         """An ``error`` event, in order."""
         return Reply(functools.partial(self.error, detail), in_order=True)
@@ -226,14 +216,6 @@ class RealtimeDialect(VoiceEvents):
             self._ears.update(audio)
         notice = None if not_applied is None else not_applied.detail(event.get("event_id"))
         return Reply(functools.partial(self._updated, notice), in_order=True)
-
-    def _create_item(self, event: dict[str, Any]) -> Event:
-        item = check_item(event.get("item"), self._names)
-        previous = event.get("previous_item_id")
-        if previous is not None and not isinstance(previous, str):
-            raise Invalid("invalid_type", "previous_item_id must be a string", "previous_item_id")
-        previous = self._conversation.add(item, previous)
-        return Reply(functools.partial(self._added, previous, item), in_order=True)
 
     def _create_response(self, event: dict[str, Any]) -> Events:
         return self._respond(event.get("response"), event.get("event_id"))
@@ -321,13 +303,6 @@ class RealtimeDialect(VoiceEvents):
         self._emit("session.updated", {"session": self._session()})
         if notice is not None:
             self.error(notice)
-
-    def _added(self, previous: str | None, item: dict[str, Any]) -> None:
-        """A client's item joined the conversation (GA: added, then done)."""
-        fields = {"previous_item_id": previous, "item": item}
-        self._emit(self._names.item_added, fields)
-        if self._names.item_done is not None:
-            self._emit(self._names.item_done, fields)
 
     def _session(self) -> dict[str, Any]:
         beta = self._names.beta
