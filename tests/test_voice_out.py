@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from realtime_daemon.engines.api import Envelope, Request, RequestContext
+from realtime_daemon.server.app import STATE
 
 from .conftest import PATH, Daemon, Start, StartServer
 from .engines import RecordingEngine
@@ -369,3 +371,23 @@ async def test_a_cut_connection_resumed_mid_answer_gets_the_audio_whole(
         base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
     )
     assert audio == b"".join(pcm_for(p) for p in PIECES)
+
+
+async def test_a_client_that_stops_reading_holds_the_speech_back_then_is_cut_off(
+    serve_engine: StartServer, tts: FakeTTS
+) -> None:
+    """A client that stops reading a long spoken answer: the speech waits on it (not in an
+    unbounded buffer), then --send-timeout cuts it off (1008) and the syntheses in flight
+    are closed."""
+    daemon = await serve_engine(tts="openai", tts_url=(tts.url,), send_timeout=0.3)
+    long = " ".join(["This sentence is spoken at some length."] * 100)  # 10 MB of audio
+    raw = await connect_raw(daemon, PATH + "?model=echo")
+    send(raw, {"type": "conversation.item.create", "item": user(long)})
+    send(raw, {"type": "response.create"})
+    with capture_logs() as logs:
+        async with asyncio.timeout(10):
+            await daemon.app[STATE].connections.wait_closed()
+    closed = [e for e in logs if e["event"] == "connection_closed"]
+    assert (closed[0]["code"], closed[0]["reason"]) == (1008, "send timeout: client not reading")
+    assert len(tts.received) < 100  # the rest of the answer was never synthesized
+    assert all(r.finished or r.closed_at is not None for r in tts.received)

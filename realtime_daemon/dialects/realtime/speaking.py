@@ -150,7 +150,9 @@ class SpokenResponse(Response):
         async with asyncio.TaskGroup() as group:
             tasks.append(group.create_task(self._make(order, room, group, tasks)))
             while (piece := await order.get()) is not None and not self.done:
-                if not await self._send(piece, ready):
+                sent = await self._send(piece, ready)
+                room.release()  # its audio is out: the next piece may be synthesized
+                if not sent:
                     break
             for task in tasks:  # a failure: the rest is not to be heard
                 task.cancel()
@@ -168,11 +170,12 @@ class SpokenResponse(Response):
         group: asyncio.TaskGroup,
         tasks: list[asyncio.Task[None]],
     ) -> None:
-        """Start a synthesis per piece as it comes, ``room`` bounding those running."""
+        """Start a synthesis per piece as it comes, ``room`` bounding the pieces made and
+        not yet sent: a client that reads slowly holds the syntheses back."""
         while (text := await self._next_piece()) is not None:
             await room.acquire()
             piece = _Piece(text)
-            tasks.append(group.create_task(self._synthesize(piece, room)))
+            tasks.append(group.create_task(self._synthesize(piece)))
             order.put_nowait(piece)
         order.put_nowait(None)
 
@@ -186,7 +189,7 @@ class SpokenResponse(Response):
                 if rest is not None:
                     return rest
 
-    async def _synthesize(self, piece: _Piece, room: asyncio.Semaphore) -> None:
+    async def _synthesize(self, piece: _Piece) -> None:
         request = SpeechRequest(
             text=piece.text,
             voice=self._engine_voice,
@@ -200,7 +203,6 @@ class SpokenResponse(Response):
         finally:
             piece.done = True
             piece.arrived.set()
-            room.release()
 
     async def _send(self, piece: _Piece, ready: Callable[[], Awaitable[None]]) -> bool:
         """Send one piece's audio as it arrives: its transcript with the first delta.
