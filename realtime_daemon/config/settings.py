@@ -32,6 +32,12 @@ from realtime_daemon.config.engine_settings import (
     UpstreamReadTimeout,
     UpstreamURLs,
 )
+from realtime_daemon.config.key_settings import (
+    KeysFile,
+    MaxClientSecretTTL,
+    RedisURL,
+    SecretKeyFile,
+)
 from realtime_daemon.config.speech_settings import (
     SttAPIKey,
     SttModel,
@@ -183,13 +189,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "most (the same refusal)."
         ),
     ] = 2 * 1024 * 1024
-    redis_url: Annotated[
-        str | None,
-        Meta(
-            description="Redis URL (redis://HOST:PORT/DB) for the state instances share: "
-            "the Responses store and the keys' counters"
-        ),
-    ] = None
+    redis_url: RedisURL = None
     max_session_duration: Annotated[
         Positive,
         Meta(
@@ -296,26 +296,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "Reloaded on SIGHUP."
         ),
     ] = None
-    keys_file: Annotated[
-        str | None,
-        Meta(
-            description="Named keys (TOML `[[keys]]`: `name`, `token` or `sha256`, `models`, "
-            "`disabled`, `max_sessions`, `requests_per_minute`, `tokens_per_minute`); when "
-            "set, every upgrade needs a key's token or client secret. Reloaded on SIGHUP."
-        ),
-    ] = None
-    secret_key_file: Annotated[
-        str | None,
-        Meta(
-            description="The key client secrets are signed with (HMAC-SHA256, the file's "
-            "bytes); instances sharing it accept each other's secrets. Without it, "
-            "`/v1/realtime/client_secrets` answers 501."
-        ),
-    ] = None
-    max_client_secret_ttl: Annotated[
-        Annotated[int, Meta(ge=10)],
-        Meta(description="Seconds a client secret may live at most (`expires_after.seconds`)."),
-    ] = 7200
+    keys_file: KeysFile = None
+    secret_key_file: SecretKeyFile = None
+    max_client_secret_ttl: MaxClientSecretTTL = 7200
     allowed_origin: Annotated[
         tuple[str, ...],
         Meta(

@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-from typing import Literal
+from typing import Literal, Protocol
 
 from realtime_daemon.dialects import AnswerOutput
 from realtime_daemon.engines.base import RequestContext
 from realtime_daemon.engines.routes import Route
 from realtime_daemon.wire.chat import Usage
 
-__all__ = ["Answer", "AnswerState", "Ending", "EndingKind", "SessionOver"]
+__all__ = [
+    "Answer",
+    "AnswerState",
+    "Ending",
+    "EndingKind",
+    "SessionObserver",
+    "SessionOver",
+]
 
 EndingKind = Literal[
     "complete",  # the channel was closed (a drain) and every answer finished
@@ -145,3 +152,19 @@ class Answer:
         if ran_to_end or self.ended:
             return "completed", ""
         return "cancelled", self.reason
+
+
+class SessionObserver(Protocol):
+    """Told of a session's answers, e.g. for metrics (the server's ``Metrics``)."""
+
+    def first_chunk(self, seconds: float) -> None:
+        """An answer's first envelope was written, ``seconds`` after it started."""
+
+    def answer_ended(self, seconds: float) -> None:
+        """An answer ended, whichever way, ``seconds`` after it started."""
+
+    def answered(self, engine: str, model: str, outcome: str, reason: str, dialect: str) -> None:
+        """A request was answered (or cancelled, or failed), with its labels."""
+
+    def sent(self, envelopes: int) -> None:
+        """``envelopes`` more envelopes were written to the client."""

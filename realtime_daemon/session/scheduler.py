@@ -5,7 +5,7 @@ events at once, requests while fewer than the session's
 ``max_concurrent_requests`` answers run. Each answer is a task of the
 session's TaskGroup awaiting its engine's ``relay`` (every engine has one
 once loaded), which hands envelopes over, from its upstream's callbacks or
-its answer's iterator, through the answer's :class:`_Delivery`. Each
+its answer's iterator, through the answer's :class:`~.delivery.AnswerDelivery`. Each
 envelope goes to the answer's output the dialect gave: as it is (chat
 frames), or read once into neutral events
 (:func:`~realtime_daemon.wire.chunks.read_envelope`); the dialect writes
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -29,8 +29,9 @@ from realtime_daemon.dialects import Dialect, Passthrough
 from realtime_daemon.engines.base import Context, RequestContext, RequestFailed
 from realtime_daemon.engines.routes import Route, Routes
 from realtime_daemon.engines.stream import StreamEnded
-from realtime_daemon.session.answers import Answer, Ending, SessionOver
+from realtime_daemon.session.answers import Answer, Ending, SessionObserver, SessionOver
 from realtime_daemon.session.channel import RequestChannel
+from realtime_daemon.session.delivery import AnswerDelivery
 from realtime_daemon.session.outbox import ClientTooSlow, Outbox, PeerGone
 from realtime_daemon.wire.chat import Envelope, ErrorDetail, Request, is_finish
 from realtime_daemon.wire.chunks import read_envelope, usage_of
@@ -42,22 +43,6 @@ __all__ = ["CUT_NOTICE", "Ending", "Session", "SessionObserver"]
 logger = structlog.get_logger("realtime_daemon")
 
 CUT_NOTICE = "answer cut: server shutting down"
-
-
-class SessionObserver(Protocol):
-    """Told of a session's answers, e.g. for metrics (the server's ``Metrics``)."""
-
-    def first_chunk(self, seconds: float) -> None:
-        """An answer's first envelope was written, ``seconds`` after it started."""
-
-    def answer_ended(self, seconds: float) -> None:
-        """An answer ended, whichever way, ``seconds`` after it started."""
-
-    def answered(self, engine: str, model: str, outcome: str, reason: str, dialect: str) -> None:
-        """A request was answered (or cancelled, or failed), with its labels."""
-
-    def sent(self, envelopes: int) -> None:
-        """``envelopes`` more envelopes were written to the client."""
 
 
 class Session:
@@ -315,7 +300,9 @@ class Session:
                 speaker = self._group.create_task(speak(self._outbox.settle))
             # Every engine relays (load.py adapts the others): it writes from
             # its upstream's callbacks, or its answer's iterator, batch by batch.
-            await answer.route.engine.relay(request, context, _Delivery(self, answer))
+            await answer.route.engine.relay(
+                request, context, AnswerDelivery(self.write_answer, self._outbox, answer)
+            )
             if speaker is not None:
                 answer.output.text_over()  # type: ignore[union-attr]
                 await speaker
@@ -336,8 +323,9 @@ class Session:
                 speaker.cancel()  # its syntheses close their requests
             self._end(answer, outcome)
 
-    def _write(self, answer: Answer, batch: Sequence[Envelope]) -> None:
-        """Write an answer's envelopes through its output, noting the one that ends it."""
+    def write_answer(self, answer: Answer, batch: Sequence[Envelope]) -> None:
+        """Write an answer's envelopes through its output, noting the one that ends it
+        (its :class:`~.delivery.AnswerDelivery` calls it)."""
         if answer.chunks == 0:
             self._metrics.first_chunk(self._loop.time() - answer.started)
         answer.chunks += len(batch)
@@ -404,36 +392,3 @@ class Session:
             conn=self.context.session_id, peer=self.peer
         )
         return log
-
-
-class _Delivery:
-    """One answer's :class:`~realtime_daemon.engines.base.Delivery`: what the engine
-    hands over is written at once, through the answer's output."""
-
-    __slots__ = ("_answer", "_outbox", "_session")
-
-    def __init__(self, session: Session, answer: Answer) -> None:
-        self._session = session
-        self._answer = answer
-        self._outbox = session._outbox
-
-    def send(self, batch: list[Envelope]) -> bool:
-        if self._answer.context.is_stopped():
-            return True  # cut or cancelled: its task ends at its next await
-        outbox = self._outbox
-        outbox.hold()
-        try:
-            self._session._write(self._answer, batch)
-        finally:
-            outbox.flush()
-        return outbox.lagging
-
-    def write(self, batch: Sequence[Envelope]) -> bool:
-        self._session._write(self._answer, batch)
-        return self._outbox.due
-
-    def flush(self) -> None:
-        self._outbox.flush()
-
-    async def ready(self) -> None:
-        await self._outbox.settle()
