@@ -33,6 +33,7 @@ from run import Server, _self_cpu
 
 FRAME = 480  # samples: 20 ms at 24 kHz
 PATTERN_MS = (800, 1500)
+SILENCE_S = 0.5  # server VAD's silence_duration_ms: a turn ends that long after its speech
 
 
 def turn_pattern() -> bytes:
@@ -51,9 +52,15 @@ async def _stt(request: web.Request) -> web.Response:
     return web.json_response({"text": "ok"})
 
 
+async def _tts(request: web.Request) -> web.Response:
+    body = await request.json()
+    return web.Response(body=bytes(len(body["input"]) * 1920), content_type="audio/pcm")
+
+
 def serve_stt(port: int) -> None:
     app = web.Application()
     app.router.add_post("/v1/audio/transcriptions", _stt)
+    app.router.add_post("/v1/audio/speech", _tts)
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
@@ -85,11 +92,25 @@ class Results:
     def __init__(self) -> None:
         self.stopped_late: list[float] = []
         self.transcribed: list[float] = []
+        # --spoken: from the send of the append ending the speech, less the silence
+        # window: when each step of the turn reached the client.
+        self.steps: dict[str, list[float]] = {}
         self.audio_seconds = 0.0
         self.errors = 0
 
 
-async def session(url: str, audio: bytes, until: float, results: Results) -> None:
+_STEPS = {
+    "input_audio_buffer.speech_stopped": "speech_stopped",
+    "input_audio_buffer.committed": "committed",
+    "conversation.item.input_audio_transcription.completed": "transcript",
+    "response.created": "response.created",
+    "response.output_audio.delta": "first audio",
+}
+
+
+async def session(
+    url: str, audio: bytes, until: float, results: Results, spoken: bool = False
+) -> None:
     sent_at: dict[int, float] = {}  # audio ms at the end of each append -> when sent
     committed: dict[str, float] = {}
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
@@ -98,6 +119,11 @@ async def session(url: str, audio: bytes, until: float, results: Results) -> Non
             async for message in ws:
                 event = json.loads(message.data)
                 kind, now = event.get("type"), time.perf_counter()
+                step = _STEPS.get(kind or "")
+                if spoken and step is not None and speech_end and step not in seen:
+                    seen.add(step)
+                    late = now - speech_end[-1] - SILENCE_S
+                    results.steps.setdefault(step, []).append(late)
                 if kind == "input_audio_buffer.speech_stopped" and "audio_end_ms" in event:
                     end = event["audio_end_ms"]
                     holder = min((ms for ms in sent_at if ms >= end), default=None)
@@ -118,18 +144,26 @@ async def session(url: str, audio: bytes, until: float, results: Results) -> Non
             "audio": {
                 "input": {
                     "transcription": {"model": "whisper-1"},
-                    "turn_detection": {"type": "server_vad", "create_response": False},
+                    "turn_detection": {"type": "server_vad", "create_response": spoken},
                 }
             },
         }
+        if spoken:
+            update["output_modalities"] = ["audio"]
         await ws.send_json({"type": "session.update", "session": update})
         step, clock, start = FRAME * 2, 0, time.perf_counter()
+        speech_end: list[float] = []
+        seen: set[str] = set()
+        period = sum(PATTERN_MS)
         while time.perf_counter() < until:
             offset = (clock // 20 * step) % len(audio)
             chunk = base64.b64encode(audio[offset : offset + step]).decode()
             await ws.send_str(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
             clock += 20
             sent_at[clock] = time.perf_counter()
+            if clock % period == PATTERN_MS[0]:  # this append ends the speech
+                speech_end.append(sent_at[clock])
+                seen.clear()
             if len(sent_at) > 500:
                 del sent_at[min(sent_at)]
             results.audio_seconds += 0.02
@@ -140,11 +174,11 @@ async def session(url: str, audio: bytes, until: float, results: Results) -> Non
         reader.cancel()
 
 
-async def load(url: str, sessions: int, duration: float) -> Results:
+async def load(url: str, sessions: int, duration: float, spoken: bool = False) -> Results:
     results = Results()
     audio = turn_pattern()
     until = time.perf_counter() + duration
-    await asyncio.gather(*(session(url, audio, until, results) for _ in range(sessions)))
+    await asyncio.gather(*(session(url, audio, until, results, spoken) for _ in range(sessions)))
     return results
 
 
@@ -162,6 +196,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--serve-stt", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--spoken",
+        action="store_true",
+        help="whole voice turns: responses created and spoken (--tts against the fake server)",
+    )
     args = parser.parse_args()
     if args.serve_stt:
         return serve_stt(args.serve_stt)
@@ -180,7 +219,9 @@ def main() -> None:
                         os.path.join(os.path.dirname(sys.executable), "realtime-daemon"),
                         "serve", "--port", "{port}", "--log-level", "warning",
                         "--stt", "openai", "--stt-url", f"http://127.0.0.1:{stt.port}/v1",
-                        "--max-connections", "10000",
+                        "--max-connections", "10000", "--echo-delay-ms", "0",
+                        *(["--tts", "openai", "--tts-url", f"http://127.0.0.1:{stt.port}/v1"]
+                          if args.spoken else []),
                     ],
                 ),
             ):  # fmt: skip
@@ -189,7 +230,7 @@ def main() -> None:
                 try:
                     cpu, own = server.cpu_seconds(), _self_cpu()
                     url = server.url + "?model=echo"  # ?model= selects the Realtime dialect
-                    results = asyncio.run(load(url, n, args.duration))
+                    results = asyncio.run(load(url, n, args.duration, args.spoken))
                     cpu, own = server.cpu_seconds() - cpu, _self_cpu() - own
                 finally:
                     server.stop()
@@ -200,6 +241,8 @@ def main() -> None:
                 if name == "daemon":
                     print(f"        speech_stopped late: {percentiles(results.stopped_late)}")
                     print(f"        committed->transcribed: {percentiles(results.transcribed)}")
+                    for step, values in results.steps.items():
+                        print(f"        {step} after speech end + silence: {percentiles(values)}")
     finally:
         stt.stop()
 

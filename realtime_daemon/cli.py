@@ -24,7 +24,9 @@ from realtime_daemon.config.options import serve_options
 from realtime_daemon.engines.load import EngineLoadError, build_routes
 from realtime_daemon.engines.routes import Routes
 from realtime_daemon.engines.speech.load import SpeechLoadError, load_synthesizer, load_transcriber
-from realtime_daemon.server.admission import TokenFileError, Tokens, check_proxy, normalize_origin
+from realtime_daemon.server.admission import check_proxy, normalize_origin
+from realtime_daemon.server.client_secrets import SecretKeyError, read_secret_key
+from realtime_daemon.server.keys import KeyFileError, read_keys, read_token_file
 from realtime_daemon.server.logs import configure_logging
 from realtime_daemon.server.serve import ForcedStop, run
 from realtime_daemon.server.sockets import BindError, tls_context
@@ -168,9 +170,19 @@ def _preflight(config: Config) -> None:
             raise click.BadParameter(str(exc), param_hint="'--forwarded-allow-ips'") from None
     if config.auth_token_file:
         try:
-            Tokens(config.auth_token_file)
-        except TokenFileError as exc:
+            read_token_file(config.auth_token_file)
+        except KeyFileError as exc:
             raise click.BadParameter(str(exc), param_hint="'--auth-token-file'") from None
+    if config.keys_file:
+        try:
+            read_keys(config.keys_file)
+        except KeyFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--keys-file'") from None
+    if config.secret_key_file:
+        try:
+            read_secret_key(config.secret_key_file)
+        except SecretKeyError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--secret-key-file'") from None
     try:
         tls_context(config)
     except (ValueError, OSError, ssl.SSLError) as exc:

@@ -46,3 +46,30 @@ async def test_drain_longer_than_the_heartbeat_keeps_reading(daemon: StartDaemon
     assert tcp_closed_at - closed_at < 1.0  # the daemon's close timeout is 5 s
     code, _ = await process.finish()
     assert code == 0
+
+
+async def test_the_drain_lets_a_response_finish_and_refuses_a_new_one(daemon: StartDaemon) -> None:
+    """On /v1/responses: the response in progress completes, a create sent during the drain
+    is an error (shutting_down), then 1001."""
+    process, port = await serve_json(daemon, "--shutdown-timeout", "10", "--echo-delay-ms", "10")
+    async with connect(f"ws://127.0.0.1:{port}/v1/responses") as ws:
+        create = {"type": "response.create", "model": "echo", "input": "y" * 100}
+        await ws.send(json.dumps(create))
+        first = json.loads(await ws.recv())
+        process.proc.send_signal(signal.SIGTERM)
+        await process.wait_for_event("shutdown_started")
+        await ws.send(json.dumps({**create, "input": "late", "stream_id": "other"}))
+        events = [first]
+        async with asyncio.timeout(10):
+            try:
+                while True:
+                    events.append(json.loads(await ws.recv()))
+            except ConnectionClosedOK:
+                pass
+        close = ws.close_code
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "response.created" and "response.completed" in kinds
+    assert [e["error"]["code"] for e in events if e["type"] == "error"] == ["shutting_down"]
+    assert close == 1001
+    code, _ = await process.finish()
+    assert code == 0

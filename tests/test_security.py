@@ -129,7 +129,7 @@ async def test_sighup_reloads_tokens_without_dropping_connections(
         old = await session.ws_connect(url, headers={"Authorization": f"Bearer {TOKEN}"})
         token_file.write_text("brand-new-token\n")  # noqa: ASYNC240 - a few bytes, local
         process.proc.send_signal(signal.SIGHUP)
-        assert (await process.wait_for_event("tokens_reloaded"))["tokens"] == 1
+        assert (await process.wait_for_event("keys_reloaded"))["keys"] == 1
         with pytest.raises(aiohttp.WSServerHandshakeError):
             await session.ws_connect(url, headers={"Authorization": f"Bearer {TOKEN}"})
         new = await session.ws_connect(url, headers={"Authorization": "Bearer brand-new-token"})
@@ -148,7 +148,7 @@ async def test_sighup_without_a_token_file_changes_nothing(daemon: StartDaemon) 
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         process.proc.send_signal(signal.SIGHUP)
         assert (await process.wait_for_event("reload_skipped"))["reason"] == (
-            "no --auth-token-file to reload"
+            "no --keys-file or --auth-token-file to reload"
         )
         await ws.send_json(request("still here"))
         assert content(await receive_answer(ws)) == "still here"

@@ -83,4 +83,6 @@ def test_protocol_choices_are_the_registrys_dialects() -> None:
     from realtime_daemon.config import PROTOCOLS
     from realtime_daemon.dialects.registry import AUTO
 
-    assert sorted(PROTOCOLS) == sorted((AUTO, *(spec.name for spec in DIALECTS)))
+    main = Config().path
+    served = (spec.name for spec in DIALECTS if spec.path(Config()) == main)
+    assert sorted(PROTOCOLS) == sorted((AUTO, *served))

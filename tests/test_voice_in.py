@@ -22,11 +22,11 @@ from .engines import GatedEngine, RecordingEngine
 from .fake_stt import FakeSTT
 from .test_metrics import scrape
 from .test_realtime_sdk import sdk
+from .test_resume import _drop_connections, receive, resume_path, send
 from .test_resume import connect as connect_raw
-from .test_resume import receive, resume_path, send
 from .voice import append_all, bursts, chunks, in_format, stt, until
 
-__all__ = ["stt"]  # the fixture, used by name
+__all__ = ["_drop_connections", "stt"]  # fixtures, used by name
 
 SHAPES = [pytest.param(False, id="ga"), pytest.param(True, id="beta")]
 TURN = bursts(("silence", 500), ("tone", 800), ("silence", 1500))

@@ -69,6 +69,9 @@ class ShoutDialect:
     def drain(self) -> None:
         pass
 
+    def expired(self) -> None:
+        pass
+
     def started(self, request_id: str | None) -> ShoutDialect:
         return self
 

@@ -127,6 +127,7 @@ _FILE = click.Path(dir_okay=False)
 
 _CLICK: dict[str, dict[str, Any]] = {
     "path": {"callback": _check_path},
+    "responses_path": {"callback": _check_path},
     "protocol": {"type": click.Choice(PROTOCOLS)},
     "instance_name": {"callback": _check_instance_name},
     "log_format": {"type": click.Choice(LOG_FORMATS)},
@@ -148,6 +149,8 @@ _CLICK: dict[str, dict[str, Any]] = {
         "envvar": "REALTIME_DAEMON_ENGINE_OPTION",
     },
     "auth_token_file": {"type": _FILE},
+    "keys_file": {"type": _FILE},
+    "secret_key_file": {"type": _FILE},
     "tls_certfile": {"type": _FILE},
     "tls_keyfile": {"type": _FILE},
     "loop": {"type": click.Choice(LOOPS)},

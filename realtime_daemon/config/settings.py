@@ -32,6 +32,12 @@ from realtime_daemon.config.engine_settings import (
     UpstreamReadTimeout,
     UpstreamURLs,
 )
+from realtime_daemon.config.key_settings import (
+    KeysFile,
+    MaxClientSecretTTL,
+    RedisURL,
+    SecretKeyFile,
+)
 from realtime_daemon.config.speech_settings import (
     SttAPIKey,
     SttModel,
@@ -150,6 +156,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         Meta(description="TCP port; `0` picks a free one (the `server_ready` log line shows it)."),
     ] = 8000
     path: Annotated[str, Meta(description="URL path of the WebSocket.")] = "/v1/realtime"
+    responses_path: Annotated[
+        str, Meta(description="URL path of the OpenAI Responses API's WebSocket.")
+    ] = "/v1/responses"
     engine: Annotated[
         str,
         Meta(
@@ -168,8 +177,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_conversation_items: Annotated[
         AtLeastOne,
         Meta(
-            description="Realtime API: items a session's conversation keeps at most; a "
-            "client item past it is refused (`conversation_full`)."
+            description="Realtime and Responses APIs: items a session's conversation (a "
+            "response's chain) keeps at most; a client item past it is refused "
+            "(`conversation_full`)."
         ),
     ] = 1000
     max_conversation_bytes: Annotated[
@@ -179,6 +189,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "most (the same refusal)."
         ),
     ] = 2 * 1024 * 1024
+    redis_url: RedisURL = None
+    max_session_duration: Annotated[
+        Positive,
+        Meta(
+            description="Seconds a connection may last; then it is told so "
+            "(`websocket_connection_limit_reached`, `session_expired`) and closed with 1001."
+        ),
+    ] = 3600.0
     max_input_audio_seconds: Annotated[
         float,
         Meta(
@@ -278,6 +296,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "Reloaded on SIGHUP."
         ),
     ] = None
+    keys_file: KeysFile = None
+    secret_key_file: SecretKeyFile = None
+    max_client_secret_ttl: MaxClientSecretTTL = 7200
     allowed_origin: Annotated[
         tuple[str, ...],
         Meta(

@@ -9,8 +9,9 @@ and driven without an event loop or a socket. Dialects may import
 :mod:`~realtime_daemon.wire` and :mod:`~realtime_daemon.config` only.
 
 :mod:`.chat` is the chat-completion dialect of ``/v1/realtime``,
-:mod:`.realtime` the OpenAI Realtime API's; :mod:`.registry` names them
-with what selects each. Another wire is another module plus a registry entry.
+:mod:`.realtime` the OpenAI Realtime API's, :mod:`.responses` the OpenAI
+Responses API's (``/v1/responses``); :mod:`.registry` names them with what
+selects each. Another wire is another module plus a registry entry.
 
 The session calls, per answer: :meth:`Dialect.started`, which gives the
 answer's output, either a :class:`Passthrough` (the chat dialect: the
@@ -37,6 +38,7 @@ __all__ = [
     "FrameWriter",
     "Passthrough",
     "Resumable",
+    "Shared",
     "resume_state",
 ]
 
@@ -83,6 +85,19 @@ class Resumable(Protocol):
         """The session is no longer resumable."""
 
 
+class Shared(Protocol):
+    """What a dialect's connections share in one daemon (the Responses store): made
+    once, by the server, from the settings (:attr:`.registry.DialectSpec.shared`),
+    and closed when the daemon stops."""
+
+    @property
+    def up(self) -> bool:
+        """Whether it works (a metric shows it)."""
+
+    async def aclose(self) -> None:
+        """Let go of what it holds (connections, tasks)."""
+
+
 class Dialect(Protocol):
     """What the session and the transport need of a dialect."""
 
@@ -113,6 +128,10 @@ class Dialect(Protocol):
     def drain(self) -> None:
         """The daemon stops: refuse new requests (``shutting_down``), still answer
         control messages, and say so if the wire has a way to."""
+
+    def expired(self) -> None:
+        """The connection reached ``--max-session-duration``: say so if the wire has a
+        way to (the session then ends, and the connection closes 1001)."""
 
     def started(self, request_id: str | None) -> AnswerOutput:
         """An answer starts (its engine is about to run): where its output goes."""

@@ -34,6 +34,7 @@ from realtime_daemon.wire.chat import (
     frame_tail,
 )
 from realtime_daemon.wire.events import Cancel, Event, Refuse, Reply, Submit
+from realtime_daemon.wire.grants import Grant, refusal
 
 __all__ = ["REQUEST_ID", "ChatDialect", "envelope_frame"]
 
@@ -77,12 +78,14 @@ class ChatDialect:
         models: the models a session may choose; None when any is taken.
         concurrency_limit: the most answers a session may ask to run at once.
         resume: the session's resume switch; None when resume is off.
+        grant: the client's key, whose models a ``session.update`` may name.
     """
 
     __slots__ = (
         "_active",
         "_concurrency_limit",
         "_defaults",
+        "_grant",
         "_models",
         "_resume",
         "_session_id",
@@ -101,8 +104,10 @@ class ChatDialect:
         models: Collection[str] | None = None,
         concurrency_limit: int = 1,
         resume: Resumable | None = None,
+        grant: Grant | None = None,
     ) -> None:
         self._writer = writer
+        self._grant = grant
         self._resume = resume
         self.resumable = False
         self._session_id = session_id
@@ -216,6 +221,8 @@ class ChatDialect:
             return Refuse(
                 _error("model_not_found", f"unknown model {model!r}: available models: {available}")
             )
+        if model is not None and (refused := refusal(self._grant, model)) is not None:
+            return Refuse(refused)
         concurrent = self.max_concurrent
         if fields.max_concurrent_requests is not msgspec.UNSET:
             concurrent = fields.max_concurrent_requests
@@ -253,6 +260,9 @@ class ChatDialect:
     def drain(self) -> None:
         """Refuse requests from now on (``shutting_down``); nothing is sent unasked."""
         self.draining = True
+
+    def expired(self) -> None:
+        """Nothing: chat frames have no such event (the close's reason says it)."""
 
     def release(self, request_id: str) -> None:
         """``request_id`` is answered (or dropped): it may be used again."""

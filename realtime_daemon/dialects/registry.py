@@ -11,11 +11,22 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, cast
 
 from realtime_daemon.config import Config
-from realtime_daemon.dialects import Dialect, FrameWriter, Resumable
+from realtime_daemon.dialects import Dialect, FrameWriter, Resumable, Shared
 from realtime_daemon.dialects.chat import ChatDialect
-from realtime_daemon.dialects.realtime import BETA, GA, Hearing, RealtimeDialect
+from realtime_daemon.dialects.realtime import BETA, GA, Hearing, RealtimeDialect, Voice
+from realtime_daemon.dialects.responses import (
+    NAME as RESPONSES,
+)
+from realtime_daemon.dialects.responses import (
+    MemoryStore,
+    RedisStore,
+    ResponsesDialect,
+    ResponseStore,
+)
+from realtime_daemon.wire.grants import Grant
 
 __all__ = [
     "AUTO",
@@ -44,7 +55,12 @@ class Upgrade:
         headers: the request's headers.
         config: the daemon's settings.
         models: the models a session may choose; None when any is taken.
+        grant: the client's key (its models, quotas, usage); None without keys.
+        session: the session configuration a client secret starts the session with.
         hearing: what a Realtime session needs to hear audio (``--stt``), if any.
+        shared: what each dialect's connections share, by dialect name
+            (:attr:`DialectSpec.shared`).
+        voice: what it needs to speak (``--tts``), if any.
     """
 
     query: Mapping[str, str]
@@ -52,6 +68,10 @@ class Upgrade:
     config: Config
     models: Collection[str] | None
     hearing: Hearing | None = None
+    shared: Mapping[str, Shared] = dataclasses.field(default_factory=dict)
+    voice: Voice | None = None
+    grant: Grant | None = None
+    session: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +86,8 @@ class DialectSpec:
         subprotocols: the WebSocket subprotocols it answers with, when offered.
         after: the pattern of ``?after=`` on resume; group 1 is the envelope number.
         path: the URL path it is served at, from the settings (``--path`` by default).
+        shared: makes what its connections share in one daemon (made once, when
+            the app is built; closed when it stops), if anything.
     """
 
     name: str
@@ -74,6 +96,7 @@ class DialectSpec:
     subprotocols: tuple[str, ...] = ()
     after: re.Pattern[str] = re.compile(r"(\d{1,18})")
     path: Callable[[Config], str] = lambda config: config.path
+    shared: Callable[[Config], Shared] | None = None
 
 
 def _beta(upgrade: Upgrade) -> bool:
@@ -83,16 +106,22 @@ def _beta(upgrade: Upgrade) -> bool:
 
 def _realtime_selected(upgrade: Upgrade) -> bool:
     # The OpenAI SDKs send ?model=...; the beta ones an OpenAI-Beta header;
-    # transcription sessions ?intent=transcription.
+    # transcription sessions ?intent=transcription; a client secret is the
+    # Realtime API's.
     query = upgrade.query
-    return _beta(upgrade) or "model" in query or query.get("intent") == "transcription"
+    return (
+        _beta(upgrade)
+        or "model" in query
+        or query.get("intent") == "transcription"
+        or upgrade.session is not None
+    )
 
 
 def _chat(upgrade: Upgrade) -> DialectFactory:
     models, limit = upgrade.models, upgrade.config.max_concurrent_requests
 
     def chat(writer: FrameWriter, session_id: str, resume: Resumable | None) -> ChatDialect:
-        return ChatDialect(writer, session_id, models, limit, resume)
+        return ChatDialect(writer, session_id, models, limit, resume, upgrade.grant)
 
     return chat
 
@@ -101,6 +130,8 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
     config = upgrade.config
     names = BETA if _beta(upgrade) else GA
     model = upgrade.query.get("model") or None
+    if upgrade.session is not None and isinstance(upgrade.session.get("model"), str):
+        model = upgrade.session["model"]  # the client secret's
     hearing = upgrade.hearing
     transcription = upgrade.query.get("intent") == "transcription"
 
@@ -115,11 +146,40 @@ def _realtime(upgrade: Upgrade) -> DialectFactory:
             max_items=config.max_conversation_items,
             max_bytes=config.max_conversation_bytes,
             resume=resume,
+            grant=upgrade.grant,
+            session=upgrade.session,
             hearing=hearing,
+            voice=upgrade.voice,
             transcription=transcription,
         )
 
     return realtime
+
+
+def _store(config: Config) -> ResponseStore:
+    # Kept as long as a connection may last: a chain outlives its connection by that.
+    ttl = config.max_session_duration
+    if config.redis_url is not None:
+        return RedisStore(config.redis_url, ttl=ttl)
+    return MemoryStore(ttl=ttl)
+
+
+def _responses(upgrade: Upgrade) -> DialectFactory:
+    config = upgrade.config
+    store = cast("ResponseStore | None", upgrade.shared.get(RESPONSES))
+
+    def responses(writer: FrameWriter, session_id: str, resume: Resumable | None) -> Dialect:
+        return ResponsesDialect(
+            writer,
+            session_id,
+            models=upgrade.models,
+            concurrency_limit=config.max_concurrent_requests,
+            max_items=config.max_conversation_items,
+            max_bytes=config.max_conversation_bytes,
+            store=store,
+        )
+
+    return responses
 
 
 DIALECTS: tuple[DialectSpec, ...] = (
@@ -131,6 +191,12 @@ DIALECTS: tuple[DialectSpec, ...] = (
         after=re.compile(r"(?:event_)?(\d{1,18})"),  # Realtime event ids: event_12
     ),
     DialectSpec(name="chat", build=_chat),
+    DialectSpec(
+        name=RESPONSES,
+        build=_responses,
+        path=lambda config: config.responses_path,
+        shared=_store,
+    ),
 )
 """The dialects the daemon speaks; on one path, those with ``selects`` are tried in
 order before the path's default."""

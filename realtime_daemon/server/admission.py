@@ -1,30 +1,35 @@
-"""Who gets in, and how fast: tokens, origins, proxies, rate limits. No I/O but files.
+"""Who gets in: keys and client secrets, origins, proxies. No I/O.
 
 The handler asks :meth:`Admission.check` before it upgrades a connection, so
 a refused client costs no engine work; a refusal is an HTTP status with a
-one-line reason. Tokens are compared in constant time and never logged or
-echoed.
+one-line reason, an admission says who the caller is (:class:`Caller`: its
+key, its client secret's session). Tokens are compared in constant time
+(:mod:`.keys`) and never logged or echoed.
 """
 
 from __future__ import annotations
 
-import hmac
+import dataclasses
 import ipaddress
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+from realtime_daemon.server.client_secrets import Signer, is_client_secret
+from realtime_daemon.server.keys import Key, Keyring
 from realtime_daemon.wire.http import Refusal
 
 __all__ = [
+    "ANYONE",
     "PROTOCOL",
     "REALTIME_PROTOCOL",
     "REALTIME_TOKEN_PREFIX",
     "TOKEN_PROTOCOL_PREFIX",
+    "UNAUTHORIZED",
     "Admission",
+    "Caller",
     "Refusal",
-    "TokenFileError",
-    "Tokens",
     "TrustedProxies",
     "check_proxy",
     "client_address",
@@ -45,69 +50,56 @@ REALTIME_TOKEN_PREFIX = "openai-insecure-api-key."
 """OpenAI's browser clients send their key as this subprotocol."""
 
 
-class TokenFileError(Exception):
-    """The token file cannot be read, or holds no token."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Caller:
+    """Who an admitted request is.
 
-
-class Tokens:
-    """The bearer tokens of ``--auth-token-file``: one a line, ``#`` comments.
-
-    Args:
-        path: the token file.
-
-    Raises:
-        TokenFileError: unreadable, or no token in it.
+    Attributes:
+        key: the named key it presented (or that minted its client secret);
+            None when the daemon asks for none.
+        session: the session configuration of its client secret, if it presented one.
+        secret: whether it presented a client secret rather than a key's token.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-        self._tokens: tuple[bytes, ...] = ()
-        self.reload()
+    key: Key | None = None
+    session: dict[str, Any] | None = None
+    secret: bool = False
 
-    def reload(self) -> int:
-        """Read the file again; on failure the tokens in force stay. Returns the count."""
-        try:
-            lines = self.path.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TokenFileError(f"cannot read token file {self.path}: {exc}") from None
-        tokens = tuple(
-            line.strip().encode() for line in lines if line.strip() and not line.startswith("#")
-        )
-        if not tokens:
-            raise TokenFileError(f"token file {self.path} holds no token")
-        self._tokens = tokens
-        return len(tokens)
 
-    def accepts(self, presented: str) -> bool:
-        """Whether ``presented`` is one of the tokens, in time independent of which."""
-        candidate = presented.encode()
-        found = False
-        for token in self._tokens:
-            found |= hmac.compare_digest(candidate, token)
-        return found
+ANYONE = Caller()
+"""The caller of a daemon that asks for no key."""
 
 
 class Admission:
-    """The checks an upgrade passes, in order: shutdown, capacity, origin, token.
+    """The checks an upgrade passes, in order: shutdown, capacity, origin, key.
 
     Args:
-        tokens: the accepted tokens, or None to ask for none.
+        keyring: the keys accepted, or None to ask for none.
         allowed_origins: origins let in besides the daemon's own; ``*`` any.
         max_connections: open WebSockets at most.
+        signer: checks client secrets; None when none are minted.
+        clock: Unix time, for client secrets' expiry.
     """
 
     def __init__(
-        self, tokens: Tokens | None, allowed_origins: Sequence[str], max_connections: int
+        self,
+        keyring: Keyring | None,
+        allowed_origins: Sequence[str],
+        max_connections: int,
+        signer: Signer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.tokens = tokens
+        self.keyring = keyring
+        self.signer = signer
+        self.clock = clock
         self._any_origin = "*" in allowed_origins
         self._origins = {_origin(o) for o in allowed_origins if o != "*"}
         self.max_connections = max_connections
 
     def check(
         self, headers: Mapping[str, str], open_connections: int, draining: bool
-    ) -> Refusal | None:
-        """None to let the upgrade in, else why not."""
+    ) -> Refusal | Caller:
+        """Who the upgrade is, to let it in, else why not."""
         if draining:
             return Refusal(503, "server shutting down", "shutting_down", {"Retry-After": "1"})
         if open_connections >= self.max_connections:
@@ -120,14 +112,10 @@ class Admission:
         origin = headers.get("Origin")
         if origin is not None and not self._origin_allowed(origin, headers.get("Host", "")):
             return Refusal(403, "origin not allowed", "origin_not_allowed")
-        if self.tokens is not None and not self._authorized(headers):
-            return Refusal(
-                401,
-                "a valid bearer token is required",
-                "unauthorized",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        return None
+        caller = self.identify(headers)
+        if caller is None:
+            return UNAUTHORIZED
+        return caller
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
         if self._any_origin:
@@ -144,14 +132,30 @@ class Admission:
             urlsplit(normalized).hostname
         )
 
-    def authorized(self, headers: Mapping[str, str]) -> bool:
-        """Whether a request presents a valid token, or none is asked for."""
-        return self.tokens is None or self._authorized(headers)
-
-    def _authorized(self, headers: Mapping[str, str]) -> bool:
-        assert self.tokens is not None
+    def identify(self, headers: Mapping[str, str], secrets: bool = True) -> Caller | None:
+        """Who a request is by the token it presents; None: no valid one, and one is
+        asked for. ``secrets``: whether a client secret may stand for its key."""
         token = presented_token(headers)
-        return token is not None and self.tokens.accepts(token)
+        if token is not None and self.signer is not None and is_client_secret(token):
+            if not secrets:
+                return None  # a secret opens a connection; it mints nothing
+            claims = self.signer.check(token, self.clock())
+            if claims is None:
+                return None
+            key = self.keyring.named(claims.key) if self.keyring is not None else None
+            if self.keyring is not None and key is None:
+                return None  # its key was removed or disabled
+            return Caller(key, claims.session or {}, secret=True)
+        if self.keyring is None:
+            return ANYONE
+        key = self.keyring.lookup(token) if token is not None else None
+        return Caller(key) if key is not None else None
+
+
+UNAUTHORIZED = Refusal(
+    401, "a valid bearer token is required", "unauthorized", {"WWW-Authenticate": "Bearer"}
+)
+"""The refusal of a request without a valid key or client secret."""
 
 
 def presented_token(headers: Mapping[str, str]) -> str | None:

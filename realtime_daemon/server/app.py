@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import os
 import resource
+import uuid
 from collections.abc import Sequence
 
 import structlog
 from aiohttp import web
 
 from realtime_daemon.config import ENDPOINTS, Config
-from realtime_daemon.dialects.realtime import Hearing
+from realtime_daemon.dialects.realtime import Hearing, Voice
 from realtime_daemon.dialects.registry import DIALECTS, DialectSpec
 from realtime_daemon.engines.base import Engine, RelayEngine, StreamEngine
 from realtime_daemon.engines.load import as_engine, build_routes
 from realtime_daemon.engines.routes import Routes
-from realtime_daemon.engines.speech.load import load_transcriber
-from realtime_daemon.server.admission import Admission, Tokens
-from realtime_daemon.server.connections import Connections
+from realtime_daemon.engines.speech.load import load_synthesizer, load_transcriber
+from realtime_daemon.server.admission import Admission
+from realtime_daemon.server.client_secrets import Signer, read_secret_key
+from realtime_daemon.server.connections import Connections, KeySessions
+from realtime_daemon.server.keys import Keyring
 from realtime_daemon.server.metrics import CONTENT_TYPE, Metrics
+from realtime_daemon.server.mint import CLIENT_SECRETS, SESSIONS, client_secrets, unauthorized
+from realtime_daemon.server.quotas import Quotas
+from realtime_daemon.server.redis_counters import RedisCounters
 from realtime_daemon.server.state import STATE, State
 from realtime_daemon.server.websocket import websocket_handler
 from realtime_daemon.session.resume import Resumes
@@ -50,7 +56,8 @@ def build_app(
 
     Raises:
         EngineLoadError: ``config.engine`` or a model's engine cannot be built.
-        TokenFileError: ``config.auth_token_file`` cannot be used.
+        KeyFileError: ``config.keys_file`` or ``config.auth_token_file`` cannot be used.
+        SecretKeyError: ``config.secret_key_file`` cannot be used.
         SpeechLoadError: ``config.stt`` cannot be built.
     """
     if engine is None:
@@ -61,14 +68,26 @@ def build_app(
         routes = Routes.single(as_engine(engine), config.engine)
     metrics = Metrics(routes.labels(), metrics_dir, [spec.name for spec in dialects])
     connections = Connections(metrics)
-    tokens = Tokens(config.auth_token_file) if config.auth_token_file else None
+    keyring = None
+    if config.keys_file or config.auth_token_file:
+        keyring = Keyring(config.keys_file, config.auth_token_file)
+    signer = Signer(read_secret_key(config.secret_key_file)) if config.secret_key_file else None
     admission = Admission(
-        tokens, config.allowed_origin, config.max_connections or default_max_connections()
+        keyring,
+        config.allowed_origin,
+        config.max_connections or default_max_connections(),
+        signer,
     )
+    counters = None
+    if config.redis_url and keyring is not None:
+        counters = RedisCounters(
+            config.redis_url, metrics, config.instance_name or uuid.uuid4().hex
+        )
     unavailable = "resume needs --workers 1" if config.workers > 1 else None
     resumes = Resumes(
         config.resume_window, config.resume_buffer, unavailable, config.instance_name, dialects
     )
+    shared = {spec.name: spec.shared(config) for spec in dialects if spec.shared is not None}
     state = State(
         config=config,
         routes=routes,
@@ -77,7 +96,11 @@ def build_app(
         admission=admission,
         resumes=resumes,
         dialects=dialects,
+        quotas=Quotas(metrics, counters),
+        key_sessions=KeySessions(),
         hearing=_hearing(config, metrics),
+        shared=shared,
+        voice=_voice(config),
     )
     app = web.Application()
     app[STATE] = state
@@ -87,8 +110,14 @@ def build_app(
     app.router.add_get(ENDPOINTS.live, _live)
     app.router.add_get(ENDPOINTS.metrics, _metrics)
     app.router.add_get(ENDPOINTS.models, _models)
+    app.router.add_post(CLIENT_SECRETS, client_secrets(beta=False))
+    app.router.add_post(SESSIONS, client_secrets(beta=True))
     app.on_shutdown.append(_drain)
     app.on_cleanup.append(_close_engine)
+    app.on_cleanup.append(_close_shared)
+    if counters is not None:
+        app.on_startup.append(_start_counters)
+        app.on_cleanup.append(_close_counters)
     return app
 
 
@@ -98,6 +127,13 @@ def _hearing(config: Config, metrics: Metrics) -> Hearing | None:
         return None
     passthrough = frozenset(m.name for m in config.models if m.audio_input == "passthrough")
     return Hearing(transcriber, config.max_input_audio_seconds, metrics, passthrough)
+
+
+def _voice(config: Config) -> Voice | None:
+    synthesizer = load_synthesizer(config)
+    if synthesizer is None:
+        return None
+    return Voice(synthesizer, config.tts_voices, config.tts_max_concurrent, config.tts_model)
 
 
 def default_max_connections() -> int:
@@ -128,29 +164,41 @@ async def _live(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.metrics.resume_buffer.set(state.resumes.buffered())
+    for name, shared in state.shared.items():
+        state.metrics.shared_up.labels(name).set(1 if shared.up else 0)
     body = state.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _models(request: web.Request) -> web.Response:
-    """OpenAI's model list: the configured ``[[models]]`` (none without routing).
+    """OpenAI's model list: the configured ``[[models]]`` (none without routing)
+    that the caller's key may use.
 
-    With tokens, as OpenAI's, it needs one: the model names are the operator's.
+    With keys, as OpenAI's, it needs one: the model names are the operator's.
     """
     state = request.app[STATE]
-    if not state.admission.authorized(request.headers):
-        error = {"message": "a valid bearer token is required", "type": "invalid_request_error"}
-        return web.json_response(
-            {"error": error | {"code": "invalid_api_key"}},
-            status=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    models = state.config.models
+    caller = state.admission.identify(request.headers, secrets=False)
+    if caller is None:
+        return unauthorized()
+    key = caller.key
     data = [
         {"id": m.name, "object": "model", "created": 0, "owned_by": "realtime-daemon"}
-        for m in models
+        for m in state.config.models
+        if key is None or key.allows(m.name)
     ]
     return web.json_response({"object": "list", "data": data})
+
+
+async def _start_counters(app: web.Application) -> None:
+    shared = app[STATE].quotas.shared
+    assert isinstance(shared, RedisCounters)
+    shared.start()
+
+
+async def _close_counters(app: web.Application) -> None:
+    shared = app[STATE].quotas.shared
+    assert isinstance(shared, RedisCounters)
+    await shared.close()
 
 
 async def _close_engine(app: web.Application) -> None:
@@ -158,6 +206,13 @@ async def _close_engine(app: web.Application) -> None:
     await state.routes.aclose()
     if state.hearing is not None:
         await state.hearing.transcriber.aclose()
+    if state.voice is not None:
+        await state.voice.synthesizer.aclose()
+
+
+async def _close_shared(app: web.Application) -> None:
+    for shared in app[STATE].shared.values():
+        await shared.aclose()
 
 
 async def _drain(app: web.Application) -> None:

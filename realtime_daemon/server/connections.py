@@ -7,7 +7,7 @@ from typing import Protocol
 
 from realtime_daemon.server.metrics import Metrics
 
-__all__ = ["Connections", "Drainable"]
+__all__ = ["Connections", "Drainable", "KeySessions", "Revocable"]
 
 
 class Drainable(Protocol):
@@ -71,3 +71,40 @@ class Connections:
     async def wait_closed(self) -> None:
         """Wait until no connection is open."""
         await self._empty.wait()
+
+
+class Revocable(Protocol):
+    """What :class:`KeySessions` needs of a session."""
+
+    def revoke(self, reason: str) -> None:
+        """End the session now: its key is gone (1008, ``reason``)."""
+
+
+class KeySessions:
+    """The open sessions of each named key, to close when a reload takes the key away."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, set[Revocable]] = {}
+
+    def add(self, key: str, session: Revocable) -> None:
+        self._by_key.setdefault(key, set()).add(session)
+
+    def discard(self, key: str, session: Revocable) -> None:
+        sessions = self._by_key.get(key)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._by_key[key]
+
+    def count(self, key: str) -> int:
+        """The sessions of ``key`` open now."""
+        return len(self._by_key.get(key, ()))
+
+    def revoke(self, keys: frozenset[str]) -> int:
+        """Close the sessions of ``keys`` (removed or disabled); how many were closed."""
+        closed = 0
+        for key in keys:
+            for session in list(self._by_key.get(key, ())):
+                session.revoke(f"key {key!r} was removed or disabled")
+                closed += 1
+        return closed

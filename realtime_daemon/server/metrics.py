@@ -195,11 +195,62 @@ SPECS = (
         "Envelopes replayed to resumed sessions.",
     ),
     Spec(
+        "key_requests",
+        Counter,
+        "realtime_daemon_key_requests",
+        "Answers per key (by name, from --keys-file) and model, by outcome.",
+        ("key", "model", "outcome"),
+    ),
+    Spec(
+        "key_tokens",
+        Counter,
+        "realtime_daemon_key_tokens",
+        "The engines' tokens per key and model, in (prompt) and out (completion).",
+        ("key", "model", "direction"),
+    ),
+    Spec(
+        "key_audio_seconds",
+        Counter,
+        "realtime_daemon_key_audio_seconds",
+        "Seconds of audio per key and model, in and out, where voice is on.",
+        ("key", "model", "direction"),
+    ),
+    Spec(
+        "key_refused",
+        Counter,
+        "realtime_daemon_key_refused",
+        "Requests and sessions refused by a key's models or quotas, by reason"
+        " (model_not_allowed, rate_limit_exceeded, too_many_sessions).",
+        ("key", "reason"),
+    ),
+    Spec(
+        "shared_store_up",
+        Gauge,
+        "realtime_daemon_shared_store_up",
+        "1 while --redis-url answers, 0 while each instance counts its keys' quotas alone.",
+        mode="livemin",
+    ),
+    Spec(
+        "shared_store_round_trips",
+        Counter,
+        "realtime_daemon_shared_store_round_trips",
+        "Calls to --redis-url's Redis (a pipeline is one): session leases, batched counts.",
+    ),
+    Spec(
         "resume_buffer",
         Gauge,
         "realtime_daemon_resume_buffer_bytes",
         "Bytes of envelopes resumable sessions keep for replay (at the last scrape).",
         mode="livesum",
+    ),
+    Spec(
+        "shared_up",
+        Gauge,
+        "realtime_daemon_store_up",
+        "Whether what a dialect's connections share (the Responses store) worked at its"
+        " last use, at the last scrape: 1 or 0.",
+        ("dialect",),
+        mode="livemin",
     ),
 )
 """Every metric of the daemon, in the order a scrape lists them."""
@@ -257,6 +308,13 @@ class Metrics:
     resume_refused: Counter
     replayed: Counter
     resume_buffer: Gauge
+    key_requests: Counter
+    key_tokens: Counter
+    key_audio_seconds: Counter
+    key_refused: Counter
+    shared_store_up: Gauge
+    shared_store_round_trips: Counter
+    shared_up: Gauge
     audio_heard: Counter
     turns: Counter
     transcription_time: Histogram

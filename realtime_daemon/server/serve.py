@@ -14,7 +14,7 @@ from realtime_daemon.server.app import STATE, build_app
 from realtime_daemon.server.connections import Connections
 from realtime_daemon.server.metrics import configure_process
 from realtime_daemon.server.roles import STANDALONE, Role
-from realtime_daemon.server.signals import catch_signals, reload_tokens_on_sighup
+from realtime_daemon.server.signals import catch_signals, reload_keys_on_sighup
 from realtime_daemon.server.sockets import (
     address_fields,
     address_text,
@@ -70,7 +70,7 @@ async def serve(config: Config, engine: Routes | None = None, role: Role = STAND
     inherited = role.sockets()
     app = build_app(config, engine, role.metrics_dir)
     state = app[STATE]
-    reload_tokens_on_sighup(state.admission)
+    reload_keys_on_sighup(state.admission, state.key_sessions)
     role.started(stop)
     runner = make_runner(app, config)
     await runner.setup()

@@ -1,4 +1,4 @@
-"""The signals a serving process answers: SIGINT/SIGTERM stop it, SIGHUP reloads tokens."""
+"""The signals a serving process answers: SIGINT/SIGTERM stop it, SIGHUP reloads keys."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import signal
 
 import structlog
 
-from realtime_daemon.server.admission import Admission, TokenFileError
+from realtime_daemon.server.admission import Admission
+from realtime_daemon.server.connections import KeySessions
+from realtime_daemon.server.keys import KeyFileError
 
-__all__ = ["catch_signals", "reload_tokens_on_sighup", "stop_when_orphaned"]
+__all__ = ["catch_signals", "reload_keys_on_sighup", "stop_when_orphaned"]
 
 logger = structlog.get_logger("realtime_daemon")
 
@@ -45,20 +47,22 @@ def _ignore(signum: int) -> None:
     pass
 
 
-def reload_tokens_on_sighup(admission: Admission) -> None:
-    """SIGHUP reloads the token file; without one, it is logged and changes nothing."""
-    tokens = admission.tokens
+def reload_keys_on_sighup(admission: Admission, sessions: KeySessions) -> None:
+    """SIGHUP reloads the keys and token files; the sessions of a key removed or
+    disabled close (1008). Without either file, it is logged and changes nothing."""
+    keyring = admission.keyring
 
     def reload() -> None:
-        if tokens is None:
-            logger.info("reload_skipped", reason="no --auth-token-file to reload")
+        if keyring is None:
+            logger.info("reload_skipped", reason="no --keys-file or --auth-token-file to reload")
             return
         try:
-            count = tokens.reload()
-        except TokenFileError as exc:
-            logger.error("tokens_reload_failed", error=str(exc))
-        else:
-            logger.info("tokens_reloaded", tokens=count)
+            gone = keyring.reload()
+        except KeyFileError as exc:
+            logger.error("keys_reload_failed", error=str(exc))
+            return
+        closed = sessions.revoke(gone)
+        logger.info("keys_reloaded", keys=len(keyring), revoked=sorted(gone), closed=closed)
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 

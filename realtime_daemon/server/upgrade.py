@@ -15,9 +15,10 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from realtime_daemon.config import Config
-from realtime_daemon.dialects.realtime import Hearing
+from realtime_daemon.dialects import Shared
+from realtime_daemon.dialects.realtime import Hearing, Voice
 from realtime_daemon.dialects.registry import DialectSpec, Upgrade, choose
-from realtime_daemon.server.admission import Admission, presented_token
+from realtime_daemon.server.admission import ANYONE, Admission, Caller
 from realtime_daemon.session.resume import Held, Resumes, identity_of
 from realtime_daemon.wire.http import Refusal
 
@@ -38,12 +39,14 @@ class Accept:
         identity: the digest of the client's token (resume binds to it), if any.
         dialect: the dialect of a new session; None for a resume.
         resume: the held session a resume takes over, and the envelope to resume after.
+        caller: who the client is (its key, its client secret's session).
     """
 
     upgrade: Upgrade
     identity: bytes | None
     dialect: DialectSpec | None = None
     resume: tuple[Held, int] | None = None
+    caller: Caller = ANYONE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,7 +75,9 @@ def check_upgrade(
     open_connections: int,
     draining: bool,
     resumes: Resumes,
+    shared: Mapping[str, Shared] | None = None,
     hearing: Hearing | None = None,
+    voice: Voice | None = None,
 ) -> Accept | Refused:
     """Whether to upgrade a request on a WebSocket path, and to what."""
     if headers.get("Sec-WebSocket-Version", "13") != "13":
@@ -87,18 +92,34 @@ def check_upgrade(
         return Refused(
             "handshake", Refusal(426, text, "upgrade_required", {"Upgrade": "websocket"})
         )
-    refused = admission.check(headers, open_connections, draining)
-    if refused is not None:
-        return Refused("admission", refused)
-    identity = identity_of(presented_token(headers)) if admission.tokens else None
-    upgrade = Upgrade(query=query, headers=headers, config=config, models=models, hearing=hearing)
+    caller = admission.check(headers, open_connections, draining)
+    if isinstance(caller, Refusal):
+        return Refused("admission", caller)
+    # A resume binds to the key (a client secret's too: it may have expired since).
+    key = caller.key
+    identity = identity_of(f"key:{key.digest.hex()}") if key is not None else None
+    session = caller.session
+    upgrade = Upgrade(
+        query=query,
+        headers=headers,
+        config=config,
+        models=models,
+        hearing=hearing,
+        shared=shared or {},
+        voice=voice,
+        session=session,
+    )
     token = query.get("resume")
     if token is not None:
         held = resumes.check(token, query.get("after"), identity)
         if isinstance(held, Refusal):
             return Refused("resume", held)
-        return Accept(upgrade, identity, resume=held)
+        return Accept(upgrade, identity, resume=held, caller=caller)
+    model = query.get("model") or (session or {}).get("model")
+    if key is not None and isinstance(model, str) and not key.allows(model):
+        refusal = Refusal(403, f"key {key.name!r} may not use model {model!r}", "model_not_allowed")
+        return Refused("admission", refusal)
     spec = choose(dialects, config.protocol, path, upgrade)
     if spec is None:
         return Refused("handshake", Refusal(404, f"no dialect is served at {path}", "not_found"))
-    return Accept(upgrade, identity, dialect=spec)
+    return Accept(upgrade, identity, dialect=spec, caller=caller)

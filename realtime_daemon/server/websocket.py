@@ -10,6 +10,7 @@ held session resumed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
@@ -18,8 +19,12 @@ import structlog
 from aiohttp import web
 
 from realtime_daemon.config import Config
+from realtime_daemon.dialects.realtime import Hearing
+from realtime_daemon.dialects.registry import Upgrade
 from realtime_daemon.server.admission import PROTOCOL, TrustedProxies, client_address
+from realtime_daemon.server.keys import Key
 from realtime_daemon.server.metrics import Metrics
+from realtime_daemon.server.quotas import KeyEars, KeyGrant
 from realtime_daemon.server.state import State
 from realtime_daemon.server.upgrade import Accept, Refused, check_upgrade
 from realtime_daemon.session.host import Host
@@ -27,6 +32,7 @@ from realtime_daemon.session.resume import Held
 from realtime_daemon.transport.closes import CLOSE_TIMEOUT
 from realtime_daemon.transport.connection import Connection
 from realtime_daemon.transport.reader import Limits
+from realtime_daemon.wire.http import Refusal
 
 __all__ = ["open_websocket", "websocket_handler"]
 
@@ -91,7 +97,9 @@ class _Path:
             open_connections=len(self.state.connections),
             draining=self.state.connections.draining,
             resumes=self.state.resumes,
+            shared=self.state.shared,
             hearing=self.state.hearing,
+            voice=self.state.voice,
         )
         forwarded = request.headers.get("X-Forwarded-For")
         peer = client_address(request.remote, forwarded, self.proxies)
@@ -101,20 +109,34 @@ class _Path:
         if verdict.resume is not None:
             await self._resumed(ws, request, verdict.resume)
             return ws
+        key, session_id = verdict.caller.key, uuid.uuid4().hex
+        if key is not None and not await self.state.quotas.open_session(key, session_id):
+            self.state.metrics.key_refused.labels(key.name, "too_many_sessions").inc()
+            refusal = Refusal(
+                429,
+                f"key {key.name!r} has its {key.max_sessions} sessions open, retry later",
+                "too_many_sessions",
+                {"Retry-After": "1"},
+            )
+            return _refuse(Refused("admission", refusal), request, peer, self.state.metrics)
         connection = Connection(ws, request.transport, request.protocol, self.limits)
-        host = self._host(connection, verdict, peer)
+        host = self._host(connection, verdict, peer, session_id)
         del verdict  # an idle connection waits in this frame: keep only what it uses
         # Counted before the 101 goes out, so that /health and the drain never
         # miss a connection the client already sees open. Served here, not in
         # a coroutine of its own: an idle connection waits in this frame.
         started = asyncio.get_running_loop().time()
         self.state.connections.add(host)
+        if key is not None:
+            self.state.key_sessions.add(key.name, host)
         try:
             await ws.prepare(request)
             logger.debug("connection_opened", conn=host.session_id, peer=peer)
             close = await connection.serve(host)
         finally:
             self.state.connections.discard(host)
+            if key is not None:
+                self._ended(key, host)
         self.state.metrics.closes.labels(str(close.code)).inc()
         host.log.info(
             "connection_closed",
@@ -126,20 +148,40 @@ class _Path:
         )
         return ws
 
-    def _host(self, connection: Connection, verdict: Accept, peer: str) -> Host:
+    def _ended(self, key: Key, host: Host) -> None:
+        """A key's session ended: its slot is free."""
+        self.state.key_sessions.discard(key.name, host)
+        self.state.quotas.close_session(key, host.session_id)
+
+    def _ears(self, upgrade: Upgrade, grant: KeyGrant) -> Hearing | None:
+        """The session's hearing, its audio counted for its key too."""
+        hearing = upgrade.hearing
+        if hearing is None:
+            return None
+        model = upgrade.query.get("model") or (upgrade.session or {}).get("model") or "other"
+        ears = KeyEars(hearing.observer, self.state.metrics, grant.key, str(model))
+        return dataclasses.replace(hearing, observer=ears)
+
+    def _host(self, connection: Connection, verdict: Accept, peer: str, session_id: str) -> Host:
         """A new session on ``connection``, in the dialect the upgrade chose."""
         assert verdict.dialect is not None
+        key, upgrade = verdict.caller.key, verdict.upgrade
+        grant = self.state.quotas.grant(key, session_id) if key is not None else None
+        if grant is not None:
+            upgrade = dataclasses.replace(upgrade, grant=grant, hearing=self._ears(upgrade, grant))
         return Host(
             connection,
             self.state.routes,
-            verdict.dialect.build(verdict.upgrade),
+            verdict.dialect.build(upgrade),
             queue_size=self.state.config.request_queue_size,
-            session_id=uuid.uuid4().hex,
+            session_id=session_id,
             peer=peer,
             observer=self.state.metrics,
             send_timeout=self.limits.send_timeout,
             resumes=self.offer,
             identity=verdict.identity,
+            grant=grant,
+            max_duration=self.state.config.max_session_duration,
         )
 
     async def _resumed(

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-from typing import Literal
+from typing import Literal, Protocol
 
 from realtime_daemon.dialects import AnswerOutput
 from realtime_daemon.engines.base import RequestContext
 from realtime_daemon.engines.routes import Route
+from realtime_daemon.wire.chat import Usage
 
-__all__ = ["Answer", "AnswerState", "Ending", "EndingKind", "SessionOver"]
+__all__ = [
+    "Answer",
+    "AnswerState",
+    "Ending",
+    "EndingKind",
+    "SessionObserver",
+    "SessionOver",
+]
 
 EndingKind = Literal[
     "complete",  # the channel was closed (a drain) and every answer finished
@@ -21,6 +29,8 @@ EndingKind = Literal[
     "engine_failed",  # an engine raised something other than RequestFailed
     "stream_ended",  # a bidirectional engine's generate returned
     "shutdown_cut",  # the drain deadline cut answers
+    "revoked",  # the session's key was removed or disabled (message: why)
+    "expired",  # the connection reached --max-session-duration
 ]
 
 
@@ -66,9 +76,11 @@ class Answer:
         "output",
         "reason",
         "route",
+        "speaks",
         "started",
         "state",
         "task",
+        "usage",
     )
 
     def __init__(
@@ -83,15 +95,22 @@ class Answer:
         self.route = route
         self.started = started
         self.chunks = 0
+        self.usage: Usage | None = None  # the engine's, when a key counts it
         self.state = AnswerState.RUNNING
         self.error = ""  # FAILED: the error's code
         self.reason = "client_gone"  # CANCELLED: why (the metric's reason)
         self.task: asyncio.Task[None] | None = None
+        # An output that speaks (a spoken Realtime response) is not over at the
+        # engine's finish: its speech is still to come, and may still be cut.
+        self.speaks = hasattr(output, "speak")
 
     @property
     def ended(self) -> bool:
         """Whether what ends the answer on the wire went out (by the session, or by
-        an engine that marks its context finished itself)."""
+        an engine that marks its context finished itself; a spoken answer ends
+        when its speech does, whatever its engine marks)."""
+        if self.speaks:
+            return self.state is not AnswerState.RUNNING
         return self.state is not AnswerState.RUNNING or self.context.finished
 
     def answered(self) -> None:
@@ -133,3 +152,19 @@ class Answer:
         if ran_to_end or self.ended:
             return "completed", ""
         return "cancelled", self.reason
+
+
+class SessionObserver(Protocol):
+    """Told of a session's answers, e.g. for metrics (the server's ``Metrics``)."""
+
+    def first_chunk(self, seconds: float) -> None:
+        """An answer's first envelope was written, ``seconds`` after it started."""
+
+    def answer_ended(self, seconds: float) -> None:
+        """An answer ended, whichever way, ``seconds`` after it started."""
+
+    def answered(self, engine: str, model: str, outcome: str, reason: str, dialect: str) -> None:
+        """A request was answered (or cancelled, or failed), with its labels."""
+
+    def sent(self, envelopes: int) -> None:
+        """``envelopes`` more envelopes were written to the client."""

@@ -34,6 +34,7 @@ from realtime_daemon.session.channel import ChannelObserver, RequestChannel
 from realtime_daemon.session.outbox import Outbox, Sink
 from realtime_daemon.session.resume import Resumes
 from realtime_daemon.session.scheduler import Session, SessionObserver
+from realtime_daemon.wire.grants import Grant
 
 __all__ = [
     "MOVES",
@@ -116,6 +117,9 @@ class Host:
         send_timeout: how long a lagging client may keep a writer waiting.
         resumes: the app's resumable sessions; None when resume is off.
         identity: the client's identity (:func:`~.resume.identity_of`).
+        grant: the client's key's models and quotas; None without keys.
+        max_duration: seconds the session may last (then the dialect says so and it
+            ends); None: no limit.
     """
 
     # Slots, and no bound logger until one is needed: thousands of idle
@@ -123,7 +127,9 @@ class Host:
     __slots__ = (
         "_cut",
         "_expiry",
+        "_limit",
         "_link",
+        "_max_duration",
         "_observer",
         "_resumes",
         "channel",
@@ -150,8 +156,12 @@ class Host:
         send_timeout: float,
         resumes: Resumes | None = None,
         identity: bytes | None = None,
+        grant: Grant | None = None,
+        max_duration: float | None = None,
     ) -> None:
         self.state = HostState.ATTACHED
+        self._max_duration = max_duration
+        self._limit: asyncio.TimerHandle | None = None  # --max-session-duration
         self._link: Link | None = link  # the connection to close when the session ends
         self._observer = observer
         self._resumes = resumes
@@ -166,7 +176,7 @@ class Host:
         self.dialect = speaks = dialect(self.outbox, session_id, offer)
         self.channel = RequestChannel(queue_size, speaks.receive, observer=observer)
         self.session = Session(
-            routes, speaks, self.channel, self.outbox, Context(session_id), observer, peer
+            routes, speaks, self.channel, self.outbox, Context(session_id), observer, peer, grant
         )
 
     @property
@@ -210,9 +220,14 @@ class Host:
         is on then, if any, is told how it ended."""
         assert self._link is not None
         self._link.start(self)
+        if self._max_duration is not None:
+            loop = asyncio.get_running_loop()
+            self._limit = loop.call_later(self._max_duration, self._time_up)
         try:
             ending = await self.session.run()
         finally:
+            if self._limit is not None:
+                self._limit.cancel()
             if self.state is not HostState.ENDED:
                 self._move(HostState.ENDED)
             if self._cut is not None:
@@ -254,6 +269,12 @@ class Host:
         self.outbox.give_up()
         self.channel.abort()
 
+    def _time_up(self) -> None:
+        """The session reached its time limit: the client hears why, then it ends."""
+        self.log.info("session_time_limit", seconds=self._max_duration)
+        self.dialect.expired()
+        self.session.expire()
+
     def _expire(self) -> None:
         """The window passed without a resume: the session ends (engines stopped)."""
         self.disable_resume()
@@ -275,6 +296,15 @@ class Host:
         self.dialect.drain()
         self.channel.drain()
         self._cut = asyncio.get_running_loop().call_at(deadline, self.session.cut)
+
+    def revoke(self, reason: str) -> None:
+        """The session's key was removed or disabled: end the session now, held or
+        not; its connection closes 1008 with ``reason``."""
+        if self.state is HostState.ENDED:
+            return
+        self.disable_resume()
+        self.session.revoke(reason)
+        self._end()
 
     # -- resume (see resume.py) -------------------------------------------------------
 

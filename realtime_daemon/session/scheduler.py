@@ -5,7 +5,7 @@ events at once, requests while fewer than the session's
 ``max_concurrent_requests`` answers run. Each answer is a task of the
 session's TaskGroup awaiting its engine's ``relay`` (every engine has one
 once loaded), which hands envelopes over, from its upstream's callbacks or
-its answer's iterator, through the answer's :class:`_Delivery`. Each
+its answer's iterator, through the answer's :class:`~.delivery.AnswerDelivery`. Each
 envelope goes to the answer's output the dialect gave: as it is (chat
 frames), or read once into neutral events
 (:func:`~realtime_daemon.wire.chunks.read_envelope`); the dialect writes
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -29,34 +29,20 @@ from realtime_daemon.dialects import Dialect, Passthrough
 from realtime_daemon.engines.base import Context, RequestContext, RequestFailed
 from realtime_daemon.engines.routes import Route, Routes
 from realtime_daemon.engines.stream import StreamEnded
-from realtime_daemon.session.answers import Answer, Ending, SessionOver
+from realtime_daemon.session.answers import Answer, Ending, SessionObserver, SessionOver
 from realtime_daemon.session.channel import RequestChannel
+from realtime_daemon.session.delivery import AnswerDelivery
 from realtime_daemon.session.outbox import ClientTooSlow, Outbox, PeerGone
 from realtime_daemon.wire.chat import Envelope, ErrorDetail, Request, is_finish
-from realtime_daemon.wire.chunks import read_envelope
+from realtime_daemon.wire.chunks import read_envelope, usage_of
 from realtime_daemon.wire.events import Cancel, Event, Reply, Submit, Work
+from realtime_daemon.wire.grants import Grant
 
 __all__ = ["CUT_NOTICE", "Ending", "Session", "SessionObserver"]
 
 logger = structlog.get_logger("realtime_daemon")
 
 CUT_NOTICE = "answer cut: server shutting down"
-
-
-class SessionObserver(Protocol):
-    """Told of a session's answers, e.g. for metrics (the server's ``Metrics``)."""
-
-    def first_chunk(self, seconds: float) -> None:
-        """An answer's first envelope was written, ``seconds`` after it started."""
-
-    def answer_ended(self, seconds: float) -> None:
-        """An answer ended, whichever way, ``seconds`` after it started."""
-
-    def answered(self, engine: str, model: str, outcome: str, reason: str, dialect: str) -> None:
-        """A request was answered (or cancelled, or failed), with its labels."""
-
-    def sent(self, envelopes: int) -> None:
-        """``envelopes`` more envelopes were written to the client."""
 
 
 class Session:
@@ -70,6 +56,7 @@ class Session:
         context: the session's context, shared by its answers.
         observer: told of answers (metrics).
         peer: the client's address, for the log.
+        grant: the client's key's models and quotas; None without keys.
     """
 
     __slots__ = (
@@ -78,15 +65,18 @@ class Session:
         "_counted",
         "_cut",
         "_dialect",
+        "_expired",
         "_group",
         "_index",
         "_loop",
         "_metrics",
         "_outbox",
+        "_revoked",
         "_routes",
         "_running",
         "_tasks",
         "context",
+        "grant",
         "peer",
     )
 
@@ -99,6 +89,7 @@ class Session:
         context: Context,
         observer: SessionObserver,
         peer: str,
+        grant: Grant | None = None,
     ) -> None:
         self._routes = routes
         self._dialect = dialect
@@ -113,6 +104,9 @@ class Session:
         self._index = 0
         self._counted = 0  # envelopes added to the chunks metric so far
         self._cut = False
+        self._revoked: str | None = None
+        self.grant = grant
+        self._expired = False
         self.context = context
         self.peer = peer
 
@@ -147,10 +141,14 @@ class Session:
             self._group = None
             self.context._spawn = None
             self.context.stop_generating()
-            self._metrics.sent(self._outbox.count - self._counted)
+            self._metrics.sent(max(0, self._outbox.count - self._counted))
             self._counted = self._outbox.count
         if ending is not None:
             return ending
+        if self._revoked is not None:
+            return Ending("revoked", self._revoked)
+        if self._expired:
+            return Ending("expired")
         if self._cut:
             return Ending("shutdown_cut")
         return Ending("client_gone" if self._channel.aborted else "complete")
@@ -175,6 +173,22 @@ class Session:
             answer.cancel("shutdown")  # answered: only its tail (e.g. [DONE]) is cut
         self._channel.abort()
         self._outbox.give_up()  # writers waiting for a held session's connection, too
+
+    def revoke(self, reason: str) -> None:
+        """The session's key is gone: cut its answers, drop its queue, end it (1008)."""
+        self._revoked = reason
+        for answer in self._running:
+            answer.cancel("revoked")
+        self._channel.abort()
+        self._outbox.give_up()
+
+    def expire(self) -> None:
+        """The session's time is up (``--max-session-duration``; the dialect said so):
+        cut its answers, drop its queue."""
+        self._expired = True
+        for answer in self._running:
+            answer.cancel("session_expired")
+        self._channel.abort()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Submit):
@@ -231,6 +245,14 @@ class Session:
             if request_id is not None:
                 self._dialect.release(request_id)
             return
+        if self.grant is not None:
+            # The key's models and quotas, in band: the session goes on.
+            refusal = self.grant.admit(model)
+            if refusal is not None:
+                self._dialect.error(refusal, request_id)
+                if request_id is not None:
+                    self._dialect.release(request_id)
+                return
         self._index += 1
         output = self._dialect.started(request_id)
         context = RequestContext(self.context, self._index, model, request_id)
@@ -268,10 +290,23 @@ class Session:
         """Run one answer; every way it ends is accounted for in ``finally``."""
         context = answer.context
         outcome = "cancelled"
+        speaker: asyncio.Task[None] | None = None
         try:
+            # An output that speaks (a spoken Realtime response) works beside the
+            # engine, in this answer's time: cancelling the answer cancels it.
+            if answer.speaks:
+                assert self._group is not None
+                speak = answer.output.speak  # type: ignore[union-attr]
+                speaker = self._group.create_task(speak(self._outbox.settle))
             # Every engine relays (load.py adapts the others): it writes from
             # its upstream's callbacks, or its answer's iterator, batch by batch.
-            await answer.route.engine.relay(request, context, _Delivery(self, answer))
+            await answer.route.engine.relay(
+                request, context, AnswerDelivery(self.write_answer, self._outbox, answer)
+            )
+            if speaker is not None:
+                answer.output.text_over()  # type: ignore[union-attr]
+                await speaker
+                answer.answered()
             outcome = "completed"
         except RequestFailed as exc:
             answer.fail(exc.detail.code)
@@ -284,13 +319,19 @@ class Session:
         except Exception as exc:
             raise self._engine_failed(answer, exc) from None
         finally:
+            if speaker is not None and not speaker.done():
+                speaker.cancel()  # its syntheses close their requests
             self._end(answer, outcome)
 
-    def _write(self, answer: Answer, batch: Sequence[Envelope]) -> None:
-        """Write an answer's envelopes through its output, noting the one that ends it."""
+    def write_answer(self, answer: Answer, batch: Sequence[Envelope]) -> None:
+        """Write an answer's envelopes through its output, noting the one that ends it
+        (its :class:`~.delivery.AnswerDelivery` calls it)."""
         if answer.chunks == 0:
             self._metrics.first_chunk(self._loop.time() - answer.started)
         answer.chunks += len(batch)
+        if self.grant is not None:
+            for envelope in batch:
+                answer.usage = usage_of(envelope) or answer.usage
         context, output = answer.context, answer.output
         if isinstance(output, Passthrough):
             for envelope in batch:
@@ -302,7 +343,9 @@ class Session:
             # it ends the answer comes back.
             for envelope in batch:
                 if read_envelope(envelope, output) and not context.finished:
-                    answer.engine_ended(envelope.event == "error")
+                    failed = envelope.event == "error"
+                    if failed or not answer.speaks:
+                        answer.engine_ended(failed)
 
     def _engine_failed(self, answer: Answer, exc: Exception) -> SessionOver:
         message = str(exc) or type(exc).__name__
@@ -325,7 +368,10 @@ class Session:
         outcome, reason = answer.outcome(outcome == "completed")
         self._count(answer.route, outcome, reason)
         metrics = self._metrics
-        metrics.answer_ended(self._loop.time() - answer.started)
+        seconds = self._loop.time() - answer.started
+        if self.grant is not None:
+            self.grant.used(answer.context.model, answer.usage, outcome, seconds)
+        metrics.answer_ended(seconds)
         metrics.sent(answer.chunks)
         self._counted += answer.chunks
 
@@ -346,36 +392,3 @@ class Session:
             conn=self.context.session_id, peer=self.peer
         )
         return log
-
-
-class _Delivery:
-    """One answer's :class:`~realtime_daemon.engines.base.Delivery`: what the engine
-    hands over is written at once, through the answer's output."""
-
-    __slots__ = ("_answer", "_outbox", "_session")
-
-    def __init__(self, session: Session, answer: Answer) -> None:
-        self._session = session
-        self._answer = answer
-        self._outbox = session._outbox
-
-    def send(self, batch: list[Envelope]) -> bool:
-        if self._answer.context.is_stopped():
-            return True  # cut or cancelled: its task ends at its next await
-        outbox = self._outbox
-        outbox.hold()
-        try:
-            self._session._write(self._answer, batch)
-        finally:
-            outbox.flush()
-        return outbox.lagging
-
-    def write(self, batch: Sequence[Envelope]) -> bool:
-        self._session._write(self._answer, batch)
-        return self._outbox.due
-
-    def flush(self) -> None:
-        self._outbox.flush()
-
-    async def ready(self) -> None:
-        await self._outbox.settle()

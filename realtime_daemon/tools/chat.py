@@ -27,7 +27,13 @@ from realtime_daemon.tools.client import (
     daemon_url,
     is_address,
 )
-from realtime_daemon.tools.spoken import WavError, read_wav, realtime_url, spoken_turn
+from realtime_daemon.tools.spoken import (
+    WavError,
+    answer_audio,
+    read_wav,
+    realtime_url,
+    spoken_turn,
+)
 
 __all__ = ["EXIT_STATUSES", "ChatFailed", "chat"]
 
@@ -90,8 +96,9 @@ async def one_shot(options: Options, prompt: str) -> None:
         sys.stdout.write("\n")
 
 
-async def spoken(options: Options, pcm: bytes) -> None:
-    """Send ``pcm`` as one spoken turn over the Realtime dialect; print the answer.
+async def spoken(options: Options, pcm: bytes, heard: bytearray | None = None) -> None:
+    """Send ``pcm`` as one spoken turn over the Realtime dialect; print the answer (and
+    keep a spoken answer's audio in ``heard``).
 
     Raises:
         ChatFailed: the connection, the upgrade or the turn failed.
@@ -104,7 +111,7 @@ async def spoken(options: Options, pcm: bytes) -> None:
     ) as session:
         ws = await _connect(session, options, refusals)
         try:
-            await spoken_turn(ws, pcm)
+            await spoken_turn(ws, pcm, heard)
         except RuntimeError as exc:
             raise ChatFailed("error", str(exc)) from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -332,6 +339,15 @@ answer ended with an error envelope (its code and message shown).
     help="Send this WAV file (16-bit PCM) as a spoken turn, over the Realtime API (the"
     " daemon needs --stt); the transcript goes to stderr, the answer to stdout.",
 )
+@click.option(
+    "--save-audio",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="With --audio: write the spoken answer (a daemon with --tts) to this WAV file.",
+)
+@click.option(
+    "--play", is_flag=True, help="With --audio: play the spoken answer (paplay, aplay or ffplay)."
+)
 def chat(url: str | None, prompt: tuple[str, ...], **options: Any) -> None:
     """Send PROMPT to the daemon at URL and print the answer as it streams.
 
@@ -351,6 +367,8 @@ def chat(url: str | None, prompt: tuple[str, ...], **options: Any) -> None:
     url = daemon_url(url)
     text = " ".join(prompt)
     audio: Path | None = options.pop("audio")
+    save: Path | None = options.pop("save_audio")
+    to_play: bool = options.pop("play")
     try:
         if audio is not None:
             if text:
@@ -359,8 +377,12 @@ def chat(url: str | None, prompt: tuple[str, ...], **options: Any) -> None:
                 pcm = read_wav(audio)
             except WavError as exc:
                 raise click.BadParameter(str(exc), param_hint="--audio") from None
-            asyncio.run(spoken(Options(url=url, **options), pcm))
+            heard = bytearray()
+            asyncio.run(spoken(Options(url=url, **options), pcm, heard))
+            answer_audio(bytes(heard), save, to_play)
             return
+        if save is not None or to_play:
+            raise click.UsageError("--save-audio and --play go with --audio")
         if not text and sys.stdin.isatty():
             interactive(Options(url=url, **options))
             return

@@ -3,11 +3,12 @@
 Close codes (see the README's wire contract):
 
 - 1000: the client closed, a bidirectional engine ended the session, or it sat idle;
-- 1001: the daemon is shutting down (after a drain), or a resume took the session
-  over to another connection;
+- 1001: the daemon is shutting down (after a drain), a resume took the session
+  over to another connection, or the connection reached ``--max-session-duration``;
 - 1003: a binary frame; 1007: a frame that is not a chat-completion request
   (chat dialect; the Realtime dialect answers both in band);
-- 1008: the client kept sending over its rate limit, or stopped reading;
+- 1008: the client kept sending over its rate limit, or stopped reading, or its
+  key was removed or disabled;
 - 1009: a message over ``max_message_size`` (aiohttp closes this one itself);
 - 1011: an engine raised.
 """
@@ -58,6 +59,7 @@ PEER_GONE = Close(WSCloseCode.ABNORMAL_CLOSURE, "peer gone", sent=True)
 SHUTDOWN = Close(WSCloseCode.GOING_AWAY, "server shutting down")
 COMPLETE = Close(WSCloseCode.OK, "stream complete")
 TAKEN_OVER = Close(WSCloseCode.GOING_AWAY, "session resumed on another connection")
+EXPIRED = Close(WSCloseCode.GOING_AWAY, "session expired: --max-session-duration reached")
 TOO_SLOW = Close(WSCloseCode.POLICY_VIOLATION, "send timeout: client not reading", sent=True)
 
 
@@ -77,6 +79,10 @@ def choose_close(read: Close | None, ending: Ending, *, draining: bool) -> Close
         return Close(WSCloseCode.INTERNAL_ERROR, f"engine error: {ending.message}")
     if kind == "stream_ended":
         return COMPLETE
+    if kind == "revoked":
+        return Close(WSCloseCode.POLICY_VIOLATION, ending.message)
+    if kind == "expired":
+        return EXPIRED
     if read is not None:
         return read
     if kind == "peer_gone":

@@ -7,5 +7,6 @@ daemon; every other layer may import it.
 - :mod:`.chat`: the chat-completion wire (requests, chunks, envelopes);
 - :mod:`.events`: what a dialect makes of a client frame, for the session;
 - :mod:`.chunks`: what an engine's answer says, read once into neutral events;
-- :mod:`.http`: a refusal before the upgrade.
+- :mod:`.http`: a refusal before the upgrade;
+- :mod:`.grants`: what a session may do under its key (models, quotas, usage).
 """

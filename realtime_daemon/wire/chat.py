@@ -162,6 +162,7 @@ class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     upstream: UpstreamDetail | None = None
     param: str | None = None  # the field at fault (the Realtime dialect's errors)
     event_id: str | None = None  # the client event at fault (the Realtime dialect's)
+    retry_after: float | None = None  # seconds until a rate limit lets the request in
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

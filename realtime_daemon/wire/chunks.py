@@ -35,6 +35,7 @@ __all__ = [
     "chunk_decoder",
     "probe_decoder",
     "read_envelope",
+    "usage_of",
 ]
 
 
@@ -207,3 +208,40 @@ def _read_chunk(chunk: _Chunk, target: AnswerEvents) -> bool:
             )
         )
     return ended
+
+
+class _UsageOnly(msgspec.Struct):
+    usage: _Usage | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_UsageOnly)
+
+
+def usage_of(envelope: Envelope) -> Usage | None:
+    """The token counts an envelope reports, if any (a key's usage: read for
+    every dialect, chat frames' passthrough too).
+
+    A relayed chunk is decoded only when it has a ``usage`` object: OpenAI's
+    stream sends ``"usage":null`` on every chunk but the last.
+    """
+    data = envelope.data
+    if data.__class__ is ChatCompletionChunk:
+        assert isinstance(data, ChatCompletionChunk)
+        return data.usage
+    if isinstance(data, msgspec.Raw):
+        raw = bytes(data)
+        at = raw.rfind(b'"usage"')
+        if at < 0 or raw[at + 7 :].lstrip(b" :").startswith(b"null"):
+            return None
+        try:
+            usage = _usage_decoder.decode(raw).usage
+        except msgspec.DecodeError:
+            return None
+        if usage is None:
+            return None
+        return Usage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+    return None

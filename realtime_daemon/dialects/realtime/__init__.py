@@ -10,6 +10,7 @@ docs/openai-realtime.md for what is supported and what is refused.
 
 from realtime_daemon.dialects.realtime.dialect import RealtimeDialect
 from realtime_daemon.dialects.realtime.hearing import Hearing, VoiceObserver
+from realtime_daemon.dialects.realtime.speaking import Voice
 from realtime_daemon.dialects.realtime.wire import BETA, GA, Names
 
-__all__ = ["BETA", "GA", "Hearing", "Names", "RealtimeDialect", "VoiceObserver"]
+__all__ = ["BETA", "GA", "Hearing", "Names", "RealtimeDialect", "Voice", "VoiceObserver"]

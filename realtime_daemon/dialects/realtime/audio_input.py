@@ -23,7 +23,7 @@ import dataclasses
 from typing import Any
 
 from realtime_daemon.audio.turns import EAGERNESS_SILENCE_MS, eagerness_silence_ms
-from realtime_daemon.dialects.realtime.wire import Invalid
+from realtime_daemon.dialects.realtime.errors import Invalid
 
 __all__ = [
     "FORMATS",
@@ -31,6 +31,7 @@ __all__ = [
     "Transcription",
     "TurnDetection",
     "check_input_audio",
+    "format_of",
 ]
 
 FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
@@ -176,7 +177,7 @@ def check_input_audio(
     for name, (value, param) in given.items():
         if name == "format":
             if value is not None:
-                changes["format"] = _format(value, param, beta)
+                changes["format"] = format_of(value, param, beta)
         elif name == "turn_detection":
             changes["turn_detection"] = None if value is None else _turn(value, param, beta)
         elif name == "transcription":
@@ -186,7 +187,12 @@ def check_input_audio(
     return dataclasses.replace(base, **changes)
 
 
-def _format(value: Any, param: str, beta: bool) -> str:
+def format_of(value: Any, param: str, beta: bool) -> str:
+    """A format field (GA object, beta string) as its beta name.
+
+    Raises:
+        Invalid: not one of the three formats.
+    """
     if beta:
         if value not in FORMATS:
             raise Invalid("invalid_value", f"{param} must be pcm16, g711_ulaw or g711_alaw", param)

@@ -266,9 +266,9 @@ def chat_messages(
 def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
     """Text parts joined into one string; with images, chat's list of parts. Audio is
     its transcript; an item whose audio has none is left out (None)."""
-    if any(part["type"] == "input_audio" for part in parts):
+    if any("transcript" in part for part in parts):  # audio, the user's or the assistant's
         parts = [
-            {"type": "input_text", "text": part["transcript"]} if "transcript" in part else part
+            {"type": "text", "text": part["transcript"]} if "transcript" in part else part
             for part in parts
         ]
         if any(part.get("text", "") is None for part in parts):

@@ -1,31 +1,33 @@
-"""The OpenAI Realtime dialect (text): Realtime client events in, Realtime server events out.
+"""The OpenAI Realtime dialect: Realtime client events in, Realtime server events out.
 
 The session's conversation lives here. ``response.create`` turns it (or the
 response's own ``input``) into one chat-completion request, which any engine
-answers as it answers the chat dialect; the engine's chunks become the
-response's events (:mod:`.response`). Every other client event is answered
-by the dialect itself, through a :class:`~realtime_daemon.wire.events.Reply`
-that writes its answer in its turn among the session's writes. Client
-events are dispatched by a ``{type: handler}`` table. A refused event gets an ``error`` event
-and the session goes on, as OpenAI's does; so do malformed JSON and Binary
-frames (the chat dialect closes the connection for those).
+answers; its chunks become the response's events (:mod:`.response`; spoken,
+:mod:`.speaking`). Audio in is :mod:`.voice`, its events :mod:`.voice_events`.
+Every other client event is answered by the dialect itself, through a
+:class:`~realtime_daemon.wire.events.Reply` written in its turn; events are
+dispatched by a ``{type: handler}`` table. A refused event gets an ``error``
+event and the session goes on, as OpenAI's does (malformed JSON and Binary
+frames too, which close the chat dialect's connection).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
 
 from realtime_daemon.dialects import RESUME_UNAVAILABLE, FrameWriter, Resumable, resume_state
 from realtime_daemon.dialects.realtime.audio_input import BETA_FIELDS
-from realtime_daemon.dialects.realtime.conversation import Conversation, check_item
+from realtime_daemon.dialects.realtime.conversation import Conversation
 from realtime_daemon.dialects.realtime.hearing import Hearing
+from realtime_daemon.dialects.realtime.items import ItemEvents
 from realtime_daemon.dialects.realtime.request import ResponseCreate
 from realtime_daemon.dialects.realtime.response import Response, Writer
+from realtime_daemon.dialects.realtime.speaking import Voice
 from realtime_daemon.dialects.realtime.voice import Ears
 from realtime_daemon.dialects.realtime.voice_events import (
     ABSENT,
@@ -39,10 +41,12 @@ from realtime_daemon.dialects.realtime.wire import (
     Settings,
     check_settings,
     required,
+    session_expired,
     unsupported,
 )
 from realtime_daemon.wire.chat import ErrorDetail
 from realtime_daemon.wire.events import Cancel, Event, Events, Reply, Submit
+from realtime_daemon.wire.grants import Grant, refusal
 
 __all__ = ["RealtimeDialect"]
 
@@ -51,7 +55,7 @@ _decoder = msgspec.json.Decoder(dict[str, Any])
 _SERVER_ERRORS = frozenset({"shutting_down", "engine_error", "request_failed"})
 
 
-class RealtimeDialect(VoiceEvents):
+class RealtimeDialect(VoiceEvents, ItemEvents):
     """One connection's Realtime session: its settings, conversation and responses.
 
     Args:
@@ -66,11 +70,15 @@ class RealtimeDialect(VoiceEvents):
         max_bytes: bytes of items the conversation keeps at most.
         resume: the session's resume switch; None when resume is off.
         hearing: the transcriber and the input audio bound; None: audio is refused.
+        voice: the synthesizer and its voices; None: answers are text only.
         transcription: a transcription session (``?intent=transcription``): turn
             detection and transcripts, no responses.
+        grant: the client's key (models allowed, rate limits); None without keys.
+        session: the configuration the session starts with (a client secret's).
     """
 
     name = "openai-realtime"
+    expired = session_expired  # --max-session-duration reached
 
     def __init__(
         self,
@@ -86,7 +94,11 @@ class RealtimeDialect(VoiceEvents):
         resume: Resumable | None = None,
         hearing: Hearing | None = None,
         transcription: bool = False,
+        voice: Voice | None = None,
+        grant: Grant | None = None,
+        session: Mapping[str, Any] | None = None,
     ) -> None:
+        self._grant = grant
         self._resume = resume
         self._resumable = False
         self._writer = Writer(outbox)
@@ -94,18 +106,17 @@ class RealtimeDialect(VoiceEvents):
         self._session_id = session_id
         self._names = names
         self._models = models
-        self._settings = Settings()
+        self._voice = voice
+        self._voiced: str | None = None  # the voice of the first audio output, then fixed
+        self._said: dict[str, list[tuple[str, int]]] = {}
+        self._settings = Settings(spoken=voice is not None)  # as OpenAI: audio by default
         self._conversation = Conversation(max_items, max_bytes)
         self._responses: dict[str, Response] = {}
         self._in_band: str | None = None  # the response writing to the conversation
         self._notices: dict[str, ErrorDetail] = {}  # what a response asked and cannot get
-        self._unknown_model: str | None = None
-        self.model: str | None = None
-        if model is not None:
-            if self._known(model):
-                self.model = model
-            else:
-                self._unknown_model = model
+        known = model is None or self._known(model)
+        self.model: str | None = model if known else None
+        self._unknown_model: str | None = None if known else model
         self.max_concurrent = concurrency_limit
         self.draining = False
         self._transcription = transcription and hearing is not None
@@ -114,10 +125,14 @@ class RealtimeDialect(VoiceEvents):
         self._waiting: tuple[ResponseCreate, str, str | None] | None = None  # for transcripts
         self._cancel_reasons: dict[str, str] = {}
         self._response_ended: float | None = None  # monotonic: the idle timeout counts from it
-        item_events = (names.item_added, names.item_done)
-        self._ears = (
-            None if hearing is None else Ears(hearing, self._conversation, self, item_events)
-        )
+        events = (names.item_added, names.item_done)
+        self._ears = None if hearing is None else Ears(hearing, self._conversation, self, events)
+        self._start_notice: ErrorDetail | None = None
+        if session:  # a client secret's: as a session.update, before session.created
+            try:
+                self._update({"session": dict(session)})
+            except Invalid as exc:
+                self._start_notice = exc.detail()
 
     def _known(self, model: str) -> bool:
         return self._models is None or model in self._models
@@ -155,28 +170,14 @@ class RealtimeDialect(VoiceEvents):
         """An ``error`` event, in order with the answers to the events before it."""
         return Reply(functools.partial(self.error, exc.detail(event_id)), in_order=True)
 
-    def _delete_item(self, event: dict[str, Any]) -> Event:
-        item_id = required(event, "item_id", str)
-        self._conversation.delete(item_id)
-        return self._reply("conversation.item.deleted", {"item_id": item_id})
-
-    def _retrieve_item(self, event: dict[str, Any]) -> Event:
-        item = self._conversation.get(required(event, "item_id", str))
-        if item is None:
-            raise Invalid("item_not_found", f"item {event['item_id']!r} not found", "item_id")
-        return self._reply("conversation.item.retrieved", {"item": item})
-
     def refused(self, detail: ErrorDetail) -> Reply:
         """An ``error`` event, in order."""
         return Reply(functools.partial(self.error, detail), in_order=True)
 
     def binary(self) -> Reply:
         """Realtime events are JSON Text frames: a Binary frame is refused in band."""
-        return self._refusal(
-            Invalid(
-                "invalid_request", "binary frames not supported: send JSON events as Text frames"
-            )
-        )
+        message = "binary frames not supported: send JSON events as Text frames"
+        return self._refusal(Invalid("invalid_request", message))
 
     def _update(self, event: dict[str, Any]) -> Event:
         """Check every field first; apply them all (but audio output), or none."""
@@ -189,7 +190,9 @@ class RealtimeDialect(VoiceEvents):
             names,
             "session",
             extra=frozenset({"type", "model", "resumable", "include"}) | audio_fields,
+            speaks=self._voice is not None,
         )
+        self._check_voice(settings, "session")
         resumable = others.get("resumable", self._resumable)
         if not isinstance(resumable, bool):
             raise Invalid(
@@ -205,20 +208,14 @@ class RealtimeDialect(VoiceEvents):
                 raise Invalid("invalid_type", "session.model must be a string", "session.model")
             if not self._known(model):
                 raise self._model_not_found(model, "session.model")
+            if (refused := refusal(self._grant, model)) is not None:
+                raise Invalid(refused.code, refused.message, "session.model")
         self._settings, self.model, self._resumable = settings, model, resumable
         self._transcription = transcription
         if self._ears is not None and audio is not None:
             self._ears.update(audio)
         notice = None if not_applied is None else not_applied.detail(event.get("event_id"))
         return Reply(functools.partial(self._updated, notice), in_order=True)
-
-    def _create_item(self, event: dict[str, Any]) -> Event:
-        item = check_item(event.get("item"), self._names)
-        previous = event.get("previous_item_id")
-        if previous is not None and not isinstance(previous, str):
-            raise Invalid("invalid_type", "previous_item_id must be a string", "previous_item_id")
-        previous = self._conversation.add(item, previous)
-        return Reply(functools.partial(self._added, previous, item), in_order=True)
 
     def _create_response(self, event: dict[str, Any]) -> Events:
         return self._respond(event.get("response"), event.get("event_id"))
@@ -230,7 +227,10 @@ class RealtimeDialect(VoiceEvents):
             raise NO_RESPONSES
         if self.draining:
             raise Invalid("shutting_down", "server shutting down: no new responses")
-        asked = ResponseCreate.check(fields, self._settings, self._names, self._conversation)
+        asked = ResponseCreate.check(
+            fields, self._settings, self._names, self._conversation, self._voice is not None
+        )
+        self._check_voice(asked.settings, "response")
         if asked.in_band and self._in_band is not None:
             raise Invalid(
                 "conversation_already_has_active_response",
@@ -250,15 +250,7 @@ class RealtimeDialect(VoiceEvents):
         request = None if waits else asked.request(self.model, audio)
         response_id = self._conversation.new_id("resp")
         self._made_response = True
-        self._responses[response_id] = Response(
-            response_id,
-            self._names,
-            self._writer,
-            asked.settings,
-            self._conversation if asked.in_band else None,
-            f"conv_{self._session_id}",
-            asked.metadata,
-        )
+        self._responses[response_id] = self._new_response(asked, response_id)
         if asked.in_band:
             self._in_band = response_id
         if asked.not_applied is not None:
@@ -287,6 +279,7 @@ class RealtimeDialect(VoiceEvents):
         response = self._responses.pop(request_id, None)
         if response is not None:
             response.complete()
+            self._spoken(response)
         self._notices.pop(request_id, None)
         if self._in_band == request_id:
             self._in_band = None
@@ -297,6 +290,8 @@ class RealtimeDialect(VoiceEvents):
     def opened(self) -> None:
         """``session.created``, the first event of every session."""
         self._emit("session.created", {"session": self._session()})
+        if self._start_notice is not None:
+            self.error(self._start_notice)
         if self._unknown_model is not None:
             self.error(self._model_not_found(self._unknown_model, "model").detail())
         if self._deaf:
@@ -309,15 +304,8 @@ class RealtimeDialect(VoiceEvents):
         if notice is not None:
             self.error(notice)
 
-    def _added(self, previous: str | None, item: dict[str, Any]) -> None:
-        """A client's item joined the conversation (GA: added, then done)."""
-        fields = {"previous_item_id": previous, "item": item}
-        self._emit(self._names.item_added, fields)
-        if self._names.item_done is not None:
-            self._emit(self._names.item_done, fields)
-
     def _session(self) -> dict[str, Any]:
-        beta, ears = self._names.beta, self._ears
+        beta = self._names.beta
         if self._transcription:
             return self._transcription_session()
         session: dict[str, Any] = {"id": f"sess_{self._session_id}", "object": "realtime.session"}
@@ -325,9 +313,7 @@ class RealtimeDialect(VoiceEvents):
             session["type"] = "realtime"
         session["model"] = self.model
         session.update(self._settings.shown(self._names))
-        if ears is not None:
-            heard = ears.settings.shown(beta)
-            session.update(heard if beta else {"audio": {"input": heard}})
+        self._show_audio(session)
         resume_state(session, self._resume, self._resumable)
         return session
 
@@ -346,6 +332,9 @@ class RealtimeDialect(VoiceEvents):
         assert request_id is not None
         response = self._responses[request_id]
         response.start()
+        limits = self._grant.limits() if self._grant is not None else ()
+        if limits:  # as OpenAI's: when each response starts, as of the last one's end
+            self._emit("rate_limits.updated", {"rate_limits": [f.shown() for f in limits]})
         notice = self._notices.pop(request_id, None)
         if notice is not None:  # after response.created: the response is not refused
             self.error(notice)
@@ -366,9 +355,12 @@ class RealtimeDialect(VoiceEvents):
             else ("invalid_request_error")
         )
         response = self._responses.get(request_id) if request_id is not None else None
-        if response is not None and not response.done:
+        if response is not None and not response.done and response.created:
             response.fail(detail, kind)
             return
+        if response is not None and not response.created and request_id is not None:
+            del self._responses[request_id]  # refused before it started (a key's quota)
+            self.release(request_id)
         code = detail.code
         if code == "unknown_request_id":  # a cancel that came as the response ended
             code = "response_cancel_not_active"
@@ -379,6 +371,8 @@ class RealtimeDialect(VoiceEvents):
             "param": detail.param,
             "event_id": detail.event_id,
         }
+        if detail.retry_after is not None:
+            error["retry_after"] = detail.retry_after
         self._emit("error", {"error": error})
 
 
@@ -395,5 +389,6 @@ _HANDLERS: dict[str, _Handler] = {
     "input_audio_buffer.append": RealtimeDialect._append_audio,
     "input_audio_buffer.commit": RealtimeDialect._commit_audio,
     "transcription_session.update": RealtimeDialect._update_transcription,
+    "conversation.item.truncate": RealtimeDialect._truncate,
 }
 """The client events a Realtime session answers, by type."""

@@ -39,10 +39,16 @@ class ResponseCreate:
 
     @classmethod
     def check(
-        cls, fields: Any, base: Settings, names: Names, conversation: Conversation
+        cls,
+        fields: Any,
+        base: Settings,
+        names: Names,
+        conversation: Conversation,
+        speaks: bool = False,
     ) -> ResponseCreate:
         """The ``response`` object of a ``response.create``, checked; a null field
-        (or a null ``response``) is the session's value.
+        (or a null ``response``) is the session's value; ``speaks``: audio output
+        applies (the daemon has ``--tts``).
 
         Raises:
             Invalid: a field of a wrong type or value, or an unknown one.
@@ -51,7 +57,9 @@ class ResponseCreate:
         if not isinstance(fields, dict):
             raise Invalid("invalid_type", "response must be an object", "response")
         extra = frozenset({"conversation", "input", "metadata"})
-        settings, others, not_applied = check_settings(fields, base, names, "response", extra=extra)
+        settings, others, not_applied = check_settings(
+            fields, base, names, "response", extra=extra, speaks=speaks
+        )
         where = others.get("conversation", "auto")
         if where not in ("auto", "none"):
             raise Invalid(

@@ -213,13 +213,7 @@ class Response:
                 continue
             where = {"response_id": self.id, "item_id": item["id"], "output_index": index}
             if item["type"] == "message":
-                text = "".join(self._parts)
-                self._emit(self._names.text_done, {**where, "content_index": 0, "text": text})
-                self._emit(
-                    "response.content_part.done",
-                    {**where, "content_index": 0, "part": {"type": "text", "text": text}},
-                )
-                item["content"] = [{"type": self._names.text_part, "text": text}]
+                self._close_message(item, where)
             else:
                 item["arguments"] = "".join(self._arguments[item["id"]])
                 self._emit(
@@ -243,6 +237,16 @@ class Response:
                         self._names.item_done,
                         {"previous_item_id": self._previous[index], "item": item},
                     )
+
+    def _close_message(self, item: dict[str, Any], where: dict[str, Any]) -> None:
+        """The assistant message's last events: its whole text."""
+        text = "".join(self._parts)
+        self._emit(self._names.text_done, {**where, "content_index": 0, "text": text})
+        self._emit(
+            "response.content_part.done",
+            {**where, "content_index": 0, "part": {"type": "text", "text": text}},
+        )
+        item["content"] = [{"type": self._names.text_part, "text": text}]
 
     # -- the end ---------------------------------------------------------------
 
@@ -283,7 +287,7 @@ class Response:
             "status_details": details,
             "output": self.output if status != "in_progress" else [],
             "conversation_id": self._conversation_id,
-            names.modalities: ["text"],
+            names.modalities: shown[names.modalities],
             names.max_tokens: shown[names.max_tokens],
             "metadata": self._metadata,
             "usage": self._usage if status != "in_progress" else None,

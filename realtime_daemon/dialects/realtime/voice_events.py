@@ -18,10 +18,14 @@ from realtime_daemon.dialects.realtime.audio_input import (
     InputAudio,
     check_input_audio,
 )
+from realtime_daemon.dialects.realtime.audio_output import voice_param
+from realtime_daemon.dialects.realtime.conversation import Conversation
+from realtime_daemon.dialects.realtime.pieces import heard
 from realtime_daemon.dialects.realtime.request import ResponseCreate
-from realtime_daemon.dialects.realtime.response import Response
+from realtime_daemon.dialects.realtime.response import Response, Writer
+from realtime_daemon.dialects.realtime.speaking import SpokenResponse, Voice
 from realtime_daemon.dialects.realtime.voice import Ears
-from realtime_daemon.dialects.realtime.wire import Invalid, Names, required, unsupported
+from realtime_daemon.dialects.realtime.wire import Invalid, Names, Settings, required, unsupported
 from realtime_daemon.wire.chat import ErrorDetail
 from realtime_daemon.wire.events import Cancel, Event, Events, Reply, Submit
 
@@ -44,10 +48,18 @@ _SUPPORTED = (
 
 def unknown_event(kind: object) -> Invalid:
     """The refusal of a client event type the dialect does not answer."""
+    if kind == "output_audio_buffer.clear":
+        return Invalid(
+            "unsupported_modality",
+            f"{kind} is for WebRTC and SIP connections: over a WebSocket, response.cancel"
+            " stops the answer and the client drops what it has not played",
+            "type",
+        )
     if isinstance(kind, str) and kind in _AUDIO_OUT:
         return Invalid(
             "unsupported_modality",
-            f"{kind} is not supported: this server answers in text only (no audio output)",
+            f"{kind} is not supported: this server answers in text only; start it with"
+            " --tts NAME to speak",
             "type",
         )
     shown = kind if isinstance(kind, str) else repr(kind)
@@ -70,6 +82,12 @@ class VoiceEvents:
     _cancel_reasons: dict[str, str]
     _emit: Callable[[str, dict[str, Any]], None]
     _response_ended: float | None
+    _voice: Voice | None
+    _voiced: str | None
+    _said: dict[str, list[tuple[str, int]]]  # assistant audio items: pieces and their ms
+    _conversation: Conversation
+    _settings: Settings
+    _writer: Writer
     model: str | None
 
     # The dialect's own, used here.
@@ -89,6 +107,88 @@ class VoiceEvents:
         raise NotImplementedError
 
     # -- client events ---------------------------------------------------------------
+
+    def _spoken(self, response: Response) -> None:
+        """A spoken response ended: keep what its item said, for truncation."""
+        if isinstance(response, SpokenResponse) and response.item_id is not None:
+            self._said[response.item_id] = response.said
+            for item_id in [i for i in self._said if self._conversation.get(i) is None]:
+                del self._said[item_id]
+
+    def _new_response(self, asked: ResponseCreate, response_id: str) -> Response:
+        """The response ``asked`` for: spoken when its output modalities say audio."""
+        args = (
+            response_id,
+            self._names,
+            self._writer,
+            asked.settings,
+            self._conversation if asked.in_band else None,
+            f"conv_{self._session_id}",
+            asked.metadata,
+        )
+        if asked.settings.spoken and self._voice is not None:
+            self._voiced = asked.settings.output.voice or self._voice.default
+            return SpokenResponse(self._voice, *args)
+        return Response(*args)
+
+    def _show_audio(self, session: dict[str, Any]) -> None:
+        """The audio settings a session shows: input with ``--stt``, output with ``--tts``."""
+        beta, shown = self._names.beta, {}
+        if self._ears is not None:
+            shown["input"] = self._ears.settings.shown(beta)
+        if self._voice is not None:
+            shown["output"] = self._settings.output.shown(beta, self._voice.default)
+        if beta:
+            for part in shown.values():
+                session.update(part)
+        elif shown:
+            session["audio"] = shown
+
+    def _check_voice(self, settings: Settings, where: str) -> None:
+        """As at OpenAI, the voice is fixed once the session has spoken."""
+        voice = self._voice
+        if voice is None or self._voiced is None:
+            return
+        asked = settings.output.voice or voice.default
+        if asked != self._voiced:
+            param = voice_param(where, self._names.beta)
+            raise Invalid(
+                "cannot_update_voice",
+                f"{param}: the voice cannot change once the session has spoken"
+                f" (it speaks as {self._voiced!r})",
+                param,
+            )
+
+    def _truncate(self, event: dict[str, Any]) -> Event:
+        """``conversation.item.truncate``: an assistant's audio item cut to what the client
+        played, its transcript to the words spoken by then."""
+        if self._voice is None:
+            raise unknown_event("conversation.item.truncate")
+        item_id = required(event, "item_id", str)
+        item = self._conversation.get(item_id)
+        said = self._said.get(item_id)
+        if item is None or said is None:
+            raise Invalid(
+                "invalid_value",
+                f"item {item_id!r} is not an assistant audio item of this session",
+                "item_id",
+            )
+        index = event.get("content_index", 0)
+        if index != 0:
+            raise Invalid("invalid_value", "content_index must be 0", "content_index")
+        end = event.get("audio_end_ms")
+        total = sum(ms for _, ms in said)
+        if not isinstance(end, int) or isinstance(end, bool) or not 0 <= end <= total:
+            raise Invalid(
+                "invalid_value",
+                f"audio_end_ms must be an integer from 0 to the audio's {total} ms",
+                "audio_end_ms",
+            )
+        item["content"][0]["transcript"] = heard(said, end)
+        self._said[item_id] = [(item["content"][0]["transcript"], end)]
+        self._conversation.settle(item)
+        fields = {"item_id": item_id, "content_index": 0, "audio_end_ms": end}
+        return self._reply("conversation.item.truncated", fields)
 
     def _clear_audio(self, event: dict[str, Any]) -> Event:
         if self._ears is None:  # no audio comes in without --stt: nothing to clear

@@ -11,8 +11,14 @@ one table per shape (:attr:`Names.fields`, from :mod:`.fields`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
+from realtime_daemon.dialects.realtime.audio_output import (
+    BETA_OUTPUT_FIELDS,
+    OutputAudio,
+    check_output_audio,
+)
+from realtime_daemon.dialects.realtime.errors import Invalid
 from realtime_daemon.dialects.realtime.fields import Fields, fields, given
 from realtime_daemon.wire.chat import ErrorDetail
 
@@ -25,6 +31,7 @@ __all__ = [
     "Settings",
     "check_settings",
     "required",
+    "session_expired",
     "unsupported",
     "usage",
 ]
@@ -32,19 +39,19 @@ __all__ = [
 _TOOL_CHOICES = ("none", "auto", "required")
 
 
-class Invalid(Exception):
-    """A client event refused: an ``error`` event with ``code`` and ``param``, and the
-    session goes on."""
+class _Errors(Protocol):
+    def error(self, detail: ErrorDetail, request_id: str | None = None) -> None: ...
 
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.param = param
 
-    def detail(self, event_id: object = None) -> ErrorDetail:
-        """This error as an ``error`` event's detail, about the client event ``event_id``."""
-        event_id = event_id if isinstance(event_id, str) else None
-        return ErrorDetail(code=self.code, message=str(self), param=self.param, event_id=event_id)
+def session_expired(dialect: _Errors) -> None:
+    """The connection reached ``--max-session-duration``: a ``session_expired`` error (a
+    Realtime dialect's ``expired``)."""
+    dialect.error(
+        ErrorDetail(
+            code="session_expired",
+            message="Your session hit the maximum duration: open a new one to go on.",
+        )
+    )
 
 
 def unsupported(param: str, what: str) -> Invalid:
@@ -82,6 +89,11 @@ class Names:
     text_part: str  # an assistant message's text part
     modalities: str
     max_tokens: str
+    audio_delta: str
+    audio_done: str
+    transcript_delta: str
+    transcript_done: str
+    audio_part: str  # an assistant message's audio part
     fields: Fields = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +110,11 @@ GA = Names(
     text_part="output_text",
     modalities="output_modalities",
     max_tokens="max_output_tokens",
+    audio_delta="response.output_audio.delta",
+    audio_done="response.output_audio.done",
+    transcript_delta="response.output_audio_transcript.delta",
+    transcript_done="response.output_audio_transcript.done",
+    audio_part="output_audio",
 )
 BETA = Names(
     beta=True,
@@ -108,6 +125,11 @@ BETA = Names(
     text_part="text",
     modalities="modalities",
     max_tokens="max_response_output_tokens",
+    audio_delta="response.audio.delta",
+    audio_done="response.audio.done",
+    transcript_delta="response.audio_transcript.delta",
+    transcript_done="response.audio_transcript.done",
+    audio_part="audio",
 )
 
 
@@ -137,6 +159,8 @@ class Settings:
     parallel_tool_calls: bool | None = None
     max_tokens: int | None = None  # None: "inf"
     temperature: float | None = None  # beta only
+    spoken: bool = False  # output modalities ["audio"] (a daemon with --tts)
+    output: OutputAudio = dataclasses.field(default_factory=OutputAudio)
 
     def chat_fields(self) -> dict[str, Any]:
         """These settings as chat-completion request fields."""
@@ -158,10 +182,16 @@ class Settings:
             fields["temperature"] = self.temperature
         return fields
 
+    def modalities(self, names: Names) -> list[str]:
+        """The output modalities, as the shape names them (beta: audio with its text)."""
+        if not self.spoken:
+            return ["text"]
+        return ["text", "audio"] if names.beta else ["audio"]
+
     def shown(self, names: Names) -> dict[str, Any]:
         """These settings as a session or response object shows them."""
         shown: dict[str, Any] = {
-            names.modalities: ["text"],
+            names.modalities: self.modalities(names),
             "instructions": self.instructions,
             "tools": list(self.tools),
             "tool_choice": self.tool_choice,
@@ -193,7 +223,13 @@ _EVENT_OF = {"session": "session.update", "response": "response.create"}
 
 
 def check_settings(
-    value: dict[str, Any], base: Settings, names: Names, where: str, *, extra: frozenset[str]
+    value: dict[str, Any],
+    base: Settings,
+    names: Names,
+    where: str,
+    *,
+    extra: frozenset[str],
+    speaks: bool = False,
 ) -> Checked:
     """``base`` with the settings ``value`` changes; the fields in ``extra`` are
     returned for the caller to check. An explicit null reads as the field absent
@@ -206,6 +242,7 @@ def check_settings(
         names: the client's shape.
         where: the object's path, for ``param`` (``session``, ``response``).
         extra: other fields the caller knows.
+        speaks: the daemon has a speech engine (``--tts``): audio output applies.
 
     Raises:
         Invalid: a field of a wrong type or value, or an unknown field: nothing applies.
@@ -218,10 +255,20 @@ def check_settings(
         param = f"{where}.{name}"
         if name in extra:
             others[name] = field
+        if speaks and (name == "audio" or (names.beta and name in BETA_OUTPUT_FIELDS)):
+            output = check_output_audio(
+                {name: field}, changes.get("output", base.output), beta=names.beta, where=where
+            )
+            changes["output"] = output
+        elif name in extra:
+            pass
         elif name == "instructions":
             changes["instructions"] = _string(field, param)
         elif name == names.modalities:
-            if _asks_audio(field, param):
+            asks = _asks_audio(field, param)
+            if speaks:
+                changes["spoken"] = asks
+            elif asks:
                 not_applied = _no_audio_output(param, where, names)
         elif name == names.max_tokens:
             changes["max_tokens"] = _max_tokens(field, param)
@@ -258,14 +305,14 @@ def _asks_audio(value: Any, param: str) -> bool:
 
 
 def _no_audio_output(param: str, where: str, names: Names) -> Invalid:
-    # Audio output needs speech engines, which this daemon does not have (yet): the
-    # answer comes in text, and the client hears why once.
+    # Audio output needs a text-to-speech engine, which this daemon was started
+    # without: the answer comes in text, and the client hears why once.
     what = "the session answers" if where == "session" else "this response answers"
     return Invalid(
         "unsupported_modality",
         f"{param}: audio output is not available: speech engines are not configured on this"
-        f' daemon, so {what} in text ({names.modalities} ["text"]); everything else in the'
-        f" {where} was applied",
+        f' daemon (--tts NAME turns it on), so {what} in text ({names.modalities} ["text"]);'
+        f" everything else in the {where} was applied",
         param,
     )
 

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
 import importlib.util
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -40,8 +43,20 @@ INSTALL = "pip install 'realtime-daemon[speech]'"
 _worker: dict[str, Any] = {}  # in a worker process: its one decoder, made once
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def _start_worker() -> None:
-    """A worker process's start: load the model (once per process)."""
+    """A worker process's start: die with the daemon, then load the model (once)."""
+    if sys.platform.startswith("linux"):
+        # A daemon killed outright (SIGKILL, the OOM killer) cannot stop its pool:
+        # the kernel ends the worker instead, so none outlives it holding its pipes.
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _load()
+
+
+def _load() -> None:
+    """Load the model into this process (once)."""
     from pocketsphinx import Decoder
 
     _worker["decoder"] = Decoder(samprate=RATE, loglevel="FATAL")
@@ -52,7 +67,7 @@ def decode(pcm: bytes, rate: int) -> str:
     if rate != RATE:
         pcm = resample(pcm, rate, RATE)
     if "decoder" not in _worker:
-        _start_worker()
+        _load()
     decoder = _worker["decoder"]
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
