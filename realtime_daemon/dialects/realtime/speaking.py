@@ -21,6 +21,7 @@ from typing import Any
 from realtime_daemon.audio.formats import FORMATS, encode
 from realtime_daemon.audio.resample import Resampler
 from realtime_daemon.audio.speech import PCM_RATE, SpeechRequest, SynthesisFailed, Synthesizer
+from realtime_daemon.config.speech_settings import engine_voice
 from realtime_daemon.dialects.realtime.pieces import Pieces
 from realtime_daemon.dialects.realtime.response import Response
 from realtime_daemon.wire.chat import ErrorDetail
@@ -56,13 +57,8 @@ class Voice:
         return self.synthesizer.voice
 
     def engine_voice(self, asked: str | None) -> str:
-        """The engine's voice for the one asked: mapped by the table; else the name
-        itself for an engine that knows its voices (an upstream), the default else."""
-        if asked is None:
-            return self.default
-        if asked in self.voices:
-            return self.voices[asked]
-        return asked if self.synthesizer.passthrough else self.default
+        """The engine's voice for the one asked (:func:`~realtime_daemon.config.engine_voice`)."""
+        return engine_voice(asked, self.voices, self.default, self.synthesizer.passthrough)
 
 
 @dataclasses.dataclass(slots=True)
