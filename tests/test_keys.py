@@ -32,6 +32,7 @@ from .conftest import (
     serve_json,
 )
 from .fake_stt import FakeSTT
+from .fake_tts import MS_PER_CHARACTER, fake_ttss
 from .test_metrics import scrape
 from .test_realtime_sdk import answer, events_until, sdk, user
 from .test_voice_in import TURN, listening
@@ -345,3 +346,22 @@ async def test_a_key_s_audio_seconds_are_counted(
     samples = await scrape(daemon)
     labels = (("direction", "in"), ("key", "delta"), ("model", "echo"))
     assert samples[("realtime_daemon_key_audio_seconds_total", labels)] == pytest.approx(2.8)
+
+
+async def test_a_key_s_spoken_seconds_are_counted(
+    serve_engine: StartServer, keys_file: Path
+) -> None:
+    """Voice out under a key: the seconds spoken are the key's (direction out) and the
+    daemon's (by text-to-speech engine)."""
+    async for (tts,) in fake_ttss(1):
+        daemon = await serve_engine(tts="openai", tts_url=(tts.url,), keys_file=str(keys_file))
+        async with sdk(daemon, api_key="delta-token").realtime.connect(model="echo") as conn:
+            await conn.conversation.item.create(item=user("Hello there."))
+            await conn.response.create()
+            await voice_until(conn, "response.done")
+        samples = await scrape(daemon)
+    seconds = len("Hello there.") * MS_PER_CHARACTER / 1000
+    labels = (("direction", "out"), ("key", "delta"), ("model", "echo"))
+    assert samples[("realtime_daemon_key_audio_seconds_total", labels)] == pytest.approx(seconds)
+    engine = (("engine", "openai"),)
+    assert samples[("realtime_daemon_audio_output_seconds_total", engine)] == pytest.approx(seconds)

@@ -100,7 +100,7 @@ def build_app(
         key_sessions=KeySessions(),
         hearing=_hearing(config, metrics),
         shared=shared,
-        voice=_voice(config),
+        voice=_voice(config, metrics),
     )
     app = web.Application()
     app[STATE] = state
@@ -129,11 +129,13 @@ def _hearing(config: Config, metrics: Metrics) -> Hearing | None:
     return Hearing(transcriber, config.max_input_audio_seconds, metrics, passthrough)
 
 
-def _voice(config: Config) -> Voice | None:
+def _voice(config: Config, metrics: Metrics) -> Voice | None:
     synthesizer = load_synthesizer(config)
     if synthesizer is None:
         return None
-    return Voice(synthesizer, config.tts_voices, config.tts_max_concurrent, config.tts_model)
+    return Voice(
+        synthesizer, config.tts_voices, config.tts_max_concurrent, config.tts_model, metrics
+    )
 
 
 def default_max_connections() -> int:

@@ -77,6 +77,13 @@ SPECS = (
         ("engine",),
     ),
     Spec(
+        "audio_spoken",
+        Counter,
+        "realtime_daemon_audio_output_seconds",
+        "Seconds of spoken answers sent to Realtime clients, by text-to-speech engine.",
+        ("engine",),
+    ),
+    Spec(
         "turns",
         Counter,
         "realtime_daemon_turns_detected",
@@ -316,6 +323,7 @@ class Metrics:
     shared_store_round_trips: Counter
     shared_up: Gauge
     audio_heard: Counter
+    audio_spoken: Counter
     turns: Counter
     transcription_time: Histogram
     transcription_failures: Counter
@@ -375,6 +383,9 @@ class Metrics:
 
     def turn_detected(self, engine: str) -> None:
         self.turns.labels(engine).inc()
+
+    def spoke(self, engine: str, seconds: float) -> None:
+        self.audio_spoken.labels(engine).inc(seconds)
 
     def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
         self.transcription_time.labels(engine).observe(seconds)

@@ -260,11 +260,12 @@ class KeyEars:
         model: the model named at the upgrade (``?model=``, a client secret's), if any.
     """
 
-    __slots__ = ("_heard", "_inner")
+    __slots__ = ("_heard", "_inner", "_spoken")
 
     def __init__(self, inner: VoiceObserver, metrics: Metrics, key: str, model: str) -> None:
         self._inner = inner
         self._heard = metrics.key_audio_seconds.labels(key, model, "in")
+        self._spoken = metrics.key_audio_seconds.labels(key, model, "out")
 
     def heard(self, engine: str, seconds: float) -> None:
         self._inner.heard(engine, seconds)
@@ -275,3 +276,7 @@ class KeyEars:
 
     def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
         self._inner.transcribed(engine, seconds, code)
+
+    def spoke(self, engine: str, seconds: float) -> None:
+        self._inner.spoke(engine, seconds)
+        self._spoken.inc(seconds)

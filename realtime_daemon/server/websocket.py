@@ -19,7 +19,6 @@ import structlog
 from aiohttp import web
 
 from realtime_daemon.config import Config
-from realtime_daemon.dialects.realtime import Hearing
 from realtime_daemon.dialects.registry import Upgrade
 from realtime_daemon.server.admission import PROTOCOL, TrustedProxies, client_address
 from realtime_daemon.server.keys import Key
@@ -153,14 +152,17 @@ class _Path:
         self.state.key_sessions.discard(key.name, host)
         self.state.quotas.close_session(key, host.session_id)
 
-    def _ears(self, upgrade: Upgrade, grant: KeyGrant) -> Hearing | None:
-        """The session's hearing, its audio counted for its key too."""
-        hearing = upgrade.hearing
-        if hearing is None:
-            return None
+    def _keyed(self, upgrade: Upgrade, grant: KeyGrant) -> Upgrade:
+        """The session's upgrade with its key's grant, its audio in and out counted for
+        its key too."""
+        hearing, voice = upgrade.hearing, upgrade.voice
         model = upgrade.query.get("model") or (upgrade.session or {}).get("model") or "other"
-        ears = KeyEars(hearing.observer, self.state.metrics, grant.key, str(model))
-        return dataclasses.replace(hearing, observer=ears)
+        counts = KeyEars(self.state.metrics, self.state.metrics, grant.key, str(model))
+        if hearing is not None:
+            hearing = dataclasses.replace(hearing, observer=counts)
+        if voice is not None:
+            voice = dataclasses.replace(voice, observer=counts)
+        return dataclasses.replace(upgrade, grant=grant, hearing=hearing, voice=voice)
 
     def _host(self, connection: Connection, verdict: Accept, peer: str, session_id: str) -> Host:
         """A new session on ``connection``, in the dialect the upgrade chose."""
@@ -168,7 +170,7 @@ class _Path:
         key, upgrade = verdict.caller.key, verdict.upgrade
         grant = self.state.quotas.grant(key, session_id) if key is not None else None
         if grant is not None:
-            upgrade = dataclasses.replace(upgrade, grant=grant, hearing=self._ears(upgrade, grant))
+            upgrade = self._keyed(upgrade, grant)
         return Host(
             connection,
             self.state.routes,

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from realtime_daemon.audio.speech import Transcriber
 
-__all__ = ["Hearing", "VoiceObserver"]
+__all__ = ["UNOBSERVED", "Hearing", "VoiceObserver"]
 
 
 class VoiceObserver(Protocol):
@@ -22,6 +22,9 @@ class VoiceObserver(Protocol):
     def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
         """A transcription took ``seconds``; ``code`` is its failure's, None if it worked."""
 
+    def spoke(self, engine: str, seconds: float) -> None:
+        """``seconds`` of spoken answer were sent."""
+
 
 class _Unobserved:
     def heard(self, engine: str, seconds: float) -> None:
@@ -31,6 +34,9 @@ class _Unobserved:
         pass
 
     def transcribed(self, engine: str, seconds: float, code: str | None) -> None:
+        pass
+
+    def spoke(self, engine: str, seconds: float) -> None:
         pass
 
 
@@ -48,5 +54,9 @@ class Hearing:
 
     transcriber: Transcriber
     max_seconds: float
-    observer: VoiceObserver = dataclasses.field(default_factory=_Unobserved)
+    observer: VoiceObserver = dataclasses.field(default_factory=lambda: UNOBSERVED)
     passthrough: frozenset[str] = frozenset()
+
+
+UNOBSERVED: VoiceObserver = _Unobserved()
+"""An observer told nothing: a session's voice without metrics (tests, embedding)."""

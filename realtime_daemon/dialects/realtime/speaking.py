@@ -22,6 +22,7 @@ from realtime_daemon.audio.formats import FORMATS, encode
 from realtime_daemon.audio.resample import Resampler
 from realtime_daemon.audio.speech import PCM_RATE, SpeechRequest, SynthesisFailed, Synthesizer
 from realtime_daemon.config.speech_settings import engine_voice
+from realtime_daemon.dialects.realtime.hearing import UNOBSERVED, VoiceObserver
 from realtime_daemon.dialects.realtime.pieces import Pieces
 from realtime_daemon.dialects.realtime.response import Response
 from realtime_daemon.wire.chat import ErrorDetail
@@ -44,12 +45,14 @@ class Voice:
         voices: ``[tts.voices]``: the session's voice names to the engine's.
         max_concurrent: syntheses one response runs at once (``--tts-max-concurrent``).
         model: the speech model (``--tts-model``), if set.
+        observer: told of the seconds spoken.
     """
 
     synthesizer: Synthesizer
     voices: Mapping[str, str] = dataclasses.field(default_factory=dict)
     max_concurrent: int = 2
     model: str | None = None
+    observer: VoiceObserver = UNOBSERVED
 
     @property
     def default(self) -> str:
@@ -225,6 +228,7 @@ class SpokenResponse(Response):
                 return False
             if piece.done:
                 self._said.append((piece.text, ms))
+                self._voice.observer.spoke(self._voice.synthesizer.name, ms / 1000)
                 return True
             await ready()
 
