@@ -8,9 +8,13 @@ Targets, each started in its own process on the first CPU:
   and runs the same turn detector (``--serve-probe``): the floor.
 
 Each session sends a turn pattern (800 ms of tone, 1500 ms of silence) over
-and over. Reported per target: server CPU per second of audio, and for the
+and over, the sessions' turns spread evenly over the pattern (not all at
+once). Reported per target: server CPU per second of audio, and for the
 daemon, ``speech_stopped`` lateness (its arrival less the send of the append
-holding ``audio_end_ms``) and committed -> transcription completed, p50/p99.
+holding ``audio_end_ms``) and committed -> transcription completed, p50/p99;
+with ``--spoken``, each step of a whole turn (speech_stopped, committed,
+transcript, response.created, first output audio) after the speech's end
+and the silence window.
 
     python benchmarks/voice.py --sessions 100 --duration 30
 """
@@ -109,7 +113,7 @@ _STEPS = {
 
 
 async def session(
-    url: str, audio: bytes, until: float, results: Results, spoken: bool = False
+    url: str, audio: bytes, until: float, results: Results, spoken: bool = False, lag: float = 0
 ) -> None:
     sent_at: dict[int, float] = {}  # audio ms at the end of each append -> when sent
     committed: dict[str, float] = {}
@@ -151,6 +155,7 @@ async def session(
         if spoken:
             update["output_modalities"] = ["audio"]
         await ws.send_json({"type": "session.update", "session": update})
+        await asyncio.sleep(lag)  # sessions' turns spread over the pattern, as callers' are
         step, clock, start = FRAME * 2, 0, time.perf_counter()
         speech_end: list[float] = []
         seen: set[str] = set()
@@ -178,7 +183,13 @@ async def load(url: str, sessions: int, duration: float, spoken: bool = False) -
     results = Results()
     audio = turn_pattern()
     until = time.perf_counter() + duration
-    await asyncio.gather(*(session(url, audio, until, results, spoken) for _ in range(sessions)))
+    period = sum(PATTERN_MS) / 1000
+    await asyncio.gather(
+        *(
+            session(url, audio, until, results, spoken, period * i / sessions)
+            for i in range(sessions)
+        )
+    )
     return results
 
 
