@@ -19,29 +19,24 @@ keep-alive connections, its own).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
+import functools
 import secrets
 from collections.abc import Callable
 
 import structlog
 
-from realtime_daemon import __version__
 from realtime_daemon.audio.speech import Transcript, TranscriptionFailed, TranscriptionRequest
 from realtime_daemon.audio.wav import wav_bytes
 from realtime_daemon.config import Config
-from realtime_daemon.engines.openai.h1 import Origin, Pool, StaleConnection
-from realtime_daemon.engines.openai.watchdog import Watchdog
 from realtime_daemon.engines.speech.answer import AttemptFailed, TranscriptAnswer
+from realtime_daemon.engines.speech.replicas import Replicas
 
-__all__ = ["DEFAULT_MODEL", "MAX_CONNECTIONS", "OpenAITranscriber", "connection_failure"]
+__all__ = ["DEFAULT_MODEL", "OpenAITranscriber"]
 
 logger = structlog.get_logger("realtime_daemon")
 
 DEFAULT_MODEL = "whisper-1"
 """The model asked for when neither ``--stt-model`` nor the session names one."""
-MAX_CONNECTIONS = 256
-"""Upstream connections open at once, per process; more transcriptions wait for one."""
 
 
 def _field(boundary: bytes, name: str, value: str) -> bytes:
@@ -87,44 +82,24 @@ class OpenAITranscriber:
     def __init__(self, config: Config) -> None:
         if not config.stt_url:
             raise ValueError("needs at least one --stt-url")
-        self._urls = tuple(url.rstrip("/") + "/audio/transcriptions" for url in config.stt_url)
-        self._origins = tuple(Origin.parse(url) for url in self._urls)
         self._model = config.stt_model
         self._timeout = config.stt_timeout
-        self._turn = itertools.count()
-        self._pool: Pool | None = None
-        headers = [
-            b"Accept: text/event-stream, application/json",
-            b"Accept-Encoding: identity",
-            b"User-Agent: realtime-daemon/" + __version__.encode(),
-        ]
-        if config.stt_api_key:
-            headers.append(b"Authorization: Bearer " + config.stt_api_key.encode())
         # Each replica's request head, up to the body's boundary.
-        self._heads = tuple(
-            b"POST %b HTTP/1.1\r\nHost: %b\r\n%b\r\n"
-            b"Content-Type: multipart/form-data; boundary="
-            % (o.path.encode(), o.host_header.encode("idna"), b"\r\n".join(headers))
-            for o in self._origins
+        self._replicas = Replicas(
+            config.stt_url,
+            "/audio/transcriptions",
+            [b"Accept: text/event-stream, application/json"],
+            config.stt_api_key,
+            b"Content-Type: multipart/form-data; boundary=",
+            self._timeout,
         )
 
     def __repr__(self) -> str:
-        return f"OpenAITranscriber(replicas={len(self._urls)})"  # no key, no URL
-
-    def _connections(self) -> Pool:
-        # Made on first use, inside the running loop.
-        if self._pool is None:
-            self._pool = Pool(
-                MAX_CONNECTIONS, connect_timeout=self._timeout, watchdog=Watchdog(self._timeout)
-            )
-        return self._pool
+        return f"OpenAITranscriber(replicas={len(self._replicas)})"  # no key, no URL
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        if self._pool is not None:
-            self._pool.watchdog.close()
-            self._pool.close()
-            self._pool = None
+        self._replicas.close()
 
     async def transcribe(
         self, request: TranscriptionRequest, delta: Callable[[str], None]
@@ -138,18 +113,25 @@ class OpenAITranscriber:
         boundary = secrets.token_hex(16).encode()
         body = form(request, self._model or request.model or DEFAULT_MODEL, boundary)
         tail = b"%b\r\nContent-Length: %d\r\n\r\n%b" % (boundary, len(body), body)
-        start = next(self._turn) % len(self._urls)
-        order = [*range(start, len(self._urls)), *range(start)]
+        replicas = self._replicas
+        order = replicas.order()
         errors: list[str] = []
         try:
             async with asyncio.timeout(self._timeout):
                 for replica in order:
                     try:
-                        text = await self._attempt(replica, self._heads[replica] + tail, delta)
+                        text = await replicas.attempt(
+                            replica,
+                            replicas.heads[replica] + tail,
+                            functools.partial(TranscriptAnswer, f"stt replica {replica}", delta),
+                        )
                     except AttemptFailed as exc:
                         errors.append(exc.message)
                         logger.warning(
-                            "stt_failed", url=self._urls[replica], error=exc.message, code=exc.code
+                            "stt_failed",
+                            url=replicas.urls[replica],
+                            error=exc.message,
+                            code=exc.code,
                         )
                         if exc.retry and replica != order[-1]:
                             continue
@@ -160,34 +142,3 @@ class OpenAITranscriber:
             what = f"no transcript within {self._timeout:g} s"
             raise TranscriptionFailed("timeout", "; ".join([*errors, what])) from None
         raise AssertionError("unreachable: the last replica's failure is raised")
-
-    async def _attempt(self, replica: int, data: bytes, delta: Callable[[str], None]) -> str:
-        """One replica's transcript (a kept-alive connection found closed is tried
-        once more, on a new one).
-
-        Raises:
-            AttemptFailed: this replica failed.
-        """
-        fresh = False
-        while True:
-            answer = TranscriptAnswer(f"stt replica {replica}", delta)
-            try:
-                try:
-                    pool = self._connections()
-                    origin = self._origins[replica]
-                    answer.connection = await pool.send(origin, data, answer, fresh=fresh)
-                except OSError as exc:
-                    what = f"connection failed: {connection_failure(exc)}"
-                    raise answer.failure("upstream_unavailable", what) from None
-                return await answer.result()
-            except StaleConnection:
-                fresh = True
-            finally:
-                answer.close()
-
-
-def connection_failure(exc: OSError) -> str:
-    """A connection failure in words that name no host."""
-    errno = exc.errno or 0
-    reason = os.strerror(errno) if errno > 0 else None
-    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__

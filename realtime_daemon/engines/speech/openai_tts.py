@@ -21,26 +21,22 @@ openai chat engine's HTTP/1.1 client (a pool of keep-alive connections, its own)
 from __future__ import annotations
 
 import asyncio
-import itertools
+import functools
 from collections.abc import Callable
 
 import msgspec
 import structlog
 
-from realtime_daemon import __version__
 from realtime_daemon.audio.speech import SpeechRequest, SynthesisFailed
 from realtime_daemon.config import Config
 from realtime_daemon.engines.openai.h1 import (
     Connection,
     ConnectionLost,
-    Origin,
-    Pool,
     ProtocolError,
     StaleConnection,
 )
-from realtime_daemon.engines.openai.watchdog import Watchdog
 from realtime_daemon.engines.speech.answer import RETRY_STATUSES, AttemptFailed, upstream_words
-from realtime_daemon.engines.speech.openai import MAX_CONNECTIONS, connection_failure
+from realtime_daemon.engines.speech.replicas import Replicas
 
 __all__ = ["DEFAULT_VOICE", "NOT_PCM", "OpenAISynthesizer", "SpeechAnswer"]
 
@@ -208,43 +204,27 @@ class OpenAISynthesizer:
     def __init__(self, config: Config) -> None:
         if not config.tts_url:
             raise ValueError("needs at least one --tts-url")
-        self._urls = tuple(url.rstrip("/") + "/audio/speech" for url in config.tts_url)
-        self._origins = tuple(Origin.parse(url) for url in self._urls)
         self.voice = config.tts_voice or DEFAULT_VOICE
         self._model = config.tts_model
         self._timeout = config.tts_timeout
-        self._turn = itertools.count()
-        self._pool: Pool | None = None
-        headers = [
-            b"Accept: audio/pcm, application/octet-stream, */*",
-            b"Accept-Encoding: identity",
-            b"Content-Type: application/json",
-            b"User-Agent: realtime-daemon/" + __version__.encode(),
-        ]
-        if config.tts_api_key:
-            headers.append(b"Authorization: Bearer " + config.tts_api_key.encode())
-        self._heads = tuple(
-            b"POST %b HTTP/1.1\r\nHost: %b\r\n%b\r\nContent-Length: "
-            % (o.path.encode(), o.host_header.encode("idna"), b"\r\n".join(headers))
-            for o in self._origins
+        self._replicas = Replicas(
+            config.tts_url,
+            "/audio/speech",
+            [
+                b"Accept: audio/pcm, application/octet-stream, */*",
+                b"Content-Type: application/json",
+            ],
+            config.tts_api_key,
+            b"Content-Length: ",
+            self._timeout,
         )
 
     def __repr__(self) -> str:
-        return f"OpenAISynthesizer(replicas={len(self._urls)})"  # no key, no URL
-
-    def _connections(self) -> Pool:
-        if self._pool is None:  # made on first use, inside the running loop
-            self._pool = Pool(
-                MAX_CONNECTIONS, connect_timeout=self._timeout, watchdog=Watchdog(self._timeout)
-            )
-        return self._pool
+        return f"OpenAISynthesizer(replicas={len(self._replicas)})"  # no key, no URL
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        if self._pool is not None:
-            self._pool.watchdog.close()
-            self._pool.close()
-            self._pool = None
+        self._replicas.close()
 
     async def synthesize(self, request: SpeechRequest, audio: Callable[[bytes], None]) -> None:
         """Speak ``request``, handing PCM to ``audio`` as it streams in.
@@ -262,8 +242,8 @@ class OpenAISynthesizer:
             )
         )
         tail = b"%d\r\n\r\n%b" % (len(body), body)
-        start = next(self._turn) % len(self._urls)
-        order = [*range(start, len(self._urls)), *range(start)]
+        replicas = self._replicas
+        order = replicas.order()
         errors: list[str] = []
         try:
             async with asyncio.timeout(self._timeout) as deadline:
@@ -271,11 +251,18 @@ class OpenAISynthesizer:
                     try:
                         # From the first audio on, the watchdog times the silences.
                         first = lambda: deadline.reschedule(None)  # noqa: E731
-                        await self._attempt(replica, self._heads[replica] + tail, audio, first)
+                        await replicas.attempt(
+                            replica,
+                            replicas.heads[replica] + tail,
+                            functools.partial(SpeechAnswer, f"tts replica {replica}", audio, first),
+                        )
                     except AttemptFailed as exc:
                         errors.append(exc.message)
                         logger.warning(
-                            "tts_failed", url=self._urls[replica], error=exc.message, code=exc.code
+                            "tts_failed",
+                            url=replicas.urls[replica],
+                            error=exc.message,
+                            code=exc.code,
                         )
                         if exc.retry and replica != order[-1]:
                             continue
@@ -285,30 +272,3 @@ class OpenAISynthesizer:
             logger.warning("tts_failed", error="timed out", code="timeout")
             what = f"no audio within {self._timeout:g} s"
             raise SynthesisFailed("timeout", "; ".join([*errors, what])) from None
-
-    async def _attempt(
-        self, replica: int, data: bytes, audio: Callable[[bytes], None], first: Callable[[], None]
-    ) -> None:
-        """One replica's answer (a kept-alive connection found closed is tried once
-        more, on a new one).
-
-        Raises:
-            AttemptFailed: this replica failed.
-        """
-        fresh = False
-        while True:
-            answer = SpeechAnswer(f"tts replica {replica}", audio, first)
-            try:
-                try:
-                    pool = self._connections()
-                    origin = self._origins[replica]
-                    answer.connection = await pool.send(origin, data, answer, fresh=fresh)
-                except OSError as exc:
-                    what = f"connection failed: {connection_failure(exc)}"
-                    raise answer.failure("upstream_unavailable", what) from None
-                await answer.result()
-                return
-            except StaleConnection:
-                fresh = True
-            finally:
-                answer.close()
