@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 
@@ -31,7 +32,14 @@ from realtime_daemon.engines.openai.h1 import (
 )
 from realtime_daemon.engines.openai.sse import EventTooLarge, SSEParser
 
-__all__ = ["MAX_ANSWER", "RETRY_STATUSES", "AttemptFailed", "TranscriptAnswer", "upstream_words"]
+__all__ = [
+    "MAX_ANSWER",
+    "RETRY_STATUSES",
+    "AttemptFailed",
+    "TranscriptAnswer",
+    "lost",
+    "upstream_words",
+]
 
 MAX_ANSWER = 1024 * 1024
 """Bytes of a plain answer, or of one streamed event, at most."""
@@ -97,6 +105,25 @@ def upstream_words(body: bytes) -> str:
                 break
     text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
     return text[:_DETAIL_LIMIT]
+
+
+class _Failing(Protocol):
+    def failure(self, code: str, what: str, *, retry: bool | None = None) -> AttemptFailed: ...
+
+
+def lost(answer: _Failing, exc: Exception, silent: str) -> Exception:
+    """What a connection's failure mid-answer means for the attempt: a stale kept-alive
+    connection as it is (tried again), anything else the attempt's failure (``silent``:
+    how the watchdog's timeout is told)."""
+    if isinstance(exc, StaleConnection):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return answer.failure("timeout", silent)
+    if isinstance(exc, ProtocolError):
+        return answer.failure("invalid_answer", str(exc))
+    if isinstance(exc, ConnectionLost):
+        return answer.failure("upstream_unavailable", str(exc))
+    return answer.failure("upstream_unavailable", f"connection failed: {type(exc).__name__}")
 
 
 class TranscriptAnswer:
@@ -185,19 +212,8 @@ class TranscriptAnswer:
             self._done.set_exception(exc)
 
     def failed(self, exc: Exception) -> None:
-        if self._done.done():
-            return
-        if isinstance(exc, StaleConnection):
-            self._done.set_exception(exc)
-        elif isinstance(exc, TimeoutError):
-            self._done.set_exception(self.failure("timeout", "sent nothing for too long"))
-        elif isinstance(exc, ProtocolError):
-            self._done.set_exception(self.failure("invalid_answer", str(exc)))
-        elif isinstance(exc, ConnectionLost):
-            self._done.set_exception(self.failure("upstream_unavailable", str(exc)))
-        else:
-            what = f"connection failed: {type(exc).__name__}"
-            self._done.set_exception(self.failure("upstream_unavailable", what))
+        if not self._done.done():
+            self._done.set_exception(lost(self, exc, "sent nothing for too long"))
 
     # -- reading ---------------------------------------------------------------------
 

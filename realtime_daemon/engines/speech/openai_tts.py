@@ -31,11 +31,13 @@ from realtime_daemon.audio.speech import SpeechRequest, SynthesisFailed
 from realtime_daemon.config import Config
 from realtime_daemon.engines.openai.h1 import (
     Connection,
-    ConnectionLost,
-    ProtocolError,
-    StaleConnection,
 )
-from realtime_daemon.engines.speech.answer import RETRY_STATUSES, AttemptFailed, upstream_words
+from realtime_daemon.engines.speech.answer import (
+    RETRY_STATUSES,
+    AttemptFailed,
+    lost,
+    upstream_words,
+)
 from realtime_daemon.engines.speech.replicas import Replicas
 
 __all__ = ["DEFAULT_VOICE", "NOT_PCM", "OpenAISynthesizer", "SpeechAnswer"]
@@ -155,19 +157,8 @@ class SpeechAnswer:
             self._done.set_result(None)
 
     def failed(self, exc: Exception) -> None:
-        if self._done.done():
-            return
-        if isinstance(exc, StaleConnection):
-            self._done.set_exception(exc)
-        elif isinstance(exc, TimeoutError):
-            self._done.set_exception(self.failure("timeout", "sent no audio for too long"))
-        elif isinstance(exc, ProtocolError):
-            self._done.set_exception(self.failure("invalid_answer", str(exc)))
-        elif isinstance(exc, ConnectionLost):
-            self._done.set_exception(self.failure("upstream_unavailable", str(exc)))
-        else:
-            what = f"connection failed: {type(exc).__name__}"
-            self._done.set_exception(self.failure("upstream_unavailable", what))
+        if not self._done.done():
+            self._done.set_exception(lost(self, exc, "sent no audio for too long"))
 
     def _stop(self, exc: Exception) -> None:
         if self.connection is not None:
